@@ -1,0 +1,3 @@
+//! (being written)
+mod event;
+pub use event::*;

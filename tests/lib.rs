@@ -1,0 +1,4 @@
+//! Support code shared by the workspace-level tests in `tests/tests/`.
+
+pub mod corpus;
+pub mod daemon;
