@@ -1,3 +1,5 @@
 //! Run Docker image builds and stream typed progress events.
 
 pub mod connection;
+pub mod context;
+pub mod dockerignore;
