@@ -2,4 +2,5 @@
 
 pub mod connection;
 pub mod context;
+pub mod dockerfile;
 pub mod dockerignore;
