@@ -1,14 +1,75 @@
 //! The closed set of events the tracker yields, and the types they carry.
 
+use std::fmt;
+
 use bytes::Bytes;
 
 /// A point in time taken from the records (never from a clock): nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Time(pub i128);
 
+impl Time {
+    /// Nanoseconds since the Unix epoch.
+    pub fn unix_nanos(self) -> i128 {
+        self.0
+    }
+
+    /// The span from `earlier` to `self`, or zero if `earlier` is later.
+    ///
+    /// ```
+    /// use buildkit_events::{Duration, Time};
+    /// assert_eq!(Time(1_500).saturating_duration_since(Time(500)), Duration(1_000));
+    /// assert_eq!(Time(500).saturating_duration_since(Time(1_500)), Duration(0));
+    /// ```
+    pub fn saturating_duration_since(self, earlier: Time) -> Duration {
+        if self.0 > earlier.0 {
+            Duration((self.0 - earlier.0).unsigned_abs())
+        } else {
+            Duration(0)
+        }
+    }
+}
+
+impl From<&buildkit_proto::Timestamp> for Time {
+    fn from(t: &buildkit_proto::Timestamp) -> Self {
+        Time(t.unix_nanos())
+    }
+}
+
 /// A span between two [`Time`]s, in nanoseconds (never negative).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Duration(pub u128);
+
+impl Duration {
+    /// The span in nanoseconds.
+    pub fn as_nanos(self) -> u128 {
+        self.0
+    }
+
+    /// The span in seconds, e.g. for BuildKit's `DONE 0.7s` (`{:.1}`).
+    ///
+    /// ```
+    /// assert_eq!(buildkit_events::Duration(1_250_000_000).as_secs_f64(), 1.25);
+    /// ```
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// The span as a [`std::time::Duration`] (saturating at its maximum).
+    pub fn to_std(self) -> std::time::Duration {
+        let secs = u64::try_from(self.0 / 1_000_000_000).unwrap_or(u64::MAX);
+        let nanos = (self.0 % 1_000_000_000) as u32;
+        std::time::Duration::new(secs, nanos)
+    }
+}
+
+/// Seconds with a unit, 3 decimals unless a precision is given: `format!("{:.1}", d)` → `0.7s`.
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let precision = f.precision().unwrap_or(3);
+        write!(f, "{:.*}s", precision, self.as_secs_f64())
+    }
+}
 
 /// One thing that happened to one vertex. Every variant names its vertex by digest.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,13 +86,29 @@ pub enum Event {
     Warning(Warning),
 }
 
+impl Event {
+    /// The digest of the vertex the event is about.
+    pub fn digest(&self) -> &str {
+        match self {
+            Event::Started(e) => &e.digest,
+            Event::Completed(e) => &e.digest,
+            Event::Log(e) => &e.digest,
+            Event::Progress(e) => &e.digest,
+            Event::Warning(e) => &e.digest,
+        }
+    }
+}
+
 /// Payload of [`Event::Started`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VertexStarted {
+    /// The vertex digest, e.g. `sha256:…`.
     pub digest: String,
+    /// The display name, e.g. `[2/3] RUN echo hi`.
     pub name: String,
     /// Digests of the vertices this one consumes.
     pub inputs: Vec<String>,
+    /// Start of the interval.
     pub started: Time,
     /// 0 for the first interval, 1 for the first restart, ...
     pub interval: u32,
@@ -52,11 +129,35 @@ pub enum Outcome {
     Interrupted,
 }
 
+impl Outcome {
+    /// Whether this is [`Outcome::Failed`].
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Outcome::Failed(_))
+    }
+}
+
+/// BuildKit's plain-printer wording: `DONE`, `CACHED`, `ERROR: <error>`, `CANCELED`, and
+/// `INTERRUPTED` for an interval the input left open.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Done => f.write_str("DONE"),
+            Outcome::Cached => f.write_str("CACHED"),
+            Outcome::Failed(error) => write!(f, "ERROR: {error}"),
+            Outcome::Canceled => f.write_str("CANCELED"),
+            Outcome::Interrupted => f.write_str("INTERRUPTED"),
+        }
+    }
+}
+
 /// Payload of [`Event::Completed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VertexCompleted {
+    /// The vertex digest.
     pub digest: String,
+    /// The display name.
     pub name: String,
+    /// How the interval ended.
     pub outcome: Outcome,
     /// Start of the interval that ended.
     pub started: Time,
@@ -71,10 +172,43 @@ pub struct VertexCompleted {
 /// Which output stream a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stream {
+    /// Stream 1, the process's standard output.
     Stdout,
+    /// Stream 2, standard error (BuildKit's own messages use it too).
     Stderr,
     /// Any other stream number BuildKit sends.
     Other(i64),
+}
+
+impl Stream {
+    /// The stream of a `VertexLog.stream` number.
+    pub fn from_number(n: i64) -> Self {
+        match n {
+            buildkit_proto::STREAM_STDOUT => Stream::Stdout,
+            buildkit_proto::STREAM_STDERR => Stream::Stderr,
+            other => Stream::Other(other),
+        }
+    }
+
+    /// The `VertexLog.stream` number.
+    pub fn number(self) -> i64 {
+        match self {
+            Stream::Stdout => buildkit_proto::STREAM_STDOUT,
+            Stream::Stderr => buildkit_proto::STREAM_STDERR,
+            Stream::Other(n) => n,
+        }
+    }
+}
+
+/// `stdout`, `stderr`, or `stream <n>`.
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stream::Stdout => f.write_str("stdout"),
+            Stream::Stderr => f.write_str("stderr"),
+            Stream::Other(n) => write!(f, "stream {n}"),
+        }
+    }
 }
 
 /// How a [`LogLine`]'s bytes ended in the input.
@@ -94,10 +228,13 @@ pub enum LineEnd {
 /// bytes BuildKit sent for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
+    /// The vertex digest (possibly of a vertex no record has described yet).
     pub digest: String,
+    /// The stream the bytes came from.
     pub stream: Stream,
     /// The line without its `\n`; `\r` and invalid UTF-8 kept as sent.
     pub bytes: Bytes,
+    /// How the piece ended.
     pub end: LineEnd,
     /// Timestamp of the log chunk in which this line began.
     pub timestamp: Time,
@@ -115,26 +252,36 @@ impl LogLine {
 /// Payload of [`Event::Progress`], reported whenever a (vertex, id) status changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
+    /// The vertex digest.
     pub digest: String,
     /// Status id, unique per vertex, e.g. a layer digest or `exporting layers`.
     pub id: String,
     /// The action, e.g. `extracting`; often empty.
     pub action: String,
+    /// Units done so far (bytes for transfers).
     pub current: i64,
     /// `None` when BuildKit does not know the total (sent as 0).
     pub total: Option<i64>,
+    /// Time of this update (the latest time seen so far if BuildKit left it out).
     pub timestamp: Time,
+    /// When the sub-task started, if it has.
     pub started: Option<Time>,
+    /// When the sub-task finished, if it has.
     pub completed: Option<Time>,
 }
 
 /// Payload of [`Event::Warning`]; a warning repeated by BuildKit's batch splitting comes once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    /// The vertex digest.
     pub digest: String,
+    /// Severity as sent (BuildKit uses 1 for lint warnings).
     pub level: i64,
+    /// One-line message, e.g. `JSONArgsRecommended: … (line 9)`.
     pub short: Bytes,
+    /// Description paragraphs.
     pub detail: Vec<Bytes>,
+    /// Documentation link, empty if none.
     pub url: String,
     /// The source file the warning points into, e.g. `Dockerfile`.
     pub source_file: Option<String>,

@@ -1,3 +1,182 @@
-//! (being written)
+//! A sans-IO tracker that turns BuildKit's progress stream into per-vertex events.
+//!
+//! BuildKit reports a build as a stream of `moby.buildkit.v1.StatusResponse` records (over
+//! gRPC `Control/Status`, or base64-encoded in the `aux` field of the Docker daemon's
+//! `{"id":"moby.buildkit.trace",…}` lines during `POST /build?version=2`). Each record holds
+//! full snapshots of some vertices, status updates, raw log chunks and warnings. The
+//! [`Tracker`] keeps the state BuildKit's own progress printer keeps and yields a small,
+//! closed set of [`Event`]s: a vertex [started](Event::Started) or
+//! [completed](Event::Completed) an interval, printed a [line](Event::Log), made
+//! [progress](Event::Progress) on a sub-task, or raised a [warning](Event::Warning).
+//!
+//! The tracker does no I/O, spawns nothing and never reads a clock: every time it reports
+//! comes from the records. Feed it with [`Tracker::handle_aux`], [`Tracker::handle_protobuf`]
+//! or [`Tracker::handle_response`], drain [`Tracker::poll_event`], and call
+//! [`Tracker::finish`] at the end of the input for the last events and a [`Summary`].
+//!
+//! # Example
+//!
+//! ```
+//! use buildkit_events::{Event, LineEnd, Outcome, Tracker};
+//! use buildkit_proto::{Message, StatusResponse, Timestamp, Vertex, VertexLog};
+//!
+//! let ts = |ms: i64| Some(Timestamp { seconds: ms / 1000, nanos: (ms % 1000) as i32 * 1_000_000 });
+//! let run = |started, completed| Vertex {
+//!     digest: "sha256:aaaa".into(),
+//!     name: "[2/2] RUN make".into(),
+//!     started,
+//!     completed,
+//!     ..Default::default()
+//! };
+//!
+//! let mut tracker = Tracker::new();
+//! // A pending snapshot: known, not started, no event.
+//! tracker.handle_response(StatusResponse { vertexes: vec![run(None, None)], ..Default::default() });
+//! // It starts and prints a line and a half.
+//! tracker.handle_response(StatusResponse {
+//!     vertexes: vec![run(ts(1_000), None)],
+//!     logs: vec![VertexLog {
+//!         vertex: "sha256:aaaa".into(),
+//!         timestamp: ts(1_100),
+//!         stream: 1,
+//!         msg: "compiling\nlink".into(),
+//!     }],
+//!     ..Default::default()
+//! });
+//! // The rest of the line arrives in the next record, encoded as the daemon sends it.
+//! let record = StatusResponse {
+//!     logs: vec![VertexLog {
+//!         vertex: "sha256:aaaa".into(),
+//!         timestamp: ts(1_200),
+//!         stream: 1,
+//!         msg: "ing done\n".into(),
+//!     }],
+//!     ..Default::default()
+//! };
+//! use base64::Engine as _;
+//! let aux = base64::engine::general_purpose::STANDARD.encode(record.encode_to_vec());
+//! tracker.handle_aux(aux.as_bytes()).unwrap();
+//! // The vertex completes.
+//! tracker.handle_response(StatusResponse {
+//!     vertexes: vec![run(ts(1_000), ts(2_500))],
+//!     ..Default::default()
+//! });
+//!
+//! let mut lines = Vec::new();
+//! while let Some(event) = tracker.poll_event() {
+//!     match event {
+//!         Event::Started(s) => assert_eq!((s.name.as_str(), s.interval), ("[2/2] RUN make", 0)),
+//!         Event::Log(l) => {
+//!             assert_eq!(l.end, LineEnd::Newline);
+//!             lines.push(l.text().into_owned());
+//!         }
+//!         Event::Completed(c) => {
+//!             assert_eq!(c.outcome, Outcome::Done);
+//!             assert_eq!(format!("{:.1}", c.duration), "1.5s");
+//!         }
+//!         other => panic!("unexpected {other:?}"),
+//!     }
+//! }
+//! assert_eq!(lines, ["compiling", "linking done"]);
+//!
+//! let summary = tracker.finish();
+//! assert_eq!(summary.counts.done, 1);
+//! assert!(tracker.poll_event().is_none());
+//! ```
+//!
+//! # Semantics
+//!
+//! **Vertices.** Each vertex record is a full snapshot; a digest comes many times, sometimes
+//! twice in one record. A snapshot without `started` never changes a vertex that has
+//! started; for a vertex that has not, it records name and inputs (the vertex is *pending*,
+//! no event). A snapshot with `started` replaces the vertex's name, inputs, cached flag,
+//! error and progress group.
+//!
+//! **Intervals**, as in BuildKit's printer (`progressui`): each snapshot with `started` adds
+//! or overwrites an interval keyed by its start time; intervals are merged (an interval
+//! starting at or before the current one's end joins it; an open interval swallows every
+//! later one), and the vertex is running iff the last merged interval is open.
+//! - [`Event::Started`] is emitted on every transition not-running → running, with
+//!   `interval` 0, 1, 2, …: a vertex that runs again after completing (BuildKit does this
+//!   for `[1/N] FROM …` and `[internal] load remote build context`) gets a new `Started`.
+//!   If the new run's interval overlaps the completed one (so the merged interval re-opens),
+//!   the `Started` carries the new interval's start.
+//! - [`Event::Completed`] is emitted on running → not-running, with the interval's start and
+//!   end. A vertex first seen already completed (e.g. a cache hit with `started` and
+//!   `completed` in one snapshot) gets `Started` then `Completed`; so does every new
+//!   closed interval that begins after the last one announced.
+//! - So, per digest, every `Completed` follows its `Started` and no vertex starts twice
+//!   without completing in between.
+//! - *Stale snapshots:* a snapshot that re-sends an already completed interval (same start)
+//!   without `completed` is older than what the tracker knows. It is ignored entirely (its
+//!   fields too); it never re-opens the vertex. (BuildKit's printer would re-open it.)
+//!   A later snapshot with a different completion time for the same interval overwrites it,
+//!   as in the printer, without new events.
+//! - A closed interval that begins before the last announced one (a late out-of-order
+//!   snapshot) only changes the durations, not the events.
+//!
+//! **Outcome** of a completed interval, from the snapshot that completed it: an error ending
+//! in `context canceled` → [`Outcome::Canceled`]; any other non-empty error →
+//! [`Outcome::Failed`]; else cached → [`Outcome::Cached`]; else [`Outcome::Done`].
+//! [`VertexCompleted::duration`] is the sum of the vertex's merged intervals up to this one
+//! (BuildKit's `DONE x.xs`).
+//!
+//! **Within one record** the tracker applies vertices, then statuses, then logs, then
+//! warnings. If a vertex completes in a record that also carries logs, statuses or warnings
+//! for it, its `Completed` comes after them (they happened before the completion).
+//!
+//! **Logs** are split per (digest, stream) on `\n`; a partial line is carried across chunks
+//! and records. Nothing is lost: for each (digest, stream), concatenating the [`LogLine`]
+//! bytes, plus `\n` after each [`LineEnd::Newline`] one, gives exactly the bytes BuildKit
+//! sent. A partial line is flushed as [`LineEnd::Unterminated`] when its vertex completes
+//! and at [`Tracker::finish`]. A line longer than [`Config::max_line_len`] comes out in
+//! pieces of exactly that length ending in [`LineEnd::Split`], so at most that much is
+//! buffered per (digest, stream); the pieces depend only on the bytes, not on how they were
+//! chunked. BuildKit's `[output clipped, log limit 200KiB/s reached]` /
+//! `[output clipped, log limit 2MiB reached]` line sets [`LogLine::clipped_notice`]. `\r`,
+//! ANSI sequences and invalid UTF-8 stay in the bytes as sent. A line that lies wholly inside
+//! one chunk is a [`Bytes::slice`](bytes::Bytes::slice) of it; only partial lines are copied.
+//! A line's timestamp is that of the chunk it began in.
+//!
+//! **Progress**: statuses are keyed by (vertex digest, status id); a [`Progress`] event is
+//! emitted when anything but the timestamp changed (action, current, total, started,
+//! completed). A total of 0 means unknown ([`Progress::total`] is `None`).
+//!
+//! **Warnings**: a warning with exactly the same content for the same vertex (as BuildKit's
+//! batch splitting repeats them) is reported once. The tracker keeps only a 64-bit hash of
+//! each warning's content for this, never the warning itself (its SourceInfo may hold the
+//! whole Dockerfile and LLB definition). [`Warning::source_file`] comes from the SourceInfo's
+//! filename and [`Warning::lines`] from its ranges' (start.line, end.line).
+//!
+//! **Unknown digests**: logs, statuses and warnings for a digest no vertex record has
+//! described are emitted anyway (BuildKit's printer drops them); the digest is in the event.
+//!
+//! **End of input**: [`Tracker::finish`] flushes partial lines and completes every running
+//! vertex with [`Outcome::Interrupted`] at the latest time seen anywhere in the input
+//! (interrupted vertices in the order they first started), then returns the [`Summary`]:
+//! counts by the latest outcome of each started vertex, the pending count, wall time from
+//! the first start to the last completion, every started vertex (digest, name, outcome,
+//! duration) in first-start order, and the first vertex that failed with its last
+//! [`Config::log_tail_lines`] log lines. Calling it again queues nothing and returns the same
+//! summary.
+//!
+//! **Errors**: an undecodable record ([`RecordError`]) leaves the tracker as it was, apart
+//! from counting the record, and later records are handled normally. No input makes the
+//! tracker panic.
+
+#![warn(missing_docs)]
+
+mod error;
 mod event;
+mod intervals;
+mod lines;
+mod summary;
+mod tracker;
+
+pub use error::RecordError;
 pub use event::*;
+pub use summary::{FailedVertex, OutcomeCounts, Summary, VertexSummary};
+pub use tracker::{Config, ProgressGroup, Tracker, VertexInfo, VertexState};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,181 @@
+//! A vertex's run intervals, kept and merged the way BuildKit's progress printer does
+//! (`util/progress/progressui/display.go`: `intervals` keyed by start, `mergeIntervals`).
+
+use std::collections::BTreeMap;
+
+/// One (merged) run interval, in nanoseconds since the Unix epoch. `stop == None` is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: i128,
+    pub(crate) stop: Option<i128>,
+}
+
+impl Span {
+    /// Length of a closed span (0 for an open one, or one whose stop precedes its start).
+    pub(crate) fn closed_len(&self) -> u128 {
+        match self.stop {
+            Some(stop) if stop > self.start => (stop - self.start).unsigned_abs(),
+            _ => 0,
+        }
+    }
+}
+
+/// What [`Intervals::insert`] did with a snapshot's (started, completed) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Insert {
+    /// The interval was added or overwritten.
+    Applied,
+    /// The snapshot re-sent an interval that had already completed, without its completion:
+    /// it is older than what we know and was ignored.
+    Stale,
+}
+
+/// Raw intervals keyed by start time, plus their merged form.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Intervals {
+    raw: BTreeMap<i128, Option<i128>>,
+    merged: Vec<Span>,
+}
+
+impl Intervals {
+    /// Records the interval of one snapshot that has `started`.
+    pub(crate) fn insert(&mut self, start: i128, stop: Option<i128>) -> Insert {
+        let slot = self.raw.entry(start).or_insert(stop);
+        if stop.is_none() && slot.is_some() {
+            return Insert::Stale;
+        }
+        *slot = stop;
+        self.merged = merge(&self.raw);
+        Insert::Applied
+    }
+
+    /// The merged intervals, sorted by start; only the last one can be open.
+    pub(crate) fn merged(&self) -> &[Span] {
+        &self.merged
+    }
+
+    /// Whether the last merged interval is open (BuildKit's printer: started, not completed).
+    #[cfg(test)]
+    fn is_open(&self) -> bool {
+        self.merged.last().is_some_and(|s| s.stop.is_none())
+    }
+
+    /// Sum of the closed merged intervals that start at or before `until`.
+    pub(crate) fn closed_total_until(&self, until: i128) -> u128 {
+        self.merged
+            .iter()
+            .take_while(|s| s.start <= until)
+            .map(Span::closed_len)
+            .fold(0u128, u128::saturating_add)
+    }
+
+    /// Sum of all closed merged intervals.
+    pub(crate) fn closed_total(&self) -> u128 {
+        self.merged
+            .iter()
+            .map(Span::closed_len)
+            .fold(0u128, u128::saturating_add)
+    }
+}
+
+/// BuildKit's `mergeIntervals`: sorted by start; an interval starting at or before the
+/// current one's stop is joined to it; an open interval swallows every later one.
+fn merge(raw: &BTreeMap<i128, Option<i128>>) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut iter = raw.iter().map(|(&start, &stop)| Span { start, stop });
+    let Some(mut cur) = iter.next() else {
+        return out;
+    };
+    for next in iter {
+        let Some(cur_stop) = cur.stop else {
+            break;
+        };
+        if cur_stop < next.start {
+            out.push(cur);
+            cur = next;
+            continue;
+        }
+        match next.stop {
+            None => {
+                cur.stop = None;
+                break;
+            }
+            Some(next_stop) if next_stop > cur_stop => cur.stop = Some(next_stop),
+            Some(_) => {}
+        }
+    }
+    out.push(cur);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(iv: &Intervals) -> Vec<(i128, Option<i128>)> {
+        iv.merged().iter().map(|s| (s.start, s.stop)).collect()
+    }
+
+    #[test]
+    fn disjoint_intervals_stay_apart() {
+        let mut iv = Intervals::default();
+        iv.insert(0, Some(10));
+        iv.insert(12, Some(15));
+        assert_eq!(spans(&iv), vec![(0, Some(10)), (12, Some(15))]);
+        assert!(!iv.is_open());
+        assert_eq!(iv.closed_total(), 13);
+        assert_eq!(iv.closed_total_until(11), 10);
+    }
+
+    #[test]
+    fn touching_and_overlapping_intervals_join() {
+        let mut iv = Intervals::default();
+        iv.insert(0, Some(10));
+        iv.insert(10, Some(20));
+        iv.insert(5, Some(8));
+        assert_eq!(spans(&iv), vec![(0, Some(20))]);
+        assert_eq!(iv.closed_total(), 20);
+    }
+
+    #[test]
+    fn open_interval_swallows_later_ones() {
+        let mut iv = Intervals::default();
+        iv.insert(0, None);
+        iv.insert(5, Some(6));
+        iv.insert(100, Some(200));
+        assert_eq!(spans(&iv), vec![(0, None)]);
+        assert!(iv.is_open());
+        assert_eq!(iv.closed_total(), 0);
+        // Completing the open one uncovers the later interval again.
+        iv.insert(0, Some(7));
+        assert_eq!(spans(&iv), vec![(0, Some(7)), (100, Some(200))]);
+    }
+
+    #[test]
+    fn overlapping_open_interval_reopens() {
+        let mut iv = Intervals::default();
+        iv.insert(0, Some(10));
+        iv.insert(10, None);
+        assert_eq!(spans(&iv), vec![(0, None)]);
+    }
+
+    #[test]
+    fn stale_reopen_of_a_completed_interval_is_ignored() {
+        let mut iv = Intervals::default();
+        assert_eq!(iv.insert(0, None), Insert::Applied);
+        assert_eq!(iv.insert(0, Some(4)), Insert::Applied);
+        assert_eq!(iv.insert(0, None), Insert::Stale);
+        assert_eq!(spans(&iv), vec![(0, Some(4))]);
+        // A later completion time overwrites, as in BuildKit's printer.
+        assert_eq!(iv.insert(0, Some(9)), Insert::Applied);
+        assert_eq!(spans(&iv), vec![(0, Some(9))]);
+    }
+
+    #[test]
+    fn backwards_interval_counts_zero() {
+        let mut iv = Intervals::default();
+        iv.insert(10, Some(5));
+        assert_eq!(iv.closed_total(), 0);
+        assert!(!iv.is_open());
+    }
+}

@@ -1,0 +1,937 @@
+//! Tracker behaviour: semantics tests and property tests.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine as _;
+use buildkit_proto::pb::{Position, Range, SourceInfo};
+use buildkit_proto::{
+    Message as _, StatusResponse, Timestamp, Vertex, VertexLog, VertexStatus, VertexWarning,
+};
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use crate::*;
+
+const A: &str = "sha256:aaaa";
+const B: &str = "sha256:bbbb";
+
+fn ts(ns: i64) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: ns.div_euclid(1_000_000_000),
+        nanos: ns.rem_euclid(1_000_000_000) as i32,
+    })
+}
+
+fn vtx(digest: &str, started: Option<i64>, completed: Option<i64>) -> Vertex {
+    Vertex {
+        digest: digest.into(),
+        name: format!("step {digest}"),
+        started: started.and_then(ts),
+        completed: completed.and_then(ts),
+        ..Default::default()
+    }
+}
+
+fn log(digest: &str, stream: i64, at: i64, msg: &[u8]) -> VertexLog {
+    VertexLog {
+        vertex: digest.into(),
+        timestamp: ts(at),
+        stream,
+        msg: Bytes::copy_from_slice(msg),
+    }
+}
+
+fn rec(vertexes: Vec<Vertex>) -> StatusResponse {
+    StatusResponse {
+        vertexes,
+        ..Default::default()
+    }
+}
+
+fn logs(logs: Vec<VertexLog>) -> StatusResponse {
+    StatusResponse {
+        logs,
+        ..Default::default()
+    }
+}
+
+fn drain(t: &mut Tracker) -> Vec<Event> {
+    std::iter::from_fn(|| t.poll_event()).collect()
+}
+
+/// A compact view of vertex events: `S<interval>@<start>` / `C<interval>@<end>:<outcome>`.
+fn lifecycle(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Started(s) => Some(format!("{} S{}@{}", s.digest, s.interval, s.started.0)),
+            Event::Completed(c) => Some(format!(
+                "{} C{}@{}:{}",
+                c.digest, c.interval, c.completed.0, c.outcome
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks the per-digest pairing invariant; returns the digests left running.
+fn check_pairing(events: &[Event]) -> Result<Vec<String>, String> {
+    let mut open: BTreeMap<&str, (u32, Time)> = BTreeMap::new();
+    let mut next: HashMap<&str, u32> = HashMap::new();
+    for e in events {
+        match e {
+            Event::Started(s) => {
+                if open.contains_key(s.digest.as_str()) {
+                    return Err(format!("{} started twice", s.digest));
+                }
+                let want = next.entry(&s.digest).or_insert(0);
+                if s.interval != *want {
+                    return Err(format!("{} interval {} != {want}", s.digest, s.interval));
+                }
+                *want += 1;
+                open.insert(&s.digest, (s.interval, s.started));
+            }
+            Event::Completed(c) => {
+                let Some((interval, started)) = open.remove(c.digest.as_str()) else {
+                    return Err(format!("{} completed without start", c.digest));
+                };
+                if c.interval != interval || c.started != started {
+                    return Err(format!("{} completed another interval", c.digest));
+                }
+                if c.completed < c.started {
+                    return Err(format!("{} completed before it started", c.digest));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(open.keys().map(|d| d.to_string()).collect())
+}
+
+/// Per (digest, stream): the pieces as (bytes, end, clipped, timestamp).
+type Pieces = BTreeMap<(String, Stream), Vec<(Vec<u8>, LineEnd, bool, i128)>>;
+
+fn pieces(events: &[Event]) -> Pieces {
+    let mut out = Pieces::new();
+    for e in events {
+        if let Event::Log(l) = e {
+            out.entry((l.digest.clone(), l.stream)).or_default().push((
+                l.bytes.to_vec(),
+                l.end,
+                l.clipped_notice,
+                l.timestamp.0,
+            ));
+        }
+    }
+    out
+}
+
+/// Rebuilds the byte stream of each (digest, stream) from its pieces.
+fn rejoin(p: &Pieces) -> BTreeMap<(String, Stream), Vec<u8>> {
+    p.iter()
+        .map(|(k, v)| {
+            let mut bytes = Vec::new();
+            for (b, end, _, _) in v {
+                bytes.extend_from_slice(b);
+                if *end == LineEnd::Newline {
+                    bytes.push(b'\n');
+                }
+            }
+            (k.clone(), bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn pending_snapshot_gives_no_event_and_never_resets_a_started_vertex() {
+    let mut t = Tracker::new();
+    let mut pending = vtx(A, None, None);
+    pending.inputs = vec![B.into()];
+    t.handle_response(rec(vec![pending.clone()]));
+    assert!(drain(&mut t).is_empty());
+    let info = t.vertex(A).unwrap();
+    assert_eq!(info.state, VertexState::Pending);
+    assert_eq!(info.inputs, [B]);
+
+    t.handle_response(rec(vec![vtx(A, Some(10), None)]));
+    t.handle_response(rec(vec![Vertex {
+        name: "renamed".into(),
+        ..pending
+    }]));
+    let events = drain(&mut t);
+    assert_eq!(lifecycle(&events), ["sha256:aaaa S0@10"]);
+    let info = t.vertex(A).unwrap();
+    assert_eq!(info.state, VertexState::Running);
+    assert_eq!(info.name, "step sha256:aaaa");
+    assert_eq!(t.running().count(), 1);
+}
+
+#[test]
+fn vertex_first_seen_completed_starts_and_completes() {
+    let mut t = Tracker::new();
+    let mut cached = vtx(A, Some(5), Some(7));
+    cached.cached = true;
+    t.handle_response(rec(vec![cached]));
+    let events = drain(&mut t);
+    assert_eq!(
+        lifecycle(&events),
+        ["sha256:aaaa S0@5", "sha256:aaaa C0@7:CACHED"]
+    );
+    let Event::Started(s) = &events[0] else {
+        panic!()
+    };
+    assert_eq!(s.name, "step sha256:aaaa");
+    assert_eq!(
+        t.vertex(A).unwrap().state,
+        VertexState::Completed(Outcome::Cached)
+    );
+}
+
+#[test]
+fn restart_after_completion_is_a_new_interval() {
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![vtx(A, Some(0), None)]));
+    t.handle_response(rec(vec![vtx(A, Some(0), Some(100))]));
+    // Both snapshots in one record, as BuildKit sends `[1/N] FROM` sometimes.
+    t.handle_response(rec(vec![
+        vtx(A, Some(110), Some(130)),
+        vtx(A, Some(140), None),
+    ]));
+    t.handle_response(rec(vec![vtx(A, Some(140), Some(150))]));
+    let events = drain(&mut t);
+    assert_eq!(
+        lifecycle(&events),
+        [
+            "sha256:aaaa S0@0",
+            "sha256:aaaa C0@100:DONE",
+            "sha256:aaaa S1@110",
+            "sha256:aaaa C1@130:DONE",
+            "sha256:aaaa S2@140",
+            "sha256:aaaa C2@150:DONE",
+        ]
+    );
+    let durations: Vec<u128> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Completed(c) => Some(c.duration.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(durations, [100, 120, 130]);
+    assert_eq!(t.vertex(A).unwrap().intervals, 3);
+    assert_eq!(t.vertex(A).unwrap().duration(), Duration(130));
+}
+
+#[test]
+fn overlapping_intervals_merge_and_an_overlapping_open_one_reopens() {
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![vtx(A, Some(0), Some(10))]));
+    // Overlaps: joins the first interval, no new run.
+    t.handle_response(rec(vec![vtx(A, Some(5), Some(20))]));
+    assert_eq!(t.vertex(A).unwrap().duration(), Duration(20));
+    // Starts exactly at the merged end while open: the merged interval re-opens.
+    t.handle_response(rec(vec![vtx(A, Some(20), None)]));
+    t.handle_response(rec(vec![vtx(A, Some(20), Some(30))]));
+    assert_eq!(
+        lifecycle(&drain(&mut t)),
+        [
+            "sha256:aaaa S0@0",
+            "sha256:aaaa C0@10:DONE",
+            "sha256:aaaa S1@20",
+            "sha256:aaaa C1@30:DONE",
+        ]
+    );
+    assert_eq!(t.vertex(A).unwrap().duration(), Duration(30));
+}
+
+#[test]
+fn stale_snapshot_does_not_reopen_a_completed_vertex() {
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![vtx(A, Some(0), None)]));
+    let mut failed = vtx(A, Some(0), Some(50));
+    failed.error = "exit code: 1".into();
+    t.handle_response(rec(vec![failed]));
+    // An old snapshot of the same interval, still running, arrives late.
+    t.handle_response(rec(vec![vtx(A, Some(0), None)]));
+    let events = drain(&mut t);
+    assert_eq!(
+        lifecycle(&events),
+        ["sha256:aaaa S0@0", "sha256:aaaa C0@50:ERROR: exit code: 1"]
+    );
+    let info = t.vertex(A).unwrap();
+    assert_eq!(info.error.as_deref(), Some("exit code: 1"));
+    assert_eq!(
+        info.state,
+        VertexState::Completed(Outcome::Failed("exit code: 1".into()))
+    );
+    assert_eq!(t.finish().counts.interrupted, 0);
+}
+
+#[test]
+fn open_interval_swallows_later_runs_until_it_closes() {
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![vtx(A, Some(0), None)]));
+    // BuildKit re-emits an input as cached with started == completed while it still runs.
+    let mut cached = vtx(A, Some(40), Some(40));
+    cached.cached = true;
+    t.handle_response(rec(vec![cached]));
+    assert_eq!(lifecycle(&drain(&mut t)), ["sha256:aaaa S0@0"]);
+    // Closing the open interval before the swallowed one uncovers it as its own run.
+    t.handle_response(rec(vec![vtx(A, Some(0), Some(30))]));
+    assert_eq!(
+        lifecycle(&drain(&mut t)),
+        [
+            "sha256:aaaa C0@30:DONE",
+            "sha256:aaaa S1@40",
+            "sha256:aaaa C1@40:DONE"
+        ]
+    );
+}
+
+#[test]
+fn outcomes_follow_the_printer() {
+    let cases = [
+        ("", false, "DONE"),
+        ("", true, "CACHED"),
+        (
+            "process did not complete successfully: exit code: 3",
+            false,
+            "ERROR: process did not complete successfully: exit code: 3",
+        ),
+        ("context canceled", false, "CANCELED"),
+        (
+            "failed to compute cache key: context canceled",
+            true,
+            "CANCELED",
+        ),
+        ("boom", true, "ERROR: boom"),
+    ];
+    for (error, cached, want) in cases {
+        let mut t = Tracker::new();
+        let mut v = vtx(A, Some(1), Some(2));
+        v.error = error.into();
+        v.cached = cached;
+        t.handle_response(rec(vec![v]));
+        let events = drain(&mut t);
+        let Some(Event::Completed(c)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(c.outcome.to_string(), want);
+    }
+}
+
+#[test]
+fn completion_waits_for_the_logs_of_its_record_and_flushes_partial_lines() {
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![vtx(A, Some(0), None), vtx(B, Some(0), None)]));
+    t.handle_response(logs(vec![log(A, 1, 5, b"par")]));
+    t.handle_response(StatusResponse {
+        vertexes: vec![vtx(A, Some(0), Some(20)), vtx(B, Some(0), Some(20))],
+        logs: vec![log(A, 1, 10, b"tial\nlast words"), log(A, 2, 11, b"err\n")],
+        ..Default::default()
+    });
+    let events = drain(&mut t);
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            Event::Started(s) => format!("start {}", s.digest),
+            Event::Completed(c) => format!("complete {}", c.digest),
+            Event::Log(l) => format!("log {} {} {:?}", l.digest, l.text(), l.end),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "start sha256:aaaa",
+            "start sha256:bbbb",
+            // B has no logs in the record: it completes in place.
+            "complete sha256:bbbb",
+            "log sha256:aaaa partial Newline",
+            "log sha256:aaaa err Newline",
+            "log sha256:aaaa last words Unterminated",
+            "complete sha256:aaaa",
+        ]
+    );
+    // The joined line keeps the timestamp of the chunk it began in.
+    let Event::Log(first) = &events[3] else {
+        panic!()
+    };
+    assert_eq!(first.timestamp, Time(5));
+    assert_eq!(first.stream, Stream::Stdout);
+}
+
+#[test]
+fn logs_statuses_and_warnings_of_unknown_vertices_are_kept() {
+    let mut t = Tracker::new();
+    t.handle_response(StatusResponse {
+        logs: vec![log(B, 2, 3, b"hello\n")],
+        statuses: vec![VertexStatus {
+            id: "x".into(),
+            vertex: B.into(),
+            timestamp: ts(3),
+            ..Default::default()
+        }],
+        warnings: vec![VertexWarning {
+            vertex: B.into(),
+            short: Bytes::from_static(b"careful"),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let events = drain(&mut t);
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e.digest() == B));
+    assert!(t.vertex(B).is_none(), "no vertex record described it");
+}
+
+#[test]
+fn progress_is_reported_when_anything_but_the_timestamp_changes() {
+    let status = |current, total, at, completed: Option<i64>| VertexStatus {
+        id: "sha256:layer".into(),
+        vertex: A.into(),
+        name: "downloading".into(),
+        current,
+        total,
+        timestamp: ts(at),
+        started: ts(1),
+        completed: completed.and_then(ts),
+    };
+    let mut t = Tracker::new();
+    for s in [
+        status(0, 0, 1, None),
+        status(0, 0, 2, None),
+        status(10, 100, 3, None),
+        status(10, 100, 4, None),
+        status(100, 100, 5, None),
+        status(100, 100, 6, Some(6)),
+        status(100, 100, 7, Some(6)),
+    ] {
+        t.handle_response(StatusResponse {
+            statuses: vec![s],
+            ..Default::default()
+        });
+    }
+    let got: Vec<(i64, Option<i64>, i128, Option<Time>)> = drain(&mut t)
+        .into_iter()
+        .map(|e| match e {
+            Event::Progress(p) => {
+                assert_eq!(
+                    (p.id.as_str(), p.action.as_str()),
+                    ("sha256:layer", "downloading")
+                );
+                assert_eq!(p.started, Some(Time(1)));
+                (p.current, p.total, p.timestamp.0, p.completed)
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, None, 1, None),
+            (10, Some(100), 3, None),
+            (100, Some(100), 5, None),
+            (100, Some(100), 6, Some(Time(6))),
+        ]
+    );
+}
+
+fn warning(vertex: &str, short: &str, line: i32) -> VertexWarning {
+    VertexWarning {
+        vertex: vertex.into(),
+        level: 1,
+        short: Bytes::copy_from_slice(short.as_bytes()),
+        detail: vec![Bytes::from_static(b"Stage names should be lowercase")],
+        url: "https://docs.docker.com/go/dockerfile/rule/stage-name-casing/".into(),
+        info: Some(SourceInfo {
+            filename: "Dockerfile".into(),
+            data: Bytes::from(vec![b'#'; 100_000]),
+            ..Default::default()
+        }),
+        ranges: vec![Range {
+            start: Some(Position { line, character: 0 }),
+            end: Some(Position {
+                line: line + 1,
+                character: 3,
+            }),
+        }],
+    }
+}
+
+#[test]
+fn warnings_repeated_by_batch_splitting_come_once() {
+    let mut t = Tracker::new();
+    let w1 = warning(
+        A,
+        "StageNameCasing: Stage name 'Second' should be lowercase (line 5)",
+        5,
+    );
+    let w2 = warning(
+        A,
+        "NoEmptyContinuation: Empty continuation line (line 4)",
+        4,
+    );
+    // BuildKit appends the batch's warnings to every chunk of a split batch.
+    for chunk in 0..3 {
+        t.handle_response(StatusResponse {
+            logs: vec![log(A, 1, chunk, b"x")],
+            warnings: vec![w1.clone(), w2.clone()],
+            ..Default::default()
+        });
+    }
+    // Same content on another vertex is another warning.
+    t.handle_response(StatusResponse {
+        warnings: vec![warning(
+            B,
+            "StageNameCasing: Stage name 'Second' should be lowercase (line 5)",
+            5,
+        )],
+        ..Default::default()
+    });
+    let warnings: Vec<Warning> = drain(&mut t)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Warning(w) => Some(w),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 3);
+    assert_eq!(warnings[0].short, w1.short);
+    assert_eq!(warnings[0].source_file.as_deref(), Some("Dockerfile"));
+    assert_eq!(warnings[0].lines, [(5, 6)]);
+    assert_eq!(warnings[0].level, 1);
+    assert_eq!(warnings[0].detail, w1.detail);
+    assert_eq!(warnings[1].lines, [(4, 5)]);
+    assert_eq!(warnings[2].digest, B);
+}
+
+#[test]
+fn long_lines_are_split_and_clip_notices_recognised() {
+    let mut t = Tracker::with_config(Config {
+        max_line_len: 4,
+        ..Config::default()
+    });
+    t.handle_response(logs(vec![log(
+        A,
+        1,
+        0,
+        b"abcdefghij\n[output clipped, log limit 2MiB reached]\nxy\n",
+    )]));
+    let got: Vec<(String, LineEnd, bool)> = drain(&mut t)
+        .into_iter()
+        .map(|e| match e {
+            Event::Log(l) => (l.text().into_owned(), l.end, l.clipped_notice),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // The notice is longer than the bound here, so it is split and not a whole line.
+    assert_eq!(got[0], ("abcd".into(), LineEnd::Split, false));
+    assert_eq!(got[1], ("efgh".into(), LineEnd::Split, false));
+    assert_eq!(got[2], ("ij".into(), LineEnd::Newline, false));
+    assert!(got[3..got.len() - 1].iter().all(|(_, _, clip)| !clip));
+    assert_eq!(got.last().unwrap(), &("xy".into(), LineEnd::Newline, false));
+
+    let mut t = Tracker::new();
+    t.handle_response(logs(vec![log(
+        A,
+        1,
+        0,
+        b"line 2941 of a long\n[output clipped, log limit 200KiB/s reached]\n",
+    )]));
+    let clips: Vec<bool> = drain(&mut t)
+        .into_iter()
+        .map(|e| match e {
+            Event::Log(l) => l.clipped_notice,
+            _ => false,
+        })
+        .collect();
+    assert_eq!(clips, [false, true]);
+}
+
+#[test]
+fn invalid_utf8_and_carriage_returns_are_kept() {
+    let mut t = Tracker::new();
+    t.handle_response(logs(vec![log(
+        A,
+        1,
+        0,
+        b"\xff\xfe\r50%\r100%\n\x1b[31mred\x1b[0m\n",
+    )]));
+    let lines: Vec<Bytes> = drain(&mut t)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l.bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, [&b"\xff\xfe\r50%\r100%"[..], b"\x1b[31mred\x1b[0m"]);
+}
+
+#[test]
+fn finish_interrupts_running_vertices_and_summarises() {
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![vtx(A, Some(100), None), vtx(B, Some(50), None)]));
+    let mut lines = Vec::new();
+    for i in 0..15 {
+        lines.push(log(B, 1 + i % 2, 200 + i, format!("line {i}\n").as_bytes()));
+    }
+    lines.push(log(B, 1, 300, b"partial"));
+    t.handle_response(logs(lines));
+    let mut failed = vtx(B, Some(50), Some(400));
+    failed.error = "exit code: 2".into();
+    t.handle_response(rec(vec![failed]));
+    t.handle_response(logs(vec![log(A, 1, 900, b"tick")]));
+    let before = drain(&mut t);
+    assert_eq!(check_pairing(&before).unwrap(), [A]);
+
+    let summary = t.finish();
+    let after = drain(&mut t);
+    assert_eq!(
+        after
+            .iter()
+            .map(|e| match e {
+                Event::Log(l) => format!("log {} {:?}", l.text(), l.end),
+                Event::Completed(c) => format!("{} {} {}", c.digest, c.outcome, c.completed.0),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>(),
+        ["log tick Unterminated", "sha256:aaaa INTERRUPTED 900"]
+    );
+    let mut all = before;
+    all.extend(after);
+    assert!(check_pairing(&all).unwrap().is_empty());
+
+    assert_eq!(summary.counts.failed, 1);
+    assert_eq!(summary.counts.interrupted, 1);
+    assert_eq!(summary.counts.total(), 2);
+    assert_eq!(summary.first_started, Some(Time(50)));
+    assert_eq!(summary.last_completed, Some(Time(900)));
+    assert_eq!(summary.wall_time, Duration(850));
+    // First-start order: B started at 50 but A came first in the record.
+    let order: Vec<(&str, u128)> = summary
+        .vertices
+        .iter()
+        .map(|v| (v.digest.as_str(), v.duration.0))
+        .collect();
+    assert_eq!(order, [(A, 800), (B, 350)]);
+    let failed = summary.failed.as_ref().unwrap();
+    assert_eq!(failed.digest, B);
+    assert_eq!(failed.error, "exit code: 2");
+    let tail: Vec<String> = failed
+        .last_lines
+        .iter()
+        .map(|l| l.text().into_owned())
+        .collect();
+    assert_eq!(tail.len(), 10);
+    assert_eq!(tail[0], "line 6");
+    assert_eq!(tail[9], "partial");
+
+    // Finishing again changes nothing.
+    assert_eq!(t.finish(), summary);
+    assert!(t.poll_event().is_none());
+}
+
+#[test]
+fn undecodable_records_are_reported_and_skipped() {
+    let mut t = Tracker::new();
+    let good = base64::engine::general_purpose::STANDARD
+        .encode(rec(vec![vtx(A, Some(1), None)]).encode_to_vec());
+    t.handle_aux(good.as_bytes()).unwrap();
+
+    let err = t.handle_aux(b"Cg4KC3NoYTI1Nj*hYWFh").unwrap_err();
+    assert_eq!(err.record(), 1);
+    assert!(
+        matches!(err, RecordError::Base64 { offset: 14, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "record 1: invalid base64 at byte offset 14"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+
+    let err = t.handle_aux(b"Cg4").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RecordError::Base64 {
+                record: 2,
+                offset: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // Valid base64 of a truncated message: field 1, length 14, 2 bytes present.
+    let err = t.handle_aux(b"Cg5hYQ==").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RecordError::Protobuf {
+                record: 3,
+                len: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("record 3: invalid StatusResponse protobuf")
+    );
+    let err = t
+        .handle_protobuf(Bytes::from_static(b"\xff\xff\xff"))
+        .unwrap_err();
+    assert_eq!(err.record(), 4);
+
+    // Nothing changed: still one running vertex, and later records work.
+    assert_eq!(lifecycle(&drain(&mut t)), ["sha256:aaaa S0@1"]);
+    assert_eq!(t.records(), 5);
+    t.handle_protobuf(Bytes::from(
+        rec(vec![vtx(A, Some(1), Some(2))]).encode_to_vec(),
+    ))
+    .unwrap();
+    assert_eq!(lifecycle(&drain(&mut t)), ["sha256:aaaa C0@2:DONE"]);
+}
+
+#[test]
+fn decoded_log_payloads_are_slices_of_the_record() {
+    let wire = Bytes::from(logs(vec![log(A, 1, 0, b"one\ntwo\n")]).encode_to_vec());
+    let mut t = Tracker::new();
+    t.handle_protobuf(wire.clone()).unwrap();
+    let range = wire.as_ptr_range();
+    for e in drain(&mut t) {
+        let Event::Log(l) = e else { panic!() };
+        assert!(
+            range.contains(&l.bytes.as_ptr()),
+            "{:?} was copied",
+            l.bytes
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Property tests
+// ---------------------------------------------------------------------------------------
+
+/// Bytes rich in newlines, carriage returns and invalid UTF-8.
+fn log_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => Just(b'a'),
+            2 => Just(b'\n'),
+            1 => Just(b'\r'),
+            1 => Just(0xff_u8),
+            1 => any::<u8>(),
+        ],
+        0..60,
+    )
+}
+
+/// The original log chunks of one build: (digest index, stream, bytes), in order.
+fn chunk_list() -> impl Strategy<Value = Vec<(usize, i64, Vec<u8>)>> {
+    prop::collection::vec((0..2usize, 1..3i64, log_bytes()), 0..12)
+}
+
+const DIGESTS: [&str; 2] = [A, B];
+
+/// Feeds: a start record, then the records, then a completion record, then finish.
+fn run_build(records: Vec<StatusResponse>, max_line_len: usize) -> Vec<Event> {
+    let mut t = Tracker::with_config(Config {
+        max_line_len,
+        ..Config::default()
+    });
+    t.handle_response(rec(vec![vtx(A, Some(0), None), vtx(B, Some(0), None)]));
+    for r in records {
+        t.handle_response(r);
+    }
+    t.handle_response(rec(vec![
+        vtx(A, Some(0), Some(1_000)),
+        vtx(B, Some(0), Some(1_000)),
+    ]));
+    t.finish();
+    drain(&mut t)
+}
+
+/// Cuts `chunks` further at the given fractions and groups the pieces into records of
+/// `group` sizes; each piece keeps the timestamp of its original chunk.
+fn rechunk(chunks: &[(usize, i64, Vec<u8>)], cuts: &[u8], groups: &[u8]) -> Vec<StatusResponse> {
+    let mut pieces = Vec::new();
+    let mut cut = cuts.iter().cycle();
+    for (i, (d, stream, bytes)) in chunks.iter().enumerate() {
+        let mut rest = &bytes[..];
+        loop {
+            let n = usize::from(*cut.next().unwrap_or(&255)) % (rest.len() + 1);
+            if n == 0 || n >= rest.len() {
+                pieces.push(log(DIGESTS[*d], *stream, 10 + i as i64, rest));
+                break;
+            }
+            pieces.push(log(DIGESTS[*d], *stream, 10 + i as i64, &rest[..n]));
+            rest = &rest[n..];
+        }
+    }
+    let mut records = Vec::new();
+    let mut group = groups.iter().cycle();
+    let mut iter = pieces.into_iter().peekable();
+    while iter.peek().is_some() {
+        let n = 1 + usize::from(*group.next().unwrap_or(&0)) % 4;
+        records.push(logs(iter.by_ref().take(n).collect()));
+    }
+    records
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// However the same log bytes are chunked and grouped into records, each (digest,
+    /// stream) yields the same pieces (bytes, line end, clip flag, timestamp of the chunk the
+    /// piece began in), and they rejoin to exactly the input.
+    #[test]
+    fn rechunking_logs_changes_nothing(
+        chunks in chunk_list(),
+        cuts in prop::collection::vec(any::<u8>(), 1..16),
+        groups in prop::collection::vec(any::<u8>(), 1..8),
+        max_line_len in prop_oneof![1..8usize, Just(1usize << 20)],
+    ) {
+        let one_per_record: Vec<StatusResponse> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, (d, s, b))| logs(vec![log(DIGESTS[*d], *s, 10 + i as i64, b)]))
+            .collect();
+        let base = run_build(one_per_record, max_line_len);
+        let other = run_build(rechunk(&chunks, &cuts, &groups), max_line_len);
+        prop_assert_eq!(pieces(&base), pieces(&other));
+        prop_assert_eq!(lifecycle(&base), lifecycle(&other));
+
+        let mut input: BTreeMap<(String, Stream), Vec<u8>> = BTreeMap::new();
+        for (d, s, b) in &chunks {
+            if !b.is_empty() {
+                input.entry((DIGESTS[*d].to_string(), Stream::from_number(*s)))
+                    .or_default()
+                    .extend_from_slice(b);
+            }
+        }
+        let p = pieces(&base);
+        prop_assert_eq!(rejoin(&p), input);
+        for v in p.values() {
+            for (bytes, end, _, _) in v {
+                prop_assert!(bytes.len() <= max_line_len);
+                prop_assert!(*end != LineEnd::Split || bytes.len() == max_line_len);
+            }
+        }
+    }
+
+    /// Splitting a record the way BuildKit splits a big batch (the first part carries the
+    /// vertices, statuses and some logs, later parts only logs, and every part repeats the
+    /// batch's warnings) yields the same events per vertex and per stream, and each warning
+    /// once.
+    #[test]
+    fn splitting_records_changes_nothing(
+        chunks in chunk_list(),
+        splits in prop::collection::vec(0..6u8, 1..8),
+        max_line_len in prop_oneof![1..8usize, Just(1usize << 20)],
+    ) {
+        let batch_warnings = vec![warning(A, "StageNameCasing: x (line 5)", 5), warning(B, "y", 1)];
+        let status = VertexStatus {
+            id: "exporting layers".into(),
+            vertex: B.into(),
+            timestamp: ts(5),
+            started: ts(5),
+            ..Default::default()
+        };
+        let all_logs: Vec<VertexLog> = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, (d, s, b))| log(DIGESTS[*d], *s, 10 + i as i64, b))
+            .collect();
+        // A batch in which B restarts and A is described again.
+        let batch_vertices = vec![vtx(A, Some(0), None), vtx(B, Some(0), Some(2)), vtx(B, Some(3), None)];
+        let whole = StatusResponse {
+            vertexes: batch_vertices.clone(),
+            statuses: vec![status.clone()],
+            logs: all_logs.clone(),
+            warnings: batch_warnings.clone(),
+        };
+        let mut parts = Vec::new();
+        let mut rest = &all_logs[..];
+        let mut split = splits.iter().cycle();
+        loop {
+            // The first part may hold no logs; every later part holds at least one.
+            let min = usize::from(!parts.is_empty());
+            let n = (min + usize::from(*split.next().unwrap_or(&0))).min(rest.len());
+            let (head, tail) = rest.split_at(n);
+            parts.push(StatusResponse { logs: head.to_vec(), warnings: batch_warnings.clone(), ..Default::default() });
+            rest = tail;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        parts[0].vertexes = batch_vertices;
+        parts[0].statuses = vec![status];
+
+        let base = run_build(vec![whole], max_line_len);
+        let other = run_build(parts, max_line_len);
+        for digest in DIGESTS {
+            let of = |events: &[Event]| -> Vec<Event> {
+                events.iter().filter(|e| e.digest() == digest && !matches!(e, Event::Log(_))).cloned().collect()
+            };
+            prop_assert_eq!(of(&base), of(&other));
+        }
+        prop_assert_eq!(pieces(&base), pieces(&other));
+        let warnings = other.iter().filter(|e| matches!(e, Event::Warning(_))).count();
+        prop_assert_eq!(warnings, 2);
+        prop_assert!(check_pairing(&other).map_err(TestCaseError::fail)?.is_empty());
+    }
+
+    /// Any sequence of vertex snapshots (in any order, stale or not) keeps the pairing
+    /// invariant, and after `finish` nothing is left running.
+    #[test]
+    fn any_snapshot_sequence_keeps_pairing(
+        snapshots in prop::collection::vec(
+            prop::collection::vec((0..2usize, prop::option::of(0..50i64), prop::option::of(0..60i64), any::<bool>()), 1..4),
+            0..30,
+        ),
+    ) {
+        let mut t = Tracker::new();
+        for record in &snapshots {
+            let vertexes = record
+                .iter()
+                .map(|(d, started, completed, cached)| {
+                    let mut v = vtx(DIGESTS[*d], *started, started.and(*completed));
+                    v.cached = *cached;
+                    v
+                })
+                .collect();
+            t.handle_response(rec(vertexes));
+            // What the events announced is what BuildKit's printer would show.
+            for info in t.vertices() {
+                let open = info.inner.intervals.merged().last().is_some_and(|s| s.stop.is_none());
+                prop_assert_eq!(info.state == VertexState::Running, open, "{}", info.digest);
+            }
+        }
+        let mut events = drain(&mut t);
+        prop_assert!(check_pairing(&events).is_ok(), "{:?}", check_pairing(&events));
+        let summary = t.finish();
+        events.extend(drain(&mut t));
+        let left = check_pairing(&events).map_err(TestCaseError::fail)?;
+        prop_assert!(left.is_empty(), "still running: {:?}", left);
+        prop_assert_eq!(t.running().count(), 0);
+        prop_assert_eq!(summary.counts.total(), summary.vertices.len());
+    }
+
+    /// Arbitrary bytes never panic the decoders, and a failure changes nothing.
+    #[test]
+    fn arbitrary_input_never_panics(data in prop::collection::vec(any::<u8>(), 0..200)) {
+        let mut t = Tracker::new();
+        let _ = t.handle_protobuf(Bytes::from(data.clone()));
+        let _ = t.handle_aux(&data);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&data);
+        let _ = t.handle_aux(encoded.as_bytes());
+        t.finish();
+        let events = drain(&mut t);
+        prop_assert!(check_pairing(&events).map_err(TestCaseError::fail)?.is_empty());
+        prop_assert_eq!(t.records(), 3);
+    }
+}
