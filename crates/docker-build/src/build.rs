@@ -1,0 +1,348 @@
+//! Live builds: `POST /build` on a daemon, the body decoded into [`BuildEvent`]s as it arrives.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+use std::time::SystemTime;
+
+use buildkit_events::Time;
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::connection::{BodyError, BuildRequestError, BuildResponse, Daemon};
+use crate::context::{Context, ContextError};
+use crate::decode::{BuildDecoder, BuildEvent, DecoderConfig};
+
+/// Which of the daemon's builders runs the build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Builder {
+    /// BuildKit (`version=2`): per-vertex records with times, logs and progress.
+    #[default]
+    BuildKit,
+    /// The classic builder (`version=1`, still the API's default): text, mapped to the same
+    /// events (each `Step N/M` a vertex).
+    Classic,
+}
+
+/// What to build and how; the daemon's `POST /build` parameters.
+///
+/// ```
+/// use docker_build::build::{BuildOptions, Builder};
+///
+/// let options = BuildOptions {
+///     tags: vec!["app:dev".into()],
+///     build_args: vec![("VERSION".into(), "1.2".into())],
+///     no_cache: true,
+///     ..Default::default()
+/// };
+/// assert_eq!(
+///     options.query("Dockerfile"),
+///     "version=2&dockerfile=Dockerfile&t=app%3Adev&buildargs=%7B%22VERSION%22%3A%221.2%22%7D&nocache=1&rm=1&forcerm=1"
+/// );
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Names for the image (`name:tag`), each sent as `t=`.
+    pub tags: Vec<String>,
+    /// `ARG` values, in order (later ones win).
+    pub build_args: Vec<(String, String)>,
+    /// The stage to build (`--target`).
+    pub target: Option<String>,
+    /// Do not use the build cache.
+    pub no_cache: bool,
+    /// Always try to pull newer base images.
+    pub pull: bool,
+    /// Labels to set on the image.
+    pub labels: Vec<(String, String)>,
+    /// Target platform, e.g. `linux/amd64`.
+    pub platform: Option<String>,
+    /// BuildKit (default) or the classic builder.
+    pub builder: Builder,
+}
+
+impl BuildOptions {
+    /// The encoded query string for `POST /build`, with `dockerfile` the Dockerfile's path
+    /// inside the context.
+    pub fn query(&self, dockerfile: &str) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair(
+            "version",
+            match self.builder {
+                Builder::BuildKit => "2",
+                Builder::Classic => "1",
+            },
+        );
+        q.append_pair("dockerfile", dockerfile);
+        for tag in &self.tags {
+            q.append_pair("t", tag);
+        }
+        if !self.build_args.is_empty() {
+            q.append_pair("buildargs", &json_object(&self.build_args));
+        }
+        if !self.labels.is_empty() {
+            q.append_pair("labels", &json_object(&self.labels));
+        }
+        if let Some(target) = &self.target {
+            q.append_pair("target", target);
+        }
+        if let Some(platform) = &self.platform {
+            q.append_pair("platform", platform);
+        }
+        if self.no_cache {
+            q.append_pair("nocache", "1");
+        }
+        if self.pull {
+            q.append_pair("pull", "1");
+        }
+        // Remove the classic builder's intermediate containers, also after a failure, as the
+        // docker CLI does.
+        q.append_pair("rm", "1");
+        q.append_pair("forcerm", "1");
+        q.finish()
+    }
+}
+
+fn json_object(pairs: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Why a build could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The daemon could not be reached or refused the request before any output.
+    #[error(transparent)]
+    Request(#[from] BuildRequestError),
+}
+
+/// Why a running build's event stream ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildStreamError {
+    /// The connection to the daemon broke before the build ended. Every event decoded before
+    /// the break was delivered first.
+    #[error("the connection to the Docker daemon was lost mid-build{}", running_list(.running))]
+    ConnectionLost {
+        /// Names of the vertices that had started and not completed.
+        running: Vec<String>,
+        /// What the connection said.
+        #[source]
+        source: BodyError,
+    },
+    /// Reading the build context failed while it was being sent; the daemon saw a cut context.
+    #[error("sending the build context failed")]
+    Context(#[source] ContextError),
+    /// Writing the recording of the raw body failed.
+    #[error("writing the build recording failed")]
+    Record(#[source] std::io::Error),
+}
+
+fn running_list(running: &[String]) -> String {
+    if running.is_empty() {
+        String::new()
+    } else {
+        format!("; still running: {}", running.join(", "))
+    }
+}
+
+/// Starts a build of `context` on `daemon`; its events arrive through the returned stream as
+/// the daemon sends them. Dropping the stream closes the connection and the daemon cancels the
+/// build.
+///
+/// ```no_run
+/// use docker_build::build::{build, BuildOptions};
+/// use docker_build::connection::Daemon;
+/// use docker_build::context::Context;
+/// use docker_build::decode::BuildEvent;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let daemon = Daemon::connect().await?;
+/// let context = Context::from_dir("./app", None)?;
+/// let mut events = build(&daemon, context, &BuildOptions::default()).await?;
+/// while let Some(event) = events.next_event().await {
+///     match event? {
+///         BuildEvent::ImageBuilt { id } => println!("built {id}"),
+///         BuildEvent::Failed(f) => eprintln!("failed: {}", f.message),
+///         other => println!("{other:?}"),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn build(
+    daemon: &Daemon,
+    context: Context,
+    options: &BuildOptions,
+) -> Result<BuildStream, BuildError> {
+    let query = options.query(context.dockerfile_path_in_context());
+    let context_error = Arc::new(Mutex::new(None));
+    let body = RememberError {
+        inner: Box::pin(context.into_stream()),
+        slot: Arc::clone(&context_error),
+    };
+    let response = daemon.post_build(&query, body).await?;
+    Ok(BuildStream::new(
+        response,
+        DecoderConfig::default(),
+        context_error,
+    ))
+}
+
+/// Passes the context stream through, keeping its first error: hyper only says that the
+/// request body failed, and the caller deserves to know which file.
+struct RememberError<S> {
+    inner: Pin<Box<S>>,
+    slot: Arc<Mutex<Option<ContextError>>>,
+}
+
+impl<S: Stream<Item = Result<Bytes, ContextError>>> Stream for RememberError<S> {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                let message = e.to_string();
+                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Poll::Ready(Some(Err(std::io::Error::other(message))))
+            }
+            Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some(Ok(chunk))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The events of a running build. Implements [`Stream`]; [`BuildStream::next_event`] does the
+/// same without futures-util.
+///
+/// Ends after [`BuildEvent::Finished`], or after one `Err` when the build could not finish.
+pub struct BuildStream {
+    response: BuildResponse,
+    decoder: BuildDecoder,
+    record: Option<Box<dyn Write + Send>>,
+    context_error: Arc<Mutex<Option<ContextError>>>,
+    state: State,
+}
+
+enum State {
+    Streaming,
+    Failing(BuildStreamError),
+    Done,
+}
+
+impl std::fmt::Debug for BuildStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildStream")
+            .field("decoder", &self.decoder)
+            .field("recording", &self.record.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> Time {
+    let nanos = match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    };
+    Time(nanos)
+}
+
+impl BuildStream {
+    fn new(
+        response: BuildResponse,
+        config: DecoderConfig,
+        context_error: Arc<Mutex<Option<ContextError>>>,
+    ) -> Self {
+        Self {
+            response,
+            decoder: BuildDecoder::with_config(config),
+            record: None,
+            context_error,
+            state: State::Streaming,
+        }
+    }
+
+    /// Also writes every raw body chunk, unchanged, to `writer` (for `bktrace replay`, golden
+    /// files and bug reports). A write error ends the stream with
+    /// [`BuildStreamError::Record`].
+    pub fn record_to(mut self, writer: impl Write + Send + 'static) -> Self {
+        self.record = Some(Box::new(writer));
+        self
+    }
+
+    /// The next event; `None` once the stream has ended.
+    pub async fn next_event(&mut self) -> Option<Result<BuildEvent, BuildStreamError>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// The decoder, e.g. to look up vertex names by digest.
+    pub fn decoder(&self) -> &BuildDecoder {
+        &self.decoder
+    }
+
+    fn fail(&mut self, error: BuildStreamError) {
+        self.state = State::Failing(error);
+    }
+}
+
+impl Stream for BuildStream {
+    type Item = Result<BuildEvent, BuildStreamError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(event) = this.decoder.poll_event() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            match std::mem::replace(&mut this.state, State::Done) {
+                State::Done => return Poll::Ready(None),
+                State::Failing(error) => return Poll::Ready(Some(Err(error))),
+                State::Streaming => this.state = State::Streaming,
+            }
+            match Pin::new(&mut this.response).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some(w) = &mut this.record {
+                        if let Err(e) = w.write_all(&chunk) {
+                            this.fail(BuildStreamError::Record(e));
+                            continue;
+                        }
+                    }
+                    this.decoder.push(chunk, now());
+                }
+                Poll::Ready(Some(Err(source))) => {
+                    let context = this
+                        .context_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                    let error = match context {
+                        Some(e) => BuildStreamError::Context(e),
+                        None => BuildStreamError::ConnectionLost {
+                            running: this
+                                .decoder
+                                .running()
+                                .into_iter()
+                                .map(|(_, name)| name)
+                                .collect(),
+                            source,
+                        },
+                    };
+                    this.fail(error);
+                }
+                Poll::Ready(None) => {
+                    if let Some(w) = &mut this.record {
+                        if let Err(e) = w.flush() {
+                            this.fail(BuildStreamError::Record(e));
+                            continue;
+                        }
+                    }
+                    this.decoder.finish(now());
+                    this.state = State::Done;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The transport-free core: `POST /build` body bytes in, [`BuildEvent`]s out.
+//!
+//! The live path ([`crate::build`]), replays of recorded bodies and the tests all use
+//! [`BuildDecoder`]. It does no I/O and reads no clock: the caller passes body chunks in any
+//! chunking, with the time each arrived (used only by the classic builder, whose text carries no
+//! times).
+
+use std::collections::VecDeque;
+
+use buildkit_events::{Event, Summary, Time, Tracker};
+use buildkit_proto::StatusResponse;
+use bytes::Bytes;
+
+use crate::classic::ClassicMapper;
+use crate::ndjson::{DEFAULT_MAX_LINE, LineError, LineSplitter, Message, parse_line};
+
+/// Something that happened during a build.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildEvent {
+    /// A vertex event from BuildKit's trace (or a classic-builder step in the same vocabulary).
+    Vertex(Event),
+    /// The daemon reported the id of the image it built.
+    ImageBuilt {
+        /// `sha256:…`.
+        id: String,
+    },
+    /// A text message from the daemon that belongs to no step (e.g. `Successfully tagged x`).
+    Message(String),
+    /// A line of the body that could not be used; the build goes on.
+    BadLine(LineError),
+    /// The build failed. Comes after the vertex events, just before [`BuildEvent::Finished`].
+    Failed(BuildFailure),
+    /// The body ended; always the last event.
+    Finished(Box<BuildSummary>),
+}
+
+/// Why a build failed, attributed to its step where one can be named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildFailure {
+    /// The daemon's message (`errorDetail.message`).
+    pub message: String,
+    /// `errorDetail.code`, when the daemon gave one (the classic builder's exit code).
+    pub code: Option<i64>,
+    /// The step that failed, when a vertex carried the error.
+    pub step: Option<FailedStep>,
+}
+
+/// The vertex a failure is attributed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedStep {
+    pub digest: String,
+    pub name: String,
+    /// The vertex's own error text (BuildKit's per-step message).
+    pub error: String,
+    /// Its last log lines (at most 10), as text.
+    pub last_lines: Vec<String>,
+}
+
+/// What the whole build came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildSummary {
+    /// Per-vertex outcomes and times, from the tracker.
+    pub vertices: Summary,
+    /// The image id the daemon reported, if any.
+    pub image_id: Option<String>,
+    /// The failure, if the build failed.
+    pub failure: Option<BuildFailure>,
+}
+
+/// Limits of a [`BuildDecoder`].
+#[derive(Debug, Clone)]
+pub struct DecoderConfig {
+    /// Longest body line accepted; longer ones are dropped and reported.
+    pub max_line: usize,
+    /// Limits of the vertex tracker.
+    pub tracker: buildkit_events::Config,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self {
+            max_line: DEFAULT_MAX_LINE,
+            tracker: Default::default(),
+        }
+    }
+}
+
+/// Decodes a `POST /build` response body into [`BuildEvent`]s.
+///
+/// ```
+/// use buildkit_events::Time;
+/// use bytes::Bytes;
+/// use docker_build::decode::{BuildDecoder, BuildEvent};
+///
+/// let body = concat!(
+///     "{\"stream\":\"Step 1/1 : RUN echo hi\"}\r\n{\"stream\":\"\\n\"}\r\n",
+///     "{\"stream\":\"hi\\n\"}\r\n{\"aux\":{\"ID\":\"sha256:abc\"}}\r\n",
+/// );
+/// let mut decoder = BuildDecoder::new();
+/// decoder.push(Bytes::from(body), Time(0));
+/// decoder.finish(Time(1));
+/// let events: Vec<BuildEvent> = std::iter::from_fn(|| decoder.poll_event()).collect();
+/// assert!(events.contains(&BuildEvent::ImageBuilt { id: "sha256:abc".into() }));
+/// assert!(matches!(events.last(), Some(BuildEvent::Finished(s)) if s.failure.is_none()));
+/// ```
+#[derive(Debug)]
+pub struct BuildDecoder {
+    lines: LineSplitter,
+    tracker: Tracker,
+    classic: ClassicMapper,
+    queue: VecDeque<BuildEvent>,
+    /// Synthetic records from the classic mapper, reused between calls.
+    scratch: Vec<StatusResponse>,
+    line_no: u64,
+    image_id: Option<String>,
+    error: Option<(String, Option<i64>)>,
+    finished: bool,
+}
+
+impl Default for BuildDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BuildDecoder {
+    /// A decoder with default limits.
+    pub fn new() -> Self {
+        Self::with_config(DecoderConfig::default())
+    }
+
+    /// A decoder with the given limits.
+    pub fn with_config(config: DecoderConfig) -> Self {
+        Self {
+            lines: LineSplitter::with_max_line(config.max_line),
+            tracker: Tracker::with_config(config.tracker),
+            classic: ClassicMapper::default(),
+            queue: VecDeque::new(),
+            scratch: Vec::new(),
+            line_no: 0,
+            image_id: None,
+            error: None,
+            finished: false,
+        }
+    }
+
+    /// Feeds the next chunk of the body, received at `now`.
+    pub fn push(&mut self, chunk: Bytes, now: Time) {
+        if self.finished {
+            return;
+        }
+        self.lines.push(chunk);
+        while let Some(line) = self.lines.next_line() {
+            self.line(line, now);
+        }
+    }
+
+    /// The end of the body: flushes partial lines, reports unfinished vertices as interrupted,
+    /// the failure if any, and [`BuildEvent::Finished`]. Later calls do nothing.
+    pub fn finish(&mut self, now: Time) {
+        if self.finished {
+            return;
+        }
+        if let Some(line) = self.lines.finish() {
+            self.line(line, now);
+        }
+        self.classic.finish(now, &mut self.scratch);
+        self.feed_scratch();
+        self.finished = true;
+        let vertices = self.tracker.finish();
+        self.drain_tracker();
+        let failure = self.error.take().map(|(message, code)| BuildFailure {
+            message,
+            code,
+            step: vertices.failed.as_ref().map(|f| FailedStep {
+                digest: f.digest.clone(),
+                name: f.name.clone(),
+                error: f.error.clone(),
+                last_lines: f.last_lines.iter().map(|l| l.text().into_owned()).collect(),
+            }),
+        });
+        if let Some(f) = &failure {
+            self.queue.push_back(BuildEvent::Failed(f.clone()));
+        }
+        self.queue.push_back(BuildEvent::Finished(Box::new(BuildSummary {
+            vertices,
+            image_id: self.image_id.clone(),
+            failure,
+        })));
+    }
+
+    /// The next event, in order; `None` until more input arrives.
+    pub fn poll_event(&mut self) -> Option<BuildEvent> {
+        self.queue.pop_front()
+    }
+
+    /// The tracker, e.g. to look up a vertex's name by digest.
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Digest and name of every vertex that started and has not completed.
+    pub fn running(&self) -> Vec<(String, String)> {
+        self.tracker
+            .running()
+            .map(|v| (v.digest.clone(), v.name.clone()))
+            .collect()
+    }
+
+    fn line(&mut self, line: Result<Bytes, usize>, now: Time) {
+        self.line_no += 1;
+        let line_no = self.line_no;
+        let line = match line {
+            Ok(line) if line.is_empty() => return,
+            Ok(line) => line,
+            Err(len) => {
+                let max = self.lines_max();
+                self.bad(LineError::TooLong {
+                    line: line_no,
+                    len,
+                    max,
+                });
+                return;
+            }
+        };
+        let message = match parse_line(line, line_no) {
+            Ok(m) => m,
+            Err(e) => return self.bad(e),
+        };
+        match message {
+            Message::Trace(aux) => match self.tracker.handle_aux(&aux) {
+                Ok(()) => self.drain_tracker(),
+                Err(source) => self.bad(LineError::Trace {
+                    line: line_no,
+                    source,
+                }),
+            },
+            Message::ImageId(id) => {
+                self.drain_tracker();
+                self.image_id = Some(id.clone());
+                self.queue.push_back(BuildEvent::ImageBuilt { id });
+            }
+            Message::Stream(text) => {
+                let messages = self.classic.text(&text, now, &mut self.scratch);
+                self.feed_scratch();
+                for m in messages {
+                    self.queue.push_back(BuildEvent::Message(m));
+                }
+            }
+            Message::Status {
+                id,
+                status,
+                current,
+                total,
+            } => {
+                if self.classic.current_step().is_some() {
+                    self.classic.status(
+                        id.as_deref(),
+                        &status,
+                        current,
+                        total,
+                        now,
+                        &mut self.scratch,
+                    );
+                    self.feed_scratch();
+                } else {
+                    self.drain_tracker();
+                    let text = match id {
+                        Some(id) => format!("{id}: {status}"),
+                        None => status,
+                    };
+                    self.queue.push_back(BuildEvent::Message(text));
+                }
+            }
+            Message::Error { message, code } => {
+                self.classic.error(&message, now, &mut self.scratch);
+                self.feed_scratch();
+                // The first error wins; the daemon sends one.
+                self.error.get_or_insert((message, code));
+            }
+            Message::Other(line) => {
+                self.drain_tracker();
+                self.queue.push_back(BuildEvent::Message(
+                    String::from_utf8_lossy(&line).into_owned(),
+                ));
+            }
+        }
+    }
+
+    fn lines_max(&self) -> usize {
+        self.lines.max_line()
+    }
+
+    fn bad(&mut self, error: LineError) {
+        self.drain_tracker();
+        self.queue.push_back(BuildEvent::BadLine(error));
+    }
+
+    fn feed_scratch(&mut self) {
+        for record in self.scratch.drain(..) {
+            self.tracker.handle_response(record);
+        }
+        self.drain_tracker();
+    }
+
+    /// Moves the tracker's pending events to the queue, keeping their order relative to the
+    /// decoder's own events.
+    fn drain_tracker(&mut self) {
+        while let Some(e) = self.tracker.poll_event() {
+            self.queue.push_back(BuildEvent::Vertex(e));
+        }
+    }
+}
