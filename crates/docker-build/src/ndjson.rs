@@ -120,7 +120,9 @@ impl LineSplitter {
                     } else {
                         if self.partial.len() + head.len() > self.max_line + 2 {
                             let seen = self.partial.len() + head.len();
-                            self.partial.clear();
+                            // Free the buffer: keeping its capacity would hold up to
+                            // `max_line` bytes for the rest of the body.
+                            self.partial = BytesMut::new();
                             return Some(Err(seen));
                         }
                         self.partial.extend_from_slice(&head);
