@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use buildkit_events::{Event, Outcome};
+use buildkit_events::{Event, Outcome, Stream};
 use bytes::Bytes;
 use docker_build::build::{BuildOptions, BuildStream, Builder, build};
 use docker_build::connection::Daemon;
@@ -292,14 +292,26 @@ async fn the_classic_builder_gives_the_same_vocabulary() {
     .await;
     assert_eq!(outcomes(&again, "RUN echo second-step"), [Outcome::Cached]);
 
-    let failing = format!("FROM {base}\nRUN echo x-{marker} && exit 4\n");
+    let failing = format!("FROM {base}\nRUN echo x-{marker} && echo e-{marker} >&2 && exit 4\n");
     let events = run(&daemon, &failing, &options).await;
     let failure = summary(&events).failure.clone().expect("failed");
     assert_eq!(failure.code, Some(4));
+    let step = failure.step.expect("attributed");
     assert_eq!(
-        failure.step.expect("attributed").last_lines,
-        [format!("x-{marker}")]
+        step.last_lines,
+        [format!("x-{marker}"), format!("e-{marker}")]
     );
+    // The daemon marks stderr with terminal colour codes; they come out as the stderr stream.
+    let stderr: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            BuildEvent::Vertex(Event::Log(l)) if l.stream == Stream::Stderr => {
+                Some(l.text().into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stderr, [format!("e-{marker}")]);
 }
 
 fn processes_mentioning(needle: &str) -> usize {

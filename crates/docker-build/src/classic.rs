@@ -9,8 +9,14 @@
 //! The text carries no times, so the caller passes the time each piece arrived.
 
 use buildkit_events::Time;
-use buildkit_proto::{STREAM_STDOUT, StatusResponse, Timestamp, Vertex, VertexLog, VertexStatus};
+use buildkit_proto::{
+    STREAM_STDERR, STREAM_STDOUT, StatusResponse, Timestamp, Vertex, VertexLog, VertexStatus,
+};
 use bytes::Bytes;
+
+/// The escape codes the daemon puts around a step's stderr.
+const STDERR_ON: &str = "\x1b[91m";
+const STDERR_OFF: &str = "\x1b[0m";
 
 /// What a complete line of classic text means, once the step bookkeeping is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +46,8 @@ pub enum ClassicLine {
 pub struct ClassicMapper {
     /// Text of the line being assembled (the daemon sends `Step …` and its `\n` apart).
     partial: String,
+    /// Between `ESC[91m` and `ESC[0m`: the step's stderr.
+    stderr: bool,
     step: Option<Step>,
     seen_step: bool,
 }
@@ -72,8 +80,40 @@ impl ClassicMapper {
 
     /// Feeds a `{"stream": …}` text; records go to `out`, and daemon messages that belong to no
     /// step are returned.
+    ///
+    /// The daemon wraps what a step writes to stderr in `ESC[91m` … `ESC[0m`; that text becomes
+    /// the step's stderr log, without the escape codes.
     pub fn text(&mut self, text: &str, now: Time, out: &mut Vec<StatusResponse>) -> Vec<String> {
         let mut messages = Vec::new();
+        let mut rest = text;
+        loop {
+            let next = [(STDERR_ON, true), (STDERR_OFF, false)]
+                .into_iter()
+                .filter_map(|(marker, on)| rest.find(marker).map(|i| (i, marker.len(), on)))
+                .min();
+            let Some((at, len, on)) = next else { break };
+            self.segment(&rest[..at], now, out, &mut messages);
+            self.stderr = on;
+            rest = &rest[at + len..];
+        }
+        self.segment(rest, now, out, &mut messages);
+        messages
+    }
+
+    fn segment(
+        &mut self,
+        text: &str,
+        now: Time,
+        out: &mut Vec<StatusResponse>,
+        messages: &mut Vec<String>,
+    ) {
+        if text.is_empty() {
+            return;
+        }
+        if self.stderr && self.step.is_some() {
+            self.log(text.to_string(), STREAM_STDERR, now, out);
+            return;
+        }
         let mut rest = text;
         while let Some(i) = rest.find('\n') {
             self.partial.push_str(&rest[..=i]);
@@ -84,7 +124,6 @@ impl ClassicMapper {
             }
         }
         self.partial.push_str(rest);
-        messages
     }
 
     /// Classic pull progress (`{"status":…}` lines) becomes a status of the running step.
@@ -133,7 +172,7 @@ impl ClassicMapper {
     fn flush_partial(&mut self, now: Time, out: &mut Vec<StatusResponse>) {
         if !self.partial.is_empty() {
             let text = std::mem::take(&mut self.partial);
-            self.log(text, now, out);
+            self.log(text, STREAM_STDOUT, now, out);
         }
     }
 
@@ -164,7 +203,9 @@ impl ClassicMapper {
             // ` ---> <id>` closes nothing by itself: the next step or the end does.
             return ClassicLine::Consumed;
         }
-        if trimmed.starts_with("Removing intermediate container ") {
+        if trimmed.starts_with("Removing intermediate container ")
+            || trimmed.starts_with("Removed intermediate container ")
+        {
             return ClassicLine::Consumed;
         }
         if trimmed.starts_with("Successfully built ") || trimmed.starts_with("Successfully tagged ")
@@ -175,17 +216,17 @@ impl ClassicMapper {
         if self.step.is_none() {
             return ClassicLine::Message(trimmed.to_string());
         }
-        self.log(line, now, out);
+        self.log(line, STREAM_STDOUT, now, out);
         ClassicLine::Consumed
     }
 
-    fn log(&mut self, text: String, now: Time, out: &mut Vec<StatusResponse>) {
+    fn log(&mut self, text: String, stream: i64, now: Time, out: &mut Vec<StatusResponse>) {
         let Some(step) = &self.step else { return };
         out.push(StatusResponse {
             logs: vec![VertexLog {
                 vertex: step.digest.clone(),
                 timestamp: Some(timestamp(now)),
-                stream: STREAM_STDOUT,
+                stream,
                 msg: Bytes::from(text.into_bytes()),
             }],
             ..Default::default()
@@ -227,6 +268,36 @@ fn parse_step(line: &str) -> Option<(u32, u32, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stderr_is_unwrapped_from_its_escape_codes() {
+        let mut m = ClassicMapper::default();
+        let mut out = Vec::new();
+        for t in [
+            "Step 1/1 : RUN echo out && echo err >&2",
+            "\n",
+            " ---> Running in 0ab\n",
+            "out\n",
+            "\u{1b}[91merr\n\u{1b}[0m",
+            "\u{1b}[0mRemoving intermediate container 0ab\n",
+            " ---> 0123456789ab\n",
+            "Successfully built 0123456789ab\n",
+        ] {
+            m.text(t, Time(0), &mut out);
+        }
+        let logs: Vec<(i64, &[u8])> = out
+            .iter()
+            .flat_map(|r| &r.logs)
+            .map(|l| (l.stream, &l.msg[..]))
+            .collect();
+        assert_eq!(
+            logs,
+            [
+                (STREAM_STDOUT, &b"out\n"[..]),
+                (STREAM_STDERR, &b"err\n"[..])
+            ]
+        );
+    }
 
     #[test]
     fn step_headers() {

@@ -182,11 +182,12 @@ impl BuildDecoder {
         if let Some(f) = &failure {
             self.queue.push_back(BuildEvent::Failed(f.clone()));
         }
-        self.queue.push_back(BuildEvent::Finished(Box::new(BuildSummary {
-            vertices,
-            image_id: self.image_id.clone(),
-            failure,
-        })));
+        self.queue
+            .push_back(BuildEvent::Finished(Box::new(BuildSummary {
+                vertices,
+                image_id: self.image_id.clone(),
+                failure,
+            })));
     }
 
     /// The next event, in order; `None` until more input arrives.

@@ -1,0 +1,113 @@
+//! `bktrace`: run Docker builds and replay recorded ones with BuildKit's progress output.
+//!
+//! The binary's command line lives in `main.rs`; this library holds what it is made of, so
+//! that tests can drive it without a terminal or a daemon: the [`render`]ers and [`replay`].
+
+use std::io::{self, Read, Write};
+
+use buildkit_events::{Outcome, Time};
+use bytes::Bytes;
+use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure};
+use docker_build::ndjson::LineError;
+
+pub mod render;
+
+use render::{Render, Renderer};
+
+/// How much of a recording [`replay`] reads at a time.
+pub const REPLAY_CHUNK: usize = 64 * 1024;
+
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// Reading the recorded body failed.
+    #[error("reading the recording failed")]
+    Read(#[source] io::Error),
+    /// Writing the rendered output failed.
+    #[error("writing the output failed")]
+    Write(#[source] io::Error),
+}
+
+/// What a replayed build came to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplayOutcome {
+    /// The recorded build's failure, if it failed.
+    pub failure: Option<BuildFailure>,
+    /// Lines of the recording that could not be used.
+    pub bad_lines: Vec<LineError>,
+    /// Names of the steps still running when the body ended (the client went away, or the
+    /// recording was cut): such a build did not finish.
+    pub interrupted: Vec<String>,
+    /// [`BuildEvent::Finished`] was seen.
+    pub finished: bool,
+}
+
+/// Renders a recorded `POST /build` body read from `input`, `chunk` bytes at a time, through
+/// a [`BuildDecoder`] into `renderer`. A replay has no clock: every chunk is pushed at
+/// `Time(0)` (BuildKit records carry their own times).
+///
+/// ```
+/// use bktrace::render::{Mode, Options, Renderer};
+///
+/// let body = b"{\"stream\":\"Step 1/1 : FROM scratch\\n\"}\r\n{\"aux\":{\"ID\":\"sha256:0\"}}\r\n";
+/// let mut renderer = Renderer::new(Mode::Plain, Vec::new(), Options::default());
+/// let outcome = bktrace::replay(&body[..], &mut renderer, 7).unwrap();
+/// assert!(outcome.failure.is_none());
+/// let text = String::from_utf8(renderer.into_inner()).unwrap();
+/// assert!(text.starts_with("#1 "), "{text}");
+/// ```
+pub fn replay<R: Read, W: Write>(
+    mut input: R,
+    renderer: &mut Renderer<W>,
+    chunk: usize,
+) -> Result<ReplayOutcome, ReplayError> {
+    let mut decoder = BuildDecoder::new();
+    let mut outcome = ReplayOutcome::default();
+    let mut buf = vec![0u8; chunk.max(1)];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReplayError::Read(e)),
+        };
+        let bytes = Bytes::copy_from_slice(&buf[..n]);
+        renderer.chunk(&bytes).map_err(ReplayError::Write)?;
+        decoder.push(bytes, Time(0));
+        drain(&mut decoder, renderer, &mut outcome)?;
+    }
+    decoder.finish(Time(0));
+    drain(&mut decoder, renderer, &mut outcome)?;
+    Ok(outcome)
+}
+
+fn drain<W: Write>(
+    decoder: &mut BuildDecoder,
+    renderer: &mut Renderer<W>,
+    outcome: &mut ReplayOutcome,
+) -> Result<(), ReplayError> {
+    while let Some(event) = decoder.poll_event() {
+        note(&event, outcome);
+        renderer.event(&event).map_err(ReplayError::Write)?;
+    }
+    Ok(())
+}
+
+/// Keeps what the caller of a replay or a build needs from an event.
+pub fn note(event: &BuildEvent, outcome: &mut ReplayOutcome) {
+    match event {
+        BuildEvent::Failed(f) => outcome.failure = Some(f.clone()),
+        BuildEvent::BadLine(e) => outcome.bad_lines.push(e.clone()),
+        BuildEvent::Finished(summary) => {
+            outcome.finished = true;
+            outcome.interrupted = summary
+                .vertices
+                .vertices
+                .iter()
+                .filter(|v| v.outcome == Outcome::Interrupted)
+                .map(|v| v.name.clone())
+                .collect();
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,233 @@
+//! A small JSON writer that produces exactly what Go's `encoding/json` produces for structs:
+//! fields in declaration order, `omitempty` decided by the caller, Go's string escaping
+//! (HTML-safe: `<`, `>`, `&` as `\u003c`…, U+2028/U+2029 escaped, invalid UTF-8 as `\ufffd`)
+//! and `[]byte` as standard base64 with padding.
+
+use base64::Engine as _;
+
+/// Builds one JSON object (or array) into a `String`.
+#[derive(Debug, Default)]
+pub struct GoJson {
+    out: String,
+    /// Whether the innermost open object/array already has a member.
+    has_member: Vec<bool>,
+    /// A key was written and its value has not been.
+    pending_key: bool,
+}
+
+impl GoJson {
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The text written so far.
+    pub fn finish(self) -> String {
+        self.out
+    }
+
+    fn separate(&mut self) {
+        if let Some(has) = self.has_member.last_mut() {
+            if *has {
+                self.out.push(',');
+            }
+            *has = true;
+        }
+    }
+
+    /// Opens an object as a value (top level, array element or after [`GoJson::key`]).
+    pub fn begin_object(&mut self) {
+        self.separate_value();
+        self.out.push('{');
+        self.has_member.push(false);
+    }
+
+    /// Closes the innermost object.
+    pub fn end_object(&mut self) {
+        self.has_member.pop();
+        self.out.push('}');
+    }
+
+    /// Opens an array as a value.
+    pub fn begin_array(&mut self) {
+        self.separate_value();
+        self.out.push('[');
+        self.has_member.push(false);
+    }
+
+    /// Closes the innermost array.
+    pub fn end_array(&mut self) {
+        self.has_member.pop();
+        self.out.push(']');
+    }
+
+    /// Writes `"name":` inside an object; the value follows.
+    pub fn key(&mut self, name: &str) {
+        self.separate();
+        write_string(&mut self.out, name.as_bytes());
+        self.out.push(':');
+        self.pending_key = true;
+    }
+
+    fn separate_value(&mut self) {
+        if self.pending_key {
+            self.pending_key = false;
+        } else {
+            self.separate();
+        }
+    }
+
+    /// A Go `string` value (bytes that may not be valid UTF-8).
+    pub fn string(&mut self, s: impl AsRef<[u8]>) {
+        self.separate_value();
+        write_string(&mut self.out, s.as_ref());
+    }
+
+    /// A Go `[]byte` value: base64, or `null` for an empty (nil) slice.
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.separate_value();
+        if b.is_empty() {
+            self.out.push_str("null");
+        } else {
+            self.out.push('"');
+            base64::engine::general_purpose::STANDARD.encode_string(b, &mut self.out);
+            self.out.push('"');
+        }
+    }
+
+    /// An integer value.
+    pub fn int(&mut self, n: i64) {
+        self.separate_value();
+        self.out.push_str(&n.to_string());
+    }
+
+    /// A boolean value.
+    pub fn bool(&mut self, b: bool) {
+        self.separate_value();
+        self.out.push_str(if b { "true" } else { "false" });
+    }
+
+    /// A pre-formatted JSON value (e.g. a quoted time).
+    pub fn raw(&mut self, json: &str) {
+        self.separate_value();
+        self.out.push_str(json);
+    }
+}
+
+/// Appends `s` as a JSON string the way Go's `encoding/json` (with HTML escaping, its default)
+/// writes it.
+pub fn write_string(out: &mut String, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let mut rest = s;
+    while !rest.is_empty() {
+        let b = rest[0];
+        if b < 0x80 {
+            match b {
+                b'"' => out.push_str("\\\""),
+                b'\\' => out.push_str("\\\\"),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                0x08 => out.push_str("\\b"),
+                0x0c => out.push_str("\\f"),
+                b'<' | b'>' | b'&' | 0x00..=0x1f => {
+                    out.push_str("\\u00");
+                    out.push(HEX[usize::from(b >> 4)] as char);
+                    out.push(HEX[usize::from(b & 0xf)] as char);
+                }
+                _ => out.push(b as char),
+            }
+            rest = &rest[1..];
+            continue;
+        }
+        match decode_utf8(rest) {
+            Some((c, len)) => {
+                match c {
+                    '\u{2028}' => out.push_str("\\u2028"),
+                    '\u{2029}' => out.push_str("\\u2029"),
+                    c => out.push(c),
+                }
+                rest = &rest[len..];
+            }
+            None => {
+                out.push_str("\\ufffd");
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// The first UTF-8 encoded char of `s` and its length, or `None` if `s` does not start with a
+/// valid encoding (Go then consumes one byte and writes U+FFFD).
+fn decode_utf8(s: &[u8]) -> Option<(char, usize)> {
+    let len = match s[0] {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return None,
+    };
+    let bytes = s.get(..len)?;
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.chars().next().map(|c| (c, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quoted(s: &[u8]) -> String {
+        let mut out = String::new();
+        write_string(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn escapes_like_go_encoding_json() {
+        assert_eq!(quoted(b"a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(
+            quoted(b"x > y && z < 1"),
+            r#""x \u003e y \u0026\u0026 z \u003c 1""#
+        );
+        assert_eq!(
+            quoted(b"\n\r\t\x08\x0c\x01\x1b\x7f"),
+            "\"\\n\\r\\t\\b\\f\\u0001\\u001b\x7f\""
+        );
+        assert_eq!(quoted("é\u{2028}✓".as_bytes()), "\"é\\u2028✓\"");
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_one_replacement_per_bad_byte() {
+        assert_eq!(quoted(b"a\xffb"), r#""a\ufffdb""#);
+        // A truncated 3-byte sequence: each byte is replaced on its own, as Go does.
+        assert_eq!(quoted(b"\xe2\x9c"), r#""\ufffd\ufffd""#);
+        // An encoded surrogate is invalid in Go too.
+        assert_eq!(quoted(b"\xed\xa0\x80"), r#""\ufffd\ufffd\ufffd""#);
+    }
+
+    #[test]
+    fn objects_arrays_and_bytes() {
+        let mut j = GoJson::new();
+        j.begin_object();
+        j.key("a");
+        j.begin_array();
+        j.string("x");
+        j.int(-3);
+        j.end_array();
+        j.key("b");
+        j.bytes(b"hi");
+        j.key("c");
+        j.bytes(b"");
+        j.key("d");
+        j.begin_object();
+        j.end_object();
+        j.key("e");
+        j.bool(true);
+        j.end_object();
+        assert_eq!(
+            j.finish(),
+            r#"{"a":["x",-3],"b":"aGk=","c":null,"d":{},"e":true}"#
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! `--progress=json`: one JSON object per line per event, for tools. The schema is documented
+//! in the crate's README.md ("JSON output") and kept stable: fields may be added, none are
+//! renamed or removed, and consumers should ignore `type`s they do not know.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use buildkit_events::{Event, LineEnd, Outcome, Stream, Time};
+use docker_build::decode::BuildEvent;
+use serde::Serialize;
+
+use super::Render;
+use super::format::{rfc3339, seconds};
+
+/// The JSON-lines renderer. Writes to any [`Write`].
+#[derive(Debug)]
+pub struct Json<W> {
+    out: W,
+    names: HashMap<String, String>,
+}
+
+/// A log line's stream: `"stdout"`, `"stderr"`, or the number BuildKit sent.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum StreamJson {
+    Named(&'static str),
+    Number(i64),
+}
+
+impl From<Stream> for StreamJson {
+    fn from(s: Stream) -> Self {
+        match s {
+            Stream::Stdout => StreamJson::Named("stdout"),
+            Stream::Stderr => StreamJson::Named("stderr"),
+            Stream::Other(n) => StreamJson::Number(n),
+        }
+    }
+}
+
+/// Counts in `build_finished.vertices`.
+#[derive(Debug, Serialize)]
+struct Counts {
+    done: usize,
+    cached: usize,
+    failed: usize,
+    canceled: usize,
+    interrupted: usize,
+    pending: usize,
+}
+
+/// One output line (one event).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Out<'a> {
+    VertexStarted {
+        digest: &'a str,
+        name: &'a str,
+        inputs: &'a [String],
+        interval: u32,
+        time: String,
+    },
+    VertexCompleted {
+        digest: &'a str,
+        name: &'a str,
+        outcome: &'static str,
+        error: Option<&'a str>,
+        duration_s: f64,
+        interval: u32,
+        started: String,
+        time: String,
+    },
+    VertexLog {
+        digest: &'a str,
+        name: Option<&'a str>,
+        stream: StreamJson,
+        line: String,
+        partial: bool,
+        clipped: bool,
+        time: String,
+    },
+    VertexProgress {
+        digest: &'a str,
+        name: Option<&'a str>,
+        id: &'a str,
+        action: &'a str,
+        current: i64,
+        total: Option<i64>,
+        done: bool,
+        started: Option<String>,
+        completed: Option<String>,
+        time: String,
+    },
+    VertexWarning {
+        digest: &'a str,
+        name: Option<&'a str>,
+        level: i64,
+        short: String,
+        detail: Vec<String>,
+        url: Option<&'a str>,
+        file: Option<&'a str>,
+        lines: &'a [(i32, i32)],
+    },
+    ImageBuilt {
+        id: &'a str,
+    },
+    Message {
+        text: &'a str,
+    },
+    BadLine {
+        error: String,
+    },
+    BuildFailed {
+        message: &'a str,
+        code: Option<i64>,
+        digest: Option<&'a str>,
+        name: Option<&'a str>,
+        error: Option<&'a str>,
+        last_lines: &'a [String],
+    },
+    BuildFinished {
+        success: bool,
+        error: Option<&'a str>,
+        image_id: Option<&'a str>,
+        duration_s: f64,
+        vertices: Counts,
+    },
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Done => "done",
+        Outcome::Cached => "cached",
+        Outcome::Failed(_) => "failed",
+        Outcome::Canceled => "canceled",
+        Outcome::Interrupted => "interrupted",
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn time(t: Time) -> String {
+    rfc3339(t)
+}
+
+impl<W: Write> Json<W> {
+    /// A renderer writing to `out`.
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            names: HashMap::new(),
+        }
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+fn write_line(out: &mut impl Write, line: &Out<'_>) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, line)?;
+    out.write_all(b"\n")
+}
+
+impl<W: Write> Render for Json<W> {
+    fn event(&mut self, event: &BuildEvent) -> io::Result<()> {
+        let line = match event {
+            BuildEvent::Vertex(Event::Started(s)) => {
+                self.names.insert(s.digest.clone(), s.name.clone());
+                Out::VertexStarted {
+                    digest: &s.digest,
+                    name: &s.name,
+                    inputs: &s.inputs,
+                    interval: s.interval,
+                    time: time(s.started),
+                }
+            }
+            BuildEvent::Vertex(Event::Completed(c)) => Out::VertexCompleted {
+                digest: &c.digest,
+                name: &c.name,
+                outcome: outcome_name(&c.outcome),
+                error: match &c.outcome {
+                    Outcome::Failed(e) => Some(e),
+                    _ => None,
+                },
+                duration_s: seconds(c.duration),
+                interval: c.interval,
+                started: time(c.started),
+                time: time(c.completed),
+            },
+            BuildEvent::Vertex(Event::Log(l)) => Out::VertexLog {
+                digest: &l.digest,
+                name: self.names.get(&l.digest).map(String::as_str),
+                stream: l.stream.into(),
+                line: text(&l.bytes),
+                partial: l.end != LineEnd::Newline,
+                clipped: l.clipped_notice,
+                time: time(l.timestamp),
+            },
+            BuildEvent::Vertex(Event::Progress(p)) => Out::VertexProgress {
+                digest: &p.digest,
+                name: self.names.get(&p.digest).map(String::as_str),
+                id: &p.id,
+                action: &p.action,
+                current: p.current,
+                total: p.total,
+                done: p.completed.is_some(),
+                started: p.started.map(time),
+                completed: p.completed.map(time),
+                time: time(p.timestamp),
+            },
+            BuildEvent::Vertex(Event::Warning(w)) => Out::VertexWarning {
+                digest: &w.digest,
+                name: self.names.get(&w.digest).map(String::as_str),
+                level: w.level,
+                short: text(&w.short),
+                detail: w.detail.iter().map(|d| text(d)).collect(),
+                url: Some(w.url.as_str()).filter(|u| !u.is_empty()),
+                file: w.source_file.as_deref(),
+                lines: &w.lines,
+            },
+            BuildEvent::ImageBuilt { id } => Out::ImageBuilt { id },
+            BuildEvent::Message(text) => Out::Message { text },
+            BuildEvent::BadLine(e) => Out::BadLine {
+                error: e.to_string(),
+            },
+            BuildEvent::Failed(f) => Out::BuildFailed {
+                message: &f.message,
+                code: f.code,
+                digest: f.step.as_ref().map(|s| s.digest.as_str()),
+                name: f.step.as_ref().map(|s| s.name.as_str()),
+                error: f.step.as_ref().map(|s| s.error.as_str()),
+                last_lines: f.step.as_ref().map_or(&[], |s| &s.last_lines),
+            },
+            BuildEvent::Finished(summary) => {
+                let c = &summary.vertices.counts;
+                let line = Out::BuildFinished {
+                    success: summary.failure.is_none(),
+                    error: summary.failure.as_ref().map(|f| f.message.as_str()),
+                    image_id: summary.image_id.as_deref(),
+                    duration_s: seconds(summary.vertices.wall_time),
+                    vertices: Counts {
+                        done: c.done,
+                        cached: c.cached,
+                        failed: c.failed,
+                        canceled: c.canceled,
+                        interrupted: c.interrupted,
+                        pending: summary.vertices.pending,
+                    },
+                };
+                write_line(&mut self.out, &line)?;
+                return self.out.flush();
+            }
+        };
+        write_line(&mut self.out, &line)
+    }
+}

@@ -1,0 +1,884 @@
+//! `--progress=plain`: BuildKit's plain printer (`util/progress/progressui`, `printer.go`
+//! `textMux` over `display.go` `trace`), ported to work on decoded events.
+//!
+//! ```text
+//! #1 [internal] load build definition from Dockerfile
+//! #1 transferring dockerfile: 60B done
+//! #1 DONE 0.0s
+//!
+//! #5 [2/2] RUN echo 1
+//! #5 0.084 1
+//! #5 DONE 0.2s
+//! ```
+//!
+//! Formats (all BuildKit's):
+//! - a block starts with a blank line (not before the first) and `#N <name>`; `N` counts
+//!   vertices in the order they are first printed;
+//! - `#N <elapsed> <line>` for output, elapsed = log time − start of the vertex's latest
+//!   interval (3 decimals below 10 s, 2 below 100 s, else 1);
+//! - `#N <id>[ <cur> / <total>][ <t>s][ done]` for sub-task progress, only for statuses seen
+//!   with a start time; an unfinished one is skipped unless it moved ≥ 5 % of its total or
+//!   5 s passed (record time) since the last line printed for that id;
+//! - `#N WARN: <short>`;
+//! - `#N DONE 0.3s` (sum of the merged run intervals) / `#N CACHED` / `#N ERROR: <error>` /
+//!   `#N CANCELED` once the vertex is complete and none of its statuses printed in the same
+//!   pass is still open;
+//! - `#N ...` when the printer switches away from a vertex that is still running;
+//! - at the end, for each failed step, `------`, ` > <name>:`, its last 10 lines (with their
+//!   elapsed prefix, without `#N`), `------`.
+//!
+//! When lines are printed also follows BuildKit: updates are folded into per-vertex state and
+//! printed in passes. BuildKit runs a pass at most every 100 ms (and 150 ms after the last
+//! update); each pass prints the vertices that completed (the open one first, then by
+//! completion time) and then one running vertex, chosen by its anti-flicker heuristic (stay
+//! on the open vertex unless it has been quiet for 5 s or another waited 10 s). BuildKit
+//! measures those delays with the wall clock; this port measures them with the times the
+//! records carry (the latest seen so far), so a replay prints the same text whatever the
+//! chunking of the body, and close to what buildx printed while the build ran.
+//!
+//! Where this printer differs from BuildKit's:
+//! - a pass can fall between two events decoded from one record (BuildKit applies a whole
+//!   record before printing);
+//! - output of a vertex no record has started is not shown (BuildKit shows it if an earlier
+//!   record described the vertex as pending);
+//! - stdout and stderr of a step are split into lines separately (BuildKit mixes them);
+//! - vertices of a progress group are shown individually (BuildKit merges them into one);
+//! - when the body ends while a step is still running (the client went away), the step is
+//!   closed with `#N ...` (BuildKit prints nothing more for it);
+//! - ours: daemon text outside any step (`Successfully tagged x`) is printed as its own block,
+//!   and `Successfully built <image id>` follows the daemon's report of the image id (before
+//!   its next text, e.g. `Successfully tagged x`; left out when the daemon says
+//!   `Successfully built` itself, as the classic builder does). The build's failure message is not printed here: the
+//!   CLI prints it to stderr, as buildx prints its `ERROR:` line.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, Write};
+
+use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Progress, Time, Warning};
+use docker_build::decode::BuildEvent;
+
+use super::Render;
+use super::format::{bytes, log_elapsed, seconds, seconds_between};
+
+/// How many lines of a failed step the closing block repeats (`logsBufferSize`).
+const LOGS_BUFFER: usize = 10;
+/// An unfinished status is printed again after this much record time (`minTimeDelta`).
+const MIN_TIME_DELTA: i128 = 5_000_000_000;
+/// … or after moving this share of its total (`minProgressDelta`).
+const MIN_PROGRESS_DELTA: f64 = 0.05;
+/// Stay on a running vertex this long before giving way (`antiFlicker`).
+const ANTI_FLICKER_SECS: f64 = 5.0;
+/// Show a waiting vertex after this long (`maxDelay`).
+const MAX_DELAY_NANOS: i128 = 10_000_000_000;
+/// At most one pass per this much time (the display limiter).
+const DISPLAY_INTERVAL: i128 = 100_000_000;
+/// A pass this long after the last update (the ticker).
+const TICK_INTERVAL: i128 = 150_000_000;
+
+/// The plain renderer. Writes to any [`Write`].
+#[derive(Debug)]
+pub struct Plain<W> {
+    out: W,
+    vertices: HashMap<String, Vtx>,
+    /// Digests in the order they first started.
+    order: Vec<String>,
+    /// Vertices with something to print (`trace.updates`).
+    updates: HashSet<String>,
+    next_index: u32,
+    /// The vertex whose block is open (`textMux.current`).
+    current: Option<String>,
+    not_first: bool,
+    /// The last block printed was daemon text (consecutive texts share a block).
+    in_text: bool,
+    /// Last printed (current, timestamp) per status id (`textMux.last`).
+    last: HashMap<String, (i64, Time)>,
+    /// The latest time the events carried: this printer's clock.
+    clock: Option<Time>,
+    last_allowed: Option<Time>,
+    last_update: Option<Time>,
+    /// Our `Successfully built <id>` line, held until it is clear the daemon does not say it.
+    pending_built: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Vtx {
+    name: String,
+    /// 0 until first printed.
+    index: u32,
+    started: bool,
+    running: bool,
+    /// Start of the latest interval (log times are relative to it).
+    interval_start: Option<Time>,
+    /// End of the latest interval, for the order of completed vertices.
+    stop: Option<Time>,
+    outcome: Option<Outcome>,
+    /// Sum of merged intervals at the latest completion.
+    duration: Duration,
+    statuses: Vec<Status>,
+    status_updates: HashSet<String>,
+    warnings: Vec<bytes::Bytes>,
+    warning_idx: usize,
+    /// Lines not printed yet, each `<elapsed> <text>`; the last one may be partial.
+    logs: Vec<Vec<u8>>,
+    logs_partial: bool,
+    /// How much of `logs[0]` was printed already.
+    logs_offset: usize,
+    /// Last complete lines, for the closing block.
+    logs_buffer: VecDeque<Vec<u8>>,
+    /// Updates since the vertex last got the printer's attention, and when that began.
+    count: u64,
+    last_block_time: Option<Time>,
+}
+
+#[derive(Debug, Clone)]
+struct Status {
+    progress: Progress,
+}
+
+impl Vtx {
+    fn is_completed(&self) -> bool {
+        self.started && !self.running
+    }
+
+    fn update(&mut self, n: u64, now: Time) {
+        if self.count == 0 {
+            self.last_block_time = Some(now);
+        }
+        self.count += n;
+    }
+}
+
+impl<W: Write> Plain<W> {
+    /// A renderer writing to `out`.
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            vertices: HashMap::new(),
+            order: Vec::new(),
+            updates: HashSet::new(),
+            next_index: 0,
+            current: None,
+            not_first: false,
+            in_text: false,
+            last: HashMap::new(),
+            clock: None,
+            last_allowed: None,
+            last_update: None,
+            pending_built: None,
+        }
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn now(&self) -> Time {
+        self.clock.unwrap_or_default()
+    }
+
+    /// A printing pass, as BuildKit's ticker runs it (live builds call it through
+    /// [`Render::idle`] when no event came for 150 ms; replays never do, which keeps their
+    /// output independent of timing).
+    pub fn refresh(&mut self) -> io::Result<()> {
+        self.print()?;
+        self.out.flush()
+    }
+
+    /// Moves the clock to `t` (running the ticker's pass if 150 ms passed since the last
+    /// update), applies the event with `apply`, and runs a pass if the display limiter allows.
+    fn step(&mut self, t: Option<Time>, apply: impl FnOnce(&mut Self)) -> io::Result<()> {
+        if let Some(t) = t {
+            if let Some(last) = self.last_update {
+                if t.0 >= last.0 + TICK_INTERVAL {
+                    self.print()?;
+                }
+            }
+            if self.clock.is_none_or(|c| t > c) {
+                self.clock = Some(t);
+            }
+        }
+        apply(self);
+        let now = self.now();
+        self.last_update = Some(now);
+        if self
+            .last_allowed
+            .is_none_or(|l| now.0 >= l.0 + DISPLAY_INTERVAL)
+        {
+            self.last_allowed = Some(now);
+            self.print()?;
+        }
+        Ok(())
+    }
+
+    fn vertex(&mut self, digest: &str) -> &mut Vtx {
+        if !self.vertices.contains_key(digest) {
+            self.vertices.insert(digest.to_string(), Vtx::default());
+        }
+        self.vertices.get_mut(digest).expect("inserted above")
+    }
+
+    fn started(&mut self, s: &buildkit_events::VertexStarted) {
+        let now = self.now();
+        let first = !self.vertices.get(&s.digest).is_some_and(|v| v.started);
+        let v = self.vertex(&s.digest);
+        v.name = s.name.clone();
+        v.started = true;
+        v.running = true;
+        v.interval_start = Some(s.started);
+        v.update(1, now);
+        if first {
+            self.order.push(s.digest.clone());
+        }
+        self.updates.insert(s.digest.clone());
+    }
+
+    fn completed(&mut self, c: &buildkit_events::VertexCompleted) {
+        let now = self.now();
+        let first = !self.vertices.get(&c.digest).is_some_and(|v| v.started);
+        let v = self.vertex(&c.digest);
+        if v.name.is_empty() {
+            v.name = c.name.clone();
+        }
+        v.started = true;
+        v.running = false;
+        v.stop = Some(c.completed);
+        v.duration = c.duration;
+        v.outcome = Some(c.outcome.clone());
+        v.update(1, now);
+        if first {
+            self.order.push(c.digest.clone());
+        }
+        self.updates.insert(c.digest.clone());
+    }
+
+    fn log(&mut self, l: &LogLine) {
+        let now = self.now();
+        let Some(v) = self.vertices.get_mut(&l.digest) else {
+            // Output of a vertex no record has started (see the module notes).
+            return;
+        };
+        if v.logs_partial && !v.logs.is_empty() {
+            v.logs
+                .last_mut()
+                .expect("not empty")
+                .extend_from_slice(&l.bytes);
+        } else {
+            let elapsed = v
+                .interval_start
+                .map_or(0.0, |start| seconds_between(start, l.timestamp));
+            let mut line = format!("{} ", log_elapsed(elapsed)).into_bytes();
+            line.extend_from_slice(&l.bytes);
+            v.logs.push(line);
+        }
+        v.logs_partial = l.end == LineEnd::Split;
+        v.update(1, now);
+        self.updates.insert(l.digest.clone());
+    }
+
+    fn progress(&mut self, p: &Progress) {
+        let now = self.now();
+        let Some(v) = self.vertices.get_mut(&p.digest) else {
+            return;
+        };
+        match v.statuses.iter_mut().find(|s| s.progress.id == p.id) {
+            Some(s) => s.progress = p.clone(),
+            // Like BuildKit, a status is listed once it is seen with a start time.
+            None if p.started.is_some() => v.statuses.push(Status {
+                progress: p.clone(),
+            }),
+            None => {}
+        }
+        v.status_updates.insert(p.id.clone());
+        v.update(1, now);
+        self.updates.insert(p.digest.clone());
+    }
+
+    fn warning(&mut self, w: &Warning) {
+        let now = self.now();
+        let Some(v) = self.vertices.get_mut(&w.digest) else {
+            return;
+        };
+        v.warnings.push(w.short.clone());
+        v.update(1, now);
+        // BuildKit does not mark the vertex updated for a warning; it shows with the next
+        // update of the vertex.
+    }
+
+    /// `textMux.print`: one pass.
+    fn print(&mut self) -> io::Result<()> {
+        let mut completed = Vec::new();
+        let mut rest = Vec::new();
+        for digest in &self.order {
+            if !self.updates.contains(digest) {
+                continue;
+            }
+            if self.vertices[digest].is_completed() {
+                completed.push(digest.clone());
+            } else {
+                rest.push(digest.clone());
+            }
+        }
+        let current = self.current.clone();
+
+        // Items that have completed are printed first: the open one, then by completion.
+        if let Some(cur) = &current {
+            if completed.contains(cur) {
+                self.print_vtx(cur)?;
+            }
+        }
+        completed.sort_by_key(|d| self.vertices[d].stop);
+        for digest in &completed {
+            if Some(digest) != current.as_ref() {
+                self.print_vtx(digest)?;
+            }
+        }
+
+        if rest.is_empty() {
+            if let Some(cur) = &current {
+                let v = &self.vertices[cur];
+                if v.started && v.running {
+                    return Ok(());
+                }
+            }
+            // Make any open vertex active.
+            let open = self
+                .order
+                .iter()
+                .find(|d| self.vertices[*d].running)
+                .cloned();
+            if let Some(digest) = open {
+                self.print_vtx(&digest)?;
+            }
+            return Ok(());
+        }
+
+        // Now the active one.
+        if let Some(cur) = &current {
+            if rest.contains(cur) {
+                self.print_vtx(cur)?;
+            }
+        }
+
+        struct Stat {
+            block_time: f64,
+            speed: f64,
+            share: f64,
+            over_limit: bool,
+        }
+        let now = self.now();
+        if let Some(cur) = &current {
+            if !rest.contains(cur) {
+                rest.push(cur.clone());
+            }
+        }
+        let mut stats: HashMap<&str, Stat> = HashMap::new();
+        let mut sum = 0.0;
+        let mut max: Option<&str> = None;
+        for digest in &rest {
+            let Some(v) = self.vertices.get(digest) else {
+                continue;
+            };
+            let Some(block) = v.last_block_time else {
+                continue;
+            };
+            let nanos = now.0 - block.0;
+            let block_time = nanos as f64 / 1e9;
+            let speed = v.count as f64 / block_time;
+            let over_limit = nanos > MAX_DELAY_NANOS && Some(digest) != current.as_ref();
+            sum += speed;
+            let faster = max.is_none_or(|m| stats[m].speed < speed);
+            stats.insert(
+                digest,
+                Stat {
+                    block_time,
+                    speed,
+                    share: 0.0,
+                    over_limit,
+                },
+            );
+            if over_limit || faster {
+                max = Some(digest);
+            }
+        }
+        for stat in stats.values_mut() {
+            stat.share = stat.speed / sum;
+        }
+        let max = max.map(str::to_string);
+
+        let current_completed = current.as_ref().is_some_and(|c| completed.contains(c));
+        if current_completed || current.is_none() {
+            if let Some(max) = &max {
+                self.print_vtx(max)?;
+            }
+            return Ok(());
+        }
+        // Show items that were held back too long.
+        let over = rest
+            .iter()
+            .find(|d| stats.get(d.as_str()).is_some_and(|s| s.over_limit))
+            .cloned();
+        if let Some(digest) = over {
+            return self.print_vtx(&digest);
+        }
+        // Fair split between vertices.
+        let cur = current.as_deref().expect("checked above");
+        if let Some(stat) = stats.get(cur) {
+            if 1.0 / (1.0 - stat.share) * ANTI_FLICKER_SECS < stat.block_time {
+                if let Some(max) = &max {
+                    self.print_vtx(max)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `textMux.printVtx`.
+    fn print_vtx(&mut self, digest: &str) -> io::Result<()> {
+        if !self.vertices.contains_key(digest) {
+            return Ok(());
+        }
+        if self.vertices[digest].index == 0 {
+            self.next_index += 1;
+            self.vertex(digest).index = self.next_index;
+        }
+        if self.current.as_deref() != Some(digest) {
+            if let Some(old) = self.current.take() {
+                let old = self
+                    .vertices
+                    .get_mut(&old)
+                    .expect("current vertex is known");
+                if old.logs_partial {
+                    self.out.write_all(b"\n")?;
+                }
+                old.logs_offset = 0;
+                old.count = 0;
+                writeln!(self.out, "#{} ...", old.index)?;
+            }
+            if self.not_first {
+                self.out.write_all(b"\n")?;
+            }
+            self.not_first = true;
+            self.in_text = false;
+            let v = &self.vertices[digest];
+            writeln!(self.out, "#{} {}", v.index, v.name)?;
+        }
+
+        let v = self.vertices.get_mut(digest).expect("checked above");
+        let index = v.index;
+        let mut open_status = false;
+        for s in &v.statuses {
+            let p = &s.progress;
+            if !v.status_updates.contains(&p.id) {
+                continue;
+            }
+            if let (Some(&(last_current, last_time)), None) = (self.last.get(&p.id), p.completed) {
+                let delta = match p.total {
+                    Some(total) if total > 0 => (p.current - last_current) as f64 / total as f64,
+                    _ => 0.0,
+                };
+                if delta < MIN_PROGRESS_DELTA && p.timestamp.0 - last_time.0 < MIN_TIME_DELTA {
+                    continue;
+                }
+            }
+            self.last.insert(p.id.clone(), (p.current, p.timestamp));
+            let mut line = format!("#{index} {}", p.id);
+            match p.total {
+                Some(total) => line.push_str(&format!(" {} / {}", bytes(p.current), bytes(total))),
+                None if p.current != 0 => line.push_str(&format!(" {}", bytes(p.current))),
+                None => {}
+            }
+            if let Some(started) = p.started {
+                let elapsed = seconds_between(started, p.completed.unwrap_or(p.timestamp));
+                if elapsed > 0.01 {
+                    line.push_str(&format!(" {elapsed:.1}s"));
+                }
+            }
+            if p.completed.is_some() {
+                line.push_str(" done");
+            } else {
+                open_status = true;
+            }
+            writeln!(self.out, "{line}")?;
+        }
+        v.status_updates.clear();
+
+        for w in &v.warnings[v.warning_idx..] {
+            write!(self.out, "#{index} WARN: ")?;
+            self.out.write_all(w)?;
+            self.out.write_all(b"\n")?;
+        }
+        v.warning_idx = v.warnings.len();
+
+        let n = v.logs.len();
+        for (i, line) in v.logs.iter().enumerate() {
+            if i == 0 && v.logs_offset != 0 {
+                // The rest of a line whose start was printed in an earlier pass.
+                self.out.write_all(&line[v.logs_offset.min(line.len())..])?;
+            } else {
+                write!(self.out, "#{index} ")?;
+                self.out.write_all(line)?;
+            }
+            let last_partial = i == n - 1 && v.logs_partial;
+            if !last_partial {
+                self.out.write_all(b"\n")?;
+                if v.logs_buffer.len() == LOGS_BUFFER {
+                    v.logs_buffer.pop_front();
+                }
+                v.logs_buffer.push_back(line.clone());
+            }
+        }
+        if n > 0 {
+            if v.logs_partial {
+                v.logs.drain(..n - 1);
+                v.logs_offset = v.logs[0].len();
+            } else {
+                v.logs.clear();
+                v.logs_offset = 0;
+            }
+        }
+
+        self.current = Some(digest.to_string());
+        if v.is_completed() && !open_status {
+            self.current = None;
+            v.count = 0;
+            if v.logs_partial {
+                self.out.write_all(b"\n")?;
+            }
+            match &v.outcome {
+                Some(Outcome::Failed(error)) => writeln!(self.out, "#{index} ERROR: {error}")?,
+                Some(Outcome::Canceled) => writeln!(self.out, "#{index} CANCELED")?,
+                Some(Outcome::Cached) => writeln!(self.out, "#{index} CACHED")?,
+                // Ours: the body ended while it ran.
+                Some(Outcome::Interrupted) => writeln!(self.out, "#{index} ...")?,
+                Some(Outcome::Done) | None => {
+                    writeln!(self.out, "#{index} DONE {:.1}s", seconds(v.duration))?
+                }
+            }
+        }
+        self.updates.remove(digest);
+        Ok(())
+    }
+
+    fn message(&mut self, text: &str) -> io::Result<()> {
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        // Whatever is waiting goes first.
+        self.print()?;
+        if text.starts_with("Successfully built ") {
+            // The classic builder says it itself (with the short id).
+            self.pending_built = None;
+        } else if let Some(id) = self.pending_built.take() {
+            self.text_block(&format!("Successfully built {id}"))?;
+        }
+        self.text_block(text)
+    }
+
+    /// Daemon text (or ours) as a block of its own; consecutive texts share one.
+    fn text_block(&mut self, text: &str) -> io::Result<()> {
+        if let Some(old) = self.current.take() {
+            let old = self
+                .vertices
+                .get_mut(&old)
+                .expect("current vertex is known");
+            if old.logs_partial {
+                self.out.write_all(b"\n")?;
+            }
+            old.logs_offset = 0;
+            old.count = 0;
+            writeln!(self.out, "#{} ...", old.index)?;
+        }
+        if self.not_first && !self.in_text {
+            self.out.write_all(b"\n")?;
+        }
+        self.not_first = true;
+        self.in_text = true;
+        writeln!(self.out, "{text}")
+    }
+
+    fn finished(&mut self) -> io::Result<()> {
+        self.print()?;
+        // `printErrorLogs`, in the order the vertices started.
+        for digest in &self.order {
+            let v = &self.vertices[digest];
+            if !matches!(v.outcome, Some(Outcome::Failed(_))) {
+                continue;
+            }
+            writeln!(self.out, "------")?;
+            writeln!(self.out, " > {}:", v.name)?;
+            for line in &v.logs {
+                self.out.write_all(line)?;
+                self.out.write_all(b"\n")?;
+            }
+            for line in &v.logs_buffer {
+                self.out.write_all(line)?;
+                self.out.write_all(b"\n")?;
+            }
+            writeln!(self.out, "------")?;
+        }
+        if let Some(id) = self.pending_built.take() {
+            self.text_block(&format!("Successfully built {id}"))?;
+        }
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Render for Plain<W> {
+    fn event(&mut self, event: &BuildEvent) -> io::Result<()> {
+        match event {
+            BuildEvent::Vertex(Event::Started(s)) => self.step(Some(s.started), |p| p.started(s)),
+            BuildEvent::Vertex(Event::Completed(c)) => {
+                self.step(Some(c.completed), |p| p.completed(c))
+            }
+            BuildEvent::Vertex(Event::Log(l)) => self.step(Some(l.timestamp), |p| p.log(l)),
+            BuildEvent::Vertex(Event::Progress(s)) => {
+                self.step(Some(s.timestamp), |p| p.progress(s))
+            }
+            BuildEvent::Vertex(Event::Warning(w)) => self.step(None, |p| p.warning(w)),
+            BuildEvent::ImageBuilt { id } => {
+                self.pending_built = Some(id.clone());
+                Ok(())
+            }
+            BuildEvent::Message(text) => self.message(text),
+            BuildEvent::BadLine(_) | BuildEvent::Failed(_) => Ok(()),
+            BuildEvent::Finished(_) => self.finished(),
+        }
+    }
+
+    /// BuildKit's ticker: a pass once 150 ms went by without an update.
+    fn idle(&mut self, quiet: std::time::Duration) -> io::Result<()> {
+        if quiet.as_nanos() >= TICK_INTERVAL as u128 {
+            self.refresh()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::testing::*;
+
+    fn render(events: &[BuildEvent]) -> String {
+        let mut plain = Plain::new(Vec::new());
+        for e in events {
+            plain.event(e).unwrap();
+        }
+        plain.event(&finished()).unwrap();
+        String::from_utf8(plain.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn blocks_logs_and_completions() {
+        let text = render(&[
+            started("a", "[1/2] FROM x", 0),
+            completed("a", Outcome::Cached, 0, 10, 10),
+            started("b", "[2/2] RUN echo hi", 20),
+            log("b", "hi", 104),
+            log("b", "there", 12_345),
+            completed("b", Outcome::Done, 20, 12_400, 12_380),
+        ]);
+        assert_eq!(
+            text,
+            "#1 [1/2] FROM x\n#1 CACHED\n\n#2 [2/2] RUN echo hi\n#2 0.084 hi\n#2 12.32 there\n#2 DONE 12.4s\n"
+        );
+    }
+
+    #[test]
+    fn updates_within_100ms_are_printed_together() {
+        // Two intervals of one vertex, 3 ms apart: one block, one DONE (the merged sum).
+        let text = render(&[
+            started("a", "[internal] load remote build context", 0),
+            completed("a", Outcome::Done, 0, 4, 4),
+            started("a", "[internal] load remote build context", 5),
+            completed("a", Outcome::Done, 5, 6, 5),
+        ]);
+        assert_eq!(
+            text,
+            "#1 [internal] load remote build context\n#1 DONE 0.0s\n"
+        );
+    }
+
+    #[test]
+    fn statuses_are_throttled_by_progress_and_record_time() {
+        let text = render(&[
+            started("a", "[1/1] FROM y", 0),
+            progress("a", "sha256:l", 0, Some(1000), 0, Some(0), None),
+            // 2 % since the last printed line and 0.2 s: skipped.
+            progress("a", "sha256:l", 20, Some(1000), 200, Some(0), None),
+            // 6 %: printed.
+            progress("a", "sha256:l", 60, Some(1000), 400, Some(0), None),
+            // 1 % but 5.1 s later: printed.
+            progress("a", "sha256:l", 70, Some(1000), 5_500, Some(0), None),
+            progress(
+                "a",
+                "sha256:l",
+                1000,
+                Some(1000),
+                5_600,
+                Some(0),
+                Some(5_600),
+            ),
+            // Never seen with a start time: not shown.
+            progress("a", "extracting", 0, None, 5_700, None, Some(5_700)),
+            progress(
+                "a",
+                "resolve docker.io/y",
+                451,
+                None,
+                5_800,
+                Some(5_795),
+                Some(5_800),
+            ),
+            completed("a", Outcome::Done, 0, 6_000, 6_000),
+        ]);
+        assert_eq!(
+            text,
+            "#1 [1/1] FROM y\n\
+             #1 sha256:l 0B / 1.00kB\n\
+             #1 sha256:l 60B / 1.00kB 0.4s\n\
+             #1 sha256:l 70B / 1.00kB 5.5s\n\
+             #1 sha256:l 1.00kB / 1.00kB 5.6s done\n\
+             #1 resolve docker.io/y 451B done\n\
+             #1 DONE 6.0s\n"
+        );
+    }
+
+    #[test]
+    fn a_running_vertex_keeps_the_output_until_it_completes() {
+        // Two steps logging alternately; the first keeps the printer (anti-flicker).
+        let text = render(&[
+            started("a", "A", 0),
+            started("b", "B", 0),
+            log("a", "a1", 200),
+            log("b", "b1", 300),
+            log("a", "a2", 400),
+            log("b", "b2", 500),
+            log("a", "a3", 600),
+            completed("a", Outcome::Done, 0, 700, 700),
+            completed("b", Outcome::Done, 0, 800, 800),
+        ]);
+        assert_eq!(
+            text,
+            "#1 A\n#1 0.200 a1\n#1 0.400 a2\n#1 0.600 a3\n#1 DONE 0.7s\n\n\
+             #2 B\n#2 0.300 b1\n#2 0.500 b2\n#2 DONE 0.8s\n"
+        );
+    }
+
+    #[test]
+    fn a_quiet_vertex_gives_way_after_the_anti_flicker_delay() {
+        let mut events = vec![started("a", "A", 0), started("b", "B", 0)];
+        for s in 1..=7 {
+            events.push(log("b", &format!("b{s}"), s * 1000));
+        }
+        events.push(completed("b", Outcome::Done, 0, 7_500, 7_500));
+        events.push(completed("a", Outcome::Done, 0, 8_000, 8_000));
+        let text = render(&events);
+        assert_eq!(
+            text,
+            "#1 A\n#1 ...\n\n#2 B\n\
+             #2 1.000 b1\n#2 2.000 b2\n#2 3.000 b3\n#2 4.000 b4\n#2 5.000 b5\n#2 6.000 b6\n\
+             #2 7.000 b7\n#2 DONE 7.5s\n\n#1 A\n#1 DONE 8.0s\n"
+        );
+    }
+
+    #[test]
+    fn failures_cancellations_and_the_closing_block() {
+        let mut events = vec![started("a", "[2/3] RUN make", 0)];
+        for i in 0..12 {
+            events.push(log("a", &format!("line {i}"), 1000 + i * 10));
+        }
+        events.push(completed(
+            "a",
+            Outcome::Failed("exit code: 2".into()),
+            0,
+            2000,
+            2000,
+        ));
+        events.push(started("b", "[3/3] RUN other", 0));
+        events.push(completed("b", Outcome::Canceled, 0, 2100, 2100));
+        let text = render(&events);
+        let expected_tail: String = (2..12)
+            .map(|i| format!("1.{:03} line {i}\n", i * 10))
+            .collect();
+        assert!(text.contains("#1 ERROR: exit code: 2\n"), "{text}");
+        assert!(
+            text.contains("\n#2 [3/3] RUN other\n#2 CANCELED\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!(
+                "------\n > [2/3] RUN make:\n{expected_tail}------\n"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn split_lines_continue_without_a_new_prefix() {
+        let text = render(&[
+            started("a", "A", 0),
+            log_piece("a", "first part ", LineEnd::Split, 500),
+            log_piece("a", "second part", LineEnd::Newline, 900),
+            completed("a", Outcome::Done, 0, 1000, 1000),
+        ]);
+        assert_eq!(
+            text,
+            "#1 A\n#1 0.500 first part second part\n#1 DONE 1.0s\n"
+        );
+    }
+
+    #[test]
+    fn daemon_text_the_image_id_and_an_interrupted_step() {
+        let text = render(&[
+            started("a", "A", 0),
+            completed("a", Outcome::Done, 0, 100, 100),
+            BuildEvent::ImageBuilt {
+                id: "sha256:i".into(),
+            },
+            BuildEvent::Message("Successfully tagged x:latest\n".into()),
+            started("b", "B", 200),
+            log("b", "tick", 300),
+            completed("b", Outcome::Interrupted, 200, 300, 100),
+        ]);
+        assert_eq!(
+            text,
+            "#1 A\n#1 DONE 0.1s\n\nSuccessfully built sha256:i\nSuccessfully tagged x:latest\n\n\
+             #2 B\n#2 0.100 tick\n#2 ...\n"
+        );
+    }
+
+    #[test]
+    fn live_idle_passes_print_held_output_after_150ms_of_quiet() {
+        let mut plain = Plain::new(Vec::new());
+        plain.event(&started("a", "A", 0)).unwrap();
+        // 50 ms after the last pass: the display limiter holds it.
+        plain.event(&log("a", "held", 50)).unwrap();
+        let out = |p: &Plain<Vec<u8>>| String::from_utf8(p.out.clone()).unwrap();
+        assert_eq!(out(&plain), "#1 A\n");
+        Render::idle(&mut plain, std::time::Duration::from_millis(100)).unwrap();
+        assert_eq!(out(&plain), "#1 A\n");
+        Render::idle(&mut plain, std::time::Duration::from_millis(150)).unwrap();
+        assert_eq!(out(&plain), "#1 A\n#1 0.050 held\n");
+    }
+
+    #[test]
+    fn warnings_show_with_their_vertex() {
+        let text = render(&[
+            started("a", "[internal] load build definition from Dockerfile", 0),
+            warning(
+                "a",
+                "JSONArgsRecommended: JSON arguments recommended for CMD (line 9)",
+            ),
+            completed("a", Outcome::Done, 0, 10, 10),
+        ]);
+        assert_eq!(
+            text,
+            "#1 [internal] load build definition from Dockerfile\n\
+             #1 WARN: JSONArgsRecommended: JSON arguments recommended for CMD (line 9)\n\
+             #1 DONE 0.0s\n"
+        );
+    }
+}

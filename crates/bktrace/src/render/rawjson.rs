@@ -1,0 +1,681 @@
+//! `--progress=rawjson`: what `docker buildx build --progress=rawjson` prints.
+//!
+//! buildx converts each `StatusResponse` into BuildKit's Go `client.SolveStatus` and writes it
+//! with `json.Encoder.Encode`: one object per line, Go JSON names (`vertexes`, `statuses`,
+//! `logs`, `warnings`, …), `omitempty` fields left out when empty, times as RFC 3339 in UTC
+//! with nanoseconds, byte fields (`data`, `short`, `detail`, …) in base64. This renderer
+//! reads the raw `POST /build` body (the decoded events do not keep the records), decodes
+//! every `moby.buildkit.trace` line and writes the same object. Other body lines (the image
+//! id, daemon text, errors) are not part of buildx's output and are not written.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use base64::Engine as _;
+use buildkit_events::Time;
+use buildkit_proto::pb::{Position, ProgressGroup, Range, SourceInfo};
+use buildkit_proto::{
+    Message as _, StatusResponse, Timestamp, Vertex, VertexLog, VertexStatus, VertexWarning,
+};
+use bytes::Bytes;
+use docker_build::ndjson::{LineSplitter, Message, parse_line};
+
+use super::format::rfc3339;
+use super::gojson::GoJson;
+
+/// Writes one JSON line per BuildKit trace record found in a `POST /build` body.
+#[derive(Debug)]
+pub struct RawJson<W> {
+    out: W,
+    lines: LineSplitter,
+    line_no: u64,
+    skipped: u64,
+}
+
+impl<W: Write> RawJson<W> {
+    /// A renderer writing to `out`.
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            lines: LineSplitter::new(),
+            line_no: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Feeds the next chunk of the body (any chunking).
+    pub fn push(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.lines.push(chunk);
+        while let Some(line) = self.lines.next_line() {
+            self.line(line)?;
+        }
+        Ok(())
+    }
+
+    /// The end of the body: handles a last line without a line break and flushes.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if let Some(line) = self.lines.finish() {
+            self.line(line)?;
+        }
+        self.out.flush()
+    }
+
+    /// Trace lines that could not be decoded (they are reported by the event decoder).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn line(&mut self, line: Result<Bytes, usize>) -> io::Result<()> {
+        self.line_no += 1;
+        let Ok(line) = line else {
+            self.skipped += 1;
+            return Ok(());
+        };
+        if line.is_empty() {
+            return Ok(());
+        }
+        let Ok(Message::Trace(aux)) = parse_line(line, self.line_no) else {
+            return Ok(());
+        };
+        let record = base64::engine::general_purpose::STANDARD
+            .decode(&aux)
+            .ok()
+            .and_then(|wire| StatusResponse::decode(Bytes::from(wire)).ok());
+        match record {
+            Some(record) => {
+                let mut text = solve_status_json(&record);
+                text.push('\n');
+                self.out.write_all(text.as_bytes())
+            }
+            None => {
+                self.skipped += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One record as buildx's `rawjson` prints it (without the trailing newline).
+///
+/// ```
+/// use bktrace::render::rawjson::solve_status_json;
+/// use buildkit_proto::{StatusResponse, Timestamp, Vertex};
+///
+/// let record = StatusResponse {
+///     vertexes: vec![Vertex {
+///         digest: "sha256:ab".into(),
+///         name: "[1/2] FROM x".into(),
+///         started: Some(Timestamp { seconds: 1, nanos: 500 }),
+///         ..Default::default()
+///     }],
+///     ..Default::default()
+/// };
+/// assert_eq!(
+///     solve_status_json(&record),
+///     r#"{"vertexes":[{"digest":"sha256:ab","name":"[1/2] FROM x","started":"1970-01-01T00:00:01.0000005Z"}]}"#
+/// );
+/// ```
+pub fn solve_status_json(record: &StatusResponse) -> String {
+    let mut j = GoJson::new();
+    j.begin_object();
+    if !record.vertexes.is_empty() {
+        j.key("vertexes");
+        j.begin_array();
+        for v in &record.vertexes {
+            vertex(&mut j, v);
+        }
+        j.end_array();
+    }
+    if !record.statuses.is_empty() {
+        j.key("statuses");
+        j.begin_array();
+        for s in &record.statuses {
+            status(&mut j, s);
+        }
+        j.end_array();
+    }
+    if !record.logs.is_empty() {
+        j.key("logs");
+        j.begin_array();
+        for l in &record.logs {
+            log(&mut j, l);
+        }
+        j.end_array();
+    }
+    if !record.warnings.is_empty() {
+        j.key("warnings");
+        j.begin_array();
+        for w in &record.warnings {
+            warning(&mut j, w);
+        }
+        j.end_array();
+    }
+    j.end_object();
+    j.finish()
+}
+
+fn time(j: &mut GoJson, t: &Timestamp) {
+    j.raw(&format!("\"{}\"", rfc3339(Time::from(t))));
+}
+
+fn opt_time(j: &mut GoJson, name: &str, t: &Option<Timestamp>) {
+    if let Some(t) = t {
+        j.key(name);
+        time(j, t);
+    }
+}
+
+/// A non-pointer `time.Time`: a missing protobuf timestamp is the Unix epoch (`AsTime` of nil).
+fn req_time(j: &mut GoJson, name: &str, t: &Option<Timestamp>) {
+    j.key(name);
+    time(j, &t.unwrap_or_default());
+}
+
+fn opt_string(j: &mut GoJson, name: &str, s: &str) {
+    if !s.is_empty() {
+        j.key(name);
+        j.string(s);
+    }
+}
+
+fn opt_bytes(j: &mut GoJson, name: &str, b: &[u8]) {
+    if !b.is_empty() {
+        j.key(name);
+        j.bytes(b);
+    }
+}
+
+fn opt_int(j: &mut GoJson, name: &str, n: i64) {
+    if n != 0 {
+        j.key(name);
+        j.int(n);
+    }
+}
+
+fn opt_bool(j: &mut GoJson, name: &str, b: bool) {
+    if b {
+        j.key(name);
+        j.bool(true);
+    }
+}
+
+fn vertex(j: &mut GoJson, v: &Vertex) {
+    j.begin_object();
+    opt_string(j, "digest", &v.digest);
+    if !v.inputs.is_empty() {
+        j.key("inputs");
+        j.begin_array();
+        for input in &v.inputs {
+            j.string(input);
+        }
+        j.end_array();
+    }
+    opt_string(j, "name", &v.name);
+    opt_time(j, "started", &v.started);
+    opt_time(j, "completed", &v.completed);
+    opt_bool(j, "cached", v.cached);
+    opt_string(j, "error", &v.error);
+    if let Some(group) = &v.progress_group {
+        j.key("progressGroup");
+        progress_group(j, &group.id, &group.name, group.weak);
+    }
+    j.end_object();
+}
+
+fn progress_group(j: &mut GoJson, id: &str, name: &str, weak: bool) {
+    j.begin_object();
+    opt_string(j, "id", id);
+    opt_string(j, "name", name);
+    opt_bool(j, "weak", weak);
+    j.end_object();
+}
+
+fn status(j: &mut GoJson, s: &VertexStatus) {
+    j.begin_object();
+    j.key("id");
+    j.string(&s.id);
+    opt_string(j, "vertex", &s.vertex);
+    opt_string(j, "name", &s.name);
+    opt_int(j, "total", s.total);
+    j.key("current");
+    j.int(s.current);
+    req_time(j, "timestamp", &s.timestamp);
+    opt_time(j, "started", &s.started);
+    opt_time(j, "completed", &s.completed);
+    j.end_object();
+}
+
+fn log(j: &mut GoJson, l: &VertexLog) {
+    j.begin_object();
+    opt_string(j, "vertex", &l.vertex);
+    opt_int(j, "stream", l.stream);
+    j.key("data");
+    j.bytes(&l.msg);
+    req_time(j, "timestamp", &l.timestamp);
+    j.end_object();
+}
+
+fn warning(j: &mut GoJson, w: &VertexWarning) {
+    j.begin_object();
+    opt_string(j, "vertex", &w.vertex);
+    opt_int(j, "level", w.level);
+    opt_bytes(j, "short", &w.short);
+    if !w.detail.is_empty() {
+        j.key("detail");
+        j.begin_array();
+        for d in &w.detail {
+            j.bytes(d);
+        }
+        j.end_array();
+    }
+    opt_string(j, "url", &w.url);
+    if let Some(info) = &w.info {
+        j.key("sourceInfo");
+        source_info(j, info);
+    }
+    if !w.ranges.is_empty() {
+        j.key("range");
+        ranges(j, &w.ranges);
+    }
+    j.end_object();
+}
+
+fn source_info(j: &mut GoJson, info: &SourceInfo) {
+    j.begin_object();
+    opt_string(j, "filename", &info.filename);
+    opt_bytes(j, "data", &info.data);
+    if !info.definition.is_empty() {
+        // Kept as opaque bytes by buildkit-proto; decoded here to print it as Go does. A
+        // definition that does not decode is left out rather than guessed.
+        if let Ok(def) = Definition::decode(info.definition.as_ref()) {
+            j.key("definition");
+            definition(j, &def);
+        }
+    }
+    opt_string(j, "language", &info.language);
+    j.end_object();
+}
+
+fn ranges(j: &mut GoJson, ranges: &[Range]) {
+    j.begin_array();
+    for r in ranges {
+        j.begin_object();
+        if let Some(p) = &r.start {
+            j.key("start");
+            position(j, p);
+        }
+        if let Some(p) = &r.end {
+            j.key("end");
+            position(j, p);
+        }
+        j.end_object();
+    }
+    j.end_array();
+}
+
+fn position(j: &mut GoJson, p: &Position) {
+    j.begin_object();
+    opt_int(j, "line", i64::from(p.line));
+    opt_int(j, "character", i64::from(p.character));
+    j.end_object();
+}
+
+fn definition(j: &mut GoJson, d: &Definition) {
+    j.begin_object();
+    if !d.def.is_empty() {
+        j.key("def");
+        j.begin_array();
+        for op in &d.def {
+            j.bytes(op);
+        }
+        j.end_array();
+    }
+    if !d.metadata.is_empty() {
+        j.key("metadata");
+        j.begin_object();
+        for (digest, meta) in &d.metadata {
+            j.key(digest);
+            op_metadata(j, meta);
+        }
+        j.end_object();
+    }
+    if let Some(source) = &d.source {
+        j.key("Source");
+        j.begin_object();
+        if !source.locations.is_empty() {
+            j.key("locations");
+            j.begin_object();
+            for (digest, locations) in &source.locations {
+                j.key(digest);
+                j.begin_object();
+                if !locations.locations.is_empty() {
+                    j.key("locations");
+                    j.begin_array();
+                    for l in &locations.locations {
+                        j.begin_object();
+                        opt_int(j, "sourceIndex", i64::from(l.source_index));
+                        if !l.ranges.is_empty() {
+                            j.key("ranges");
+                            ranges(j, &l.ranges);
+                        }
+                        j.end_object();
+                    }
+                    j.end_array();
+                }
+                j.end_object();
+            }
+            j.end_object();
+        }
+        if !source.infos.is_empty() {
+            j.key("infos");
+            j.begin_array();
+            for info in &source.infos {
+                source_info_full(j, info);
+            }
+            j.end_array();
+        }
+        j.end_object();
+    }
+    j.end_object();
+}
+
+fn source_info_full(j: &mut GoJson, info: &SourceInfoFull) {
+    j.begin_object();
+    opt_string(j, "filename", &info.filename);
+    opt_bytes(j, "data", &info.data);
+    if let Some(def) = &info.definition {
+        j.key("definition");
+        definition(j, def);
+    }
+    opt_string(j, "language", &info.language);
+    j.end_object();
+}
+
+fn op_metadata(j: &mut GoJson, m: &OpMetadata) {
+    j.begin_object();
+    opt_bool(j, "ignore_cache", m.ignore_cache);
+    if !m.description.is_empty() {
+        j.key("description");
+        j.begin_object();
+        for (k, v) in &m.description {
+            j.key(k);
+            j.string(v);
+        }
+        j.end_object();
+    }
+    if let Some(e) = &m.export_cache {
+        j.key("export_cache");
+        j.begin_object();
+        opt_bool(j, "Value", e.value);
+        j.end_object();
+    }
+    if !m.caps.is_empty() {
+        j.key("caps");
+        j.begin_object();
+        for (k, v) in &m.caps {
+            j.key(k);
+            j.bool(*v);
+        }
+        j.end_object();
+    }
+    if let Some(g) = &m.progress_group {
+        j.key("progress_group");
+        progress_group(j, &g.id, &g.name, g.weak);
+    }
+    if let Some(r) = &m.linux_resources {
+        j.key("linux_resources");
+        j.begin_object();
+        opt_int(j, "memory", r.memory);
+        opt_int(j, "memorySwap", r.memory_swap);
+        if r.cpu_shares != 0 {
+            j.key("cpuShares");
+            j.raw(&r.cpu_shares.to_string());
+        }
+        if r.cpu_period != 0 {
+            j.key("cpuPeriod");
+            j.raw(&r.cpu_period.to_string());
+        }
+        opt_int(j, "cpuQuota", r.cpu_quota);
+        opt_string(j, "cpusetCpus", &r.cpuset_cpus);
+        opt_string(j, "cpusetMems", &r.cpuset_mems);
+        j.end_object();
+    }
+    j.end_object();
+}
+
+// The part of `solver/pb/ops.proto` reachable from `SourceInfo.definition`, which
+// buildkit-proto keeps as opaque bytes. Field numbers from the reference (section 1.4).
+
+/// `pb.Definition`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Definition {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    def: Vec<Vec<u8>>,
+    #[prost(btree_map = "string, message", tag = "2")]
+    metadata: BTreeMap<String, OpMetadata>,
+    #[prost(message, optional, tag = "3")]
+    source: Option<Source>,
+}
+
+/// `pb.OpMetadata`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct OpMetadata {
+    #[prost(bool, tag = "1")]
+    ignore_cache: bool,
+    #[prost(btree_map = "string, string", tag = "2")]
+    description: BTreeMap<String, String>,
+    #[prost(message, optional, tag = "4")]
+    export_cache: Option<ExportCache>,
+    #[prost(btree_map = "string, bool", tag = "5")]
+    caps: BTreeMap<String, bool>,
+    #[prost(message, optional, tag = "6")]
+    progress_group: Option<ProgressGroup>,
+    #[prost(message, optional, tag = "7")]
+    linux_resources: Option<LinuxResources>,
+}
+
+/// `pb.ExportCache`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ExportCache {
+    #[prost(bool, tag = "1")]
+    value: bool,
+}
+
+/// `pb.LinuxResources` (BuildKit v0.31).
+#[derive(Clone, PartialEq, prost::Message)]
+struct LinuxResources {
+    #[prost(int64, tag = "1")]
+    memory: i64,
+    #[prost(int64, tag = "2")]
+    memory_swap: i64,
+    #[prost(uint64, tag = "3")]
+    cpu_shares: u64,
+    #[prost(uint64, tag = "4")]
+    cpu_period: u64,
+    #[prost(int64, tag = "5")]
+    cpu_quota: i64,
+    #[prost(string, tag = "6")]
+    cpuset_cpus: String,
+    #[prost(string, tag = "7")]
+    cpuset_mems: String,
+}
+
+/// `pb.Source`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Source {
+    #[prost(btree_map = "string, message", tag = "1")]
+    locations: BTreeMap<String, Locations>,
+    #[prost(message, repeated, tag = "2")]
+    infos: Vec<SourceInfoFull>,
+}
+
+/// `pb.Locations`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Locations {
+    #[prost(message, repeated, tag = "1")]
+    locations: Vec<Location>,
+}
+
+/// `pb.Location`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Location {
+    #[prost(int32, tag = "1")]
+    source_index: i32,
+    #[prost(message, repeated, tag = "2")]
+    ranges: Vec<Range>,
+}
+
+/// `pb.SourceInfo` with its definition decoded (nested inside a definition's `Source`).
+#[derive(Clone, PartialEq, prost::Message)]
+struct SourceInfoFull {
+    #[prost(string, tag = "1")]
+    filename: String,
+    #[prost(bytes = "vec", tag = "2")]
+    data: Vec<u8>,
+    #[prost(message, optional, boxed, tag = "3")]
+    definition: Option<Box<Definition>>,
+    #[prost(string, tag = "4")]
+    language: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use buildkit_proto::VertexStatus;
+
+    #[test]
+    fn statuses_keep_current_and_timestamp_and_omit_empty_fields() {
+        let record = StatusResponse {
+            statuses: vec![VertexStatus {
+                id: "exporting layers".into(),
+                vertex: "sha256:v".into(),
+                current: 0,
+                timestamp: Some(Timestamp {
+                    seconds: 2,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            solve_status_json(&record),
+            r#"{"statuses":[{"id":"exporting layers","vertex":"sha256:v","current":0,"timestamp":"1970-01-01T00:00:02Z"}]}"#
+        );
+    }
+
+    #[test]
+    fn logs_are_base64_with_stream_and_epoch_for_a_missing_timestamp() {
+        let record = StatusResponse {
+            logs: vec![VertexLog {
+                vertex: "sha256:v".into(),
+                stream: 2,
+                msg: Bytes::from_static(b"to-stderr\n"),
+                timestamp: None,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            solve_status_json(&record),
+            r#"{"logs":[{"vertex":"sha256:v","stream":2,"data":"dG8tc3RkZXJyCg==","timestamp":"1970-01-01T00:00:00Z"}]}"#
+        );
+    }
+
+    #[test]
+    fn warnings_carry_source_info_with_the_decoded_definition_and_ranges() {
+        let mut meta = BTreeMap::new();
+        meta.insert(
+            "sha256:op".to_string(),
+            OpMetadata {
+                caps: [("source.image".to_string(), true)].into_iter().collect(),
+                ..Default::default()
+            },
+        );
+        let def = Definition {
+            def: vec![b"op".to_vec()],
+            metadata: meta,
+            source: None,
+        };
+        let record = StatusResponse {
+            warnings: vec![VertexWarning {
+                vertex: "sha256:v".into(),
+                level: 1,
+                short: Bytes::from_static(
+                    b"FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 5)",
+                ),
+                detail: vec![Bytes::from_static(b"d")],
+                url: "https://docs.docker.com/go/dockerfile/rule/from-as-casing/".into(),
+                info: Some(SourceInfo {
+                    filename: "Dockerfile".into(),
+                    data: Bytes::from_static(b"FROM x\n"),
+                    definition: Bytes::from(def.encode_to_vec()),
+                    language: "Dockerfile".into(),
+                }),
+                ranges: vec![Range {
+                    start: Some(Position {
+                        line: 5,
+                        character: 0,
+                    }),
+                    end: Some(Position {
+                        line: 5,
+                        character: 0,
+                    }),
+                }],
+            }],
+            ..Default::default()
+        };
+        let json = solve_status_json(&record);
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"warnings":[{"vertex":"sha256:v","level":1,"#,
+                r#""short":"RnJvbUFzQ2FzaW5nOiAnYXMnIGFuZCAnRlJPTScga2V5d29yZHMnIGNhc2luZyBkbyBub3QgbWF0Y2ggKGxpbmUgNSk=","#,
+                r#""detail":["ZA=="],"url":"https://docs.docker.com/go/dockerfile/rule/from-as-casing/","#,
+                r#""sourceInfo":{"filename":"Dockerfile","data":"RlJPTSB4Cg==","#,
+                r#""definition":{"def":["b3A="],"metadata":{"sha256:op":{"caps":{"source.image":true}}}},"#,
+                r#""language":"Dockerfile"},"range":[{"start":{"line":5},"end":{"line":5}}]}]}"#
+            )
+        );
+        // The output is valid JSON.
+        serde_json::from_str::<serde_json::Value>(&json).unwrap();
+    }
+
+    #[test]
+    fn body_lines_other_than_trace_records_are_not_printed() {
+        let record = StatusResponse {
+            vertexes: vec![Vertex {
+                digest: "sha256:a".into(),
+                name: "exporting to image".into(),
+                cached: true,
+                error: "x <y>".into(),
+                progress_group: Some(ProgressGroup {
+                    id: "g".into(),
+                    name: String::new(),
+                    weak: true,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let aux = base64::engine::general_purpose::STANDARD.encode(record.encode_to_vec());
+        let body = format!(
+            "{{\"id\":\"moby.buildkit.trace\",\"aux\":\"{aux}\"}}\r\n{{\"id\":\"moby.image.id\",\"aux\":{{\"ID\":\"sha256:i\"}}}}\r\n{{\"stream\":\"x\\n\"}}\r\n"
+        );
+        let mut raw = RawJson::new(Vec::new());
+        // Split in the middle of the trace line.
+        raw.push(Bytes::copy_from_slice(&body.as_bytes()[..20]))
+            .unwrap();
+        raw.push(Bytes::copy_from_slice(&body.as_bytes()[20..]))
+            .unwrap();
+        raw.finish().unwrap();
+        assert_eq!(
+            String::from_utf8(raw.into_inner()).unwrap(),
+            "{\"vertexes\":[{\"digest\":\"sha256:a\",\"name\":\"exporting to image\",\"cached\":true,\"error\":\"x \\u003cy\\u003e\",\"progressGroup\":{\"id\":\"g\",\"weak\":true}}]}\n"
+        );
+    }
+}

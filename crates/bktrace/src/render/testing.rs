@@ -1,0 +1,104 @@
+//! Event constructors for the renderers' unit tests (times in milliseconds).
+
+use buildkit_events::{
+    Duration, Event, LineEnd, LogLine, Outcome, OutcomeCounts, Progress, Stream, Summary, Time,
+    VertexCompleted, VertexStarted, Warning,
+};
+use bytes::Bytes;
+use docker_build::decode::{BuildEvent, BuildSummary};
+
+pub(crate) fn ms(t: i64) -> Time {
+    Time(i128::from(t) * 1_000_000)
+}
+
+pub(crate) fn started(digest: &str, name: &str, t: i64) -> BuildEvent {
+    BuildEvent::Vertex(Event::Started(VertexStarted {
+        digest: digest.into(),
+        name: name.into(),
+        inputs: Vec::new(),
+        started: ms(t),
+        interval: 0,
+    }))
+}
+
+pub(crate) fn completed(
+    digest: &str,
+    outcome: Outcome,
+    start: i64,
+    end: i64,
+    duration: i64,
+) -> BuildEvent {
+    BuildEvent::Vertex(Event::Completed(VertexCompleted {
+        digest: digest.into(),
+        name: String::new(),
+        outcome,
+        started: ms(start),
+        completed: ms(end),
+        duration: Duration(u128::try_from(duration).unwrap() * 1_000_000),
+        interval: 0,
+    }))
+}
+
+pub(crate) fn log_piece(digest: &str, text: &str, end: LineEnd, t: i64) -> BuildEvent {
+    BuildEvent::Vertex(Event::Log(LogLine {
+        digest: digest.into(),
+        stream: Stream::Stdout,
+        bytes: Bytes::copy_from_slice(text.as_bytes()),
+        end,
+        timestamp: ms(t),
+        clipped_notice: false,
+    }))
+}
+
+pub(crate) fn log(digest: &str, text: &str, t: i64) -> BuildEvent {
+    log_piece(digest, text, LineEnd::Newline, t)
+}
+
+pub(crate) fn progress(
+    digest: &str,
+    id: &str,
+    current: i64,
+    total: Option<i64>,
+    t: i64,
+    started: Option<i64>,
+    completed: Option<i64>,
+) -> BuildEvent {
+    BuildEvent::Vertex(Event::Progress(Progress {
+        digest: digest.into(),
+        id: id.into(),
+        action: String::new(),
+        current,
+        total,
+        timestamp: ms(t),
+        started: started.map(ms),
+        completed: completed.map(ms),
+    }))
+}
+
+pub(crate) fn warning(digest: &str, short: &str) -> BuildEvent {
+    BuildEvent::Vertex(Event::Warning(Warning {
+        digest: digest.into(),
+        level: 1,
+        short: Bytes::copy_from_slice(short.as_bytes()),
+        detail: Vec::new(),
+        url: String::new(),
+        source_file: None,
+        lines: Vec::new(),
+    }))
+}
+
+pub(crate) fn finished() -> BuildEvent {
+    BuildEvent::Finished(Box::new(BuildSummary {
+        vertices: Summary {
+            counts: OutcomeCounts::default(),
+            pending: 0,
+            first_started: None,
+            last_completed: None,
+            wall_time: Duration(0),
+            vertices: Vec::new(),
+            failed: None,
+        },
+        image_id: None,
+        failure: None,
+    }))
+}

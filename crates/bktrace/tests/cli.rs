@@ -1,0 +1,264 @@
+//! The `bktrace` binary, run as a user runs it (stdout is not a terminal here, so `auto` is
+//! `plain`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bktrace(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run bktrace")
+}
+
+fn corpus(daemon: &str, name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/corpus")
+        .join(daemon)
+        .join(format!("{name}.ndjson"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// stderr holds exactly one line, starting with `prefix`.
+fn assert_one_line_error(output: &Output, prefix: &str) {
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "stderr: {stderr:?}");
+    assert!(stderr.starts_with(prefix), "stderr: {stderr:?}");
+    assert!(stderr.ends_with('\n'));
+}
+
+#[test]
+fn help_documents_every_command_and_flag() {
+    let top = bktrace(&["--help"]);
+    assert!(top.status.success());
+    let top = text(&top.stdout);
+    for command in ["build", "replay", "demo"] {
+        assert!(top.contains(command), "{top}");
+    }
+    let build = bktrace(&["build", "--help"]);
+    assert!(build.status.success());
+    let build = text(&build.stdout);
+    for flag in [
+        "[DIR]",
+        "-f, --file <FILE>",
+        "-t, --tag <NAME[:TAG]>",
+        "--build-arg <KEY=VALUE>",
+        "--target <STAGE>",
+        "--no-cache",
+        "--pull",
+        "--classic",
+        "--label <KEY=VALUE>",
+        "--platform <OS/ARCH>",
+        "--progress <MODE>",
+        "--record <FILE>",
+    ] {
+        assert!(build.contains(flag), "build --help lacks {flag}:\n{build}");
+    }
+    for mode in ["auto", "plain", "tty", "json", "rawjson"] {
+        assert!(build.contains(mode), "build --help lacks {mode}:\n{build}");
+    }
+    let replay = text(&bktrace(&["replay", "--help"]).stdout);
+    assert!(
+        replay.contains("<FILE>") && replay.contains("--progress <MODE>"),
+        "{replay}"
+    );
+    assert!(replay.contains("`-` for standard input"), "{replay}");
+    let demo = text(&bktrace(&["demo", "--help"]).stdout);
+    assert!(demo.contains("--progress <MODE>"), "{demo}");
+}
+
+#[test]
+fn a_bad_flag_gives_one_line_and_status_2() {
+    let output = bktrace(&["replay", "--bogus", "x"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert_one_line_error(&output, "error: unexpected argument '--bogus' found");
+    let output = bktrace(&["replay", "x", "--progress", "fancy"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_one_line_error(
+        &output,
+        "error: invalid value 'fancy' for '--progress <MODE>'",
+    );
+    let output = bktrace(&["frobnicate"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_one_line_error(&output, "error: unrecognized subcommand 'frobnicate'");
+}
+
+#[test]
+fn an_unreadable_file_gives_one_line_and_status_1() {
+    let output = bktrace(&["replay", "/nonexistent/recording.ndjson"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert_one_line_error(
+        &output,
+        "error: cannot read /nonexistent/recording.ndjson: ",
+    );
+    // A directory opens but cannot be read.
+    let output = bktrace(&["replay", env!("CARGO_MANIFEST_DIR")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(&output, "error: reading the recording failed: ");
+}
+
+#[test]
+fn replaying_a_failed_build_exits_1_with_the_reason() {
+    let file = corpus("docker-28.5", "run-fails");
+    let output = bktrace(&["replay", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(
+        &output,
+        "error: build failed: process \"/bin/sh -c echo before-fail && echo to-stderr >&2 && exit 3\" did not complete successfully: exit code: 3",
+    );
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains(" ERROR: process "), "{stdout}");
+    assert!(stdout.contains(" > [2/3] RUN echo before-fail"), "{stdout}");
+}
+
+#[test]
+fn replaying_a_successful_build_exits_0() {
+    let file = corpus("docker-28.5", "basic-nocache");
+    let output = bktrace(&["replay", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.starts_with("#1 [internal] load remote build context\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nSuccessfully built sha256:"), "{stdout}");
+}
+
+#[test]
+fn replaying_a_build_the_client_left_exits_1() {
+    let file = corpus("docker-26.1", "client-cancel");
+    let output = bktrace(&["replay", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(&output, "error: the build did not finish: ");
+    assert!(text(&output.stderr).contains("RUN for i in 1 2 3"));
+}
+
+#[test]
+fn replay_reads_standard_input() {
+    let file = corpus("docker-20.10", "multistage-parallel");
+    let body = std::fs::read(&file).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["replay", "-", "--progress", "plain"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&body).unwrap());
+    let piped = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    let from_file = bktrace(&["replay", file.to_str().unwrap()]);
+    assert_eq!(text(&piped.stdout), text(&from_file.stdout));
+    assert!(text(&piped.stdout).contains(" b-5\n"));
+}
+
+#[test]
+fn json_and_rawjson_modes_write_json_lines() {
+    let file = corpus("docker-28.5", "warnings");
+    let json = bktrace(&["replay", file.to_str().unwrap(), "--progress", "json"]);
+    assert!(json.status.success());
+    let lines: Vec<serde_json::Value> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.last().unwrap()["type"], "build_finished");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["type"] == "vertex_warning")
+            .count(),
+        3
+    );
+
+    let raw = bktrace(&["replay", file.to_str().unwrap(), "--progress", "rawjson"]);
+    assert!(raw.status.success());
+    let records: Vec<serde_json::Value> = text(&raw.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let trace_lines = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"moby.buildkit.trace\""))
+        .count();
+    assert_eq!(records.len(), trace_lines);
+    // The lint warnings, with buildx's field names and base64 `short`.
+    let warning = records
+        .iter()
+        .find_map(|r| r["warnings"].as_array().map(|w| w[0].clone()))
+        .expect("a record with warnings");
+    assert_eq!(warning["level"], 1);
+    assert!(warning["short"].as_str().is_some());
+    assert_eq!(warning["sourceInfo"]["filename"], "Dockerfile");
+    assert!(warning["range"][0]["start"]["line"].as_i64().unwrap() > 0);
+}
+
+#[test]
+fn demo_replays_a_bundled_build() {
+    let output = bktrace(&["demo"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.starts_with("#1 "), "{stdout}");
+    assert!(
+        stdout.contains(" a-1\n") && stdout.contains(" b-1\n"),
+        "{stdout}"
+    );
+    let json = bktrace(&["demo", "--progress", "json"]);
+    assert!(json.status.success());
+    assert!(
+        text(&json.stdout)
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+}
+
+#[test]
+fn build_without_a_daemon_gives_one_line() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bktrace-cli-build");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args([
+            "build",
+            dir.to_str().unwrap(),
+            "-t",
+            "x:y",
+            "--progress",
+            "plain",
+        ])
+        .env("DOCKER_HOST", "unix:///nonexistent/bktrace/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+    assert_one_line_error(
+        &output,
+        "error: cannot connect to the Docker daemon at unix:///nonexistent/bktrace/docker.sock: ",
+    );
+}
+
+#[test]
+fn build_of_a_missing_directory_gives_one_line() {
+    let output = bktrace(&["build", "/nonexistent/context"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(
+        &output,
+        "error: cannot access the build context directory /nonexistent/context: ",
+    );
+    let output = bktrace(&["build", ".", "--label", "novalue"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(
+        &output,
+        "error: invalid --label \"novalue\": expected KEY=VALUE",
+    );
+}
