@@ -17,6 +17,7 @@ use docker_build::build::{BuildError, BuildOptions, BuildStreamError, Builder, b
 use docker_build::connection::{ConnectError, Daemon};
 use docker_build::context::{Context, ContextError};
 use docker_build::decode::BuildEvent;
+use docker_build::dockerfile::{DockerfileError, ReferenceError, base_images};
 
 /// The recorded build `bktrace demo` replays: two stages logging in parallel (stdout and
 /// stderr), then a stage copying from both, on Docker 28.5.
@@ -51,6 +52,9 @@ enum Command {
     Replay(ReplayArgs),
     /// Replay a small recorded build bundled in bktrace (no Docker daemon needed).
     Demo(DemoArgs),
+    /// List the external images a build will use (FROM, COPY --from, RUN --mount from), one per
+    /// line: reference, line, how it is used, the stages that need it. No daemon needed.
+    Images(ImagesArgs),
 }
 
 /// The output format.
@@ -124,6 +128,25 @@ struct ReplayArgs {
 }
 
 #[derive(Debug, Args)]
+struct ImagesArgs {
+    /// The build context directory.
+    #[arg(value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+    /// The Dockerfile, relative to the current directory (default: DIR/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Set a build-time ARG (repeatable); `KEY` alone takes the value from the environment.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    build_args: Vec<String>,
+    /// Print fully qualified references (`busybox` → `docker.io/library/busybox:latest`).
+    #[arg(long)]
+    normalize: bool,
+    /// Print one JSON object with the frontend image and every image, with all their uses.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 struct DemoArgs {
     #[command(flatten)]
     progress: ProgressArg,
@@ -179,6 +202,18 @@ enum CliError {
     /// The build's event stream broke off.
     #[error(transparent)]
     Stream(#[from] BuildStreamError),
+    /// The Dockerfile could not be analysed.
+    #[error("{}: {source}", path.display())]
+    Dockerfile {
+        /// The Dockerfile.
+        path: PathBuf,
+        /// What is wrong with it (with its line).
+        #[source]
+        source: DockerfileError,
+    },
+    /// A reference could not be normalised.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
 }
 
 fn connect_message(e: &ConnectError) -> String {
@@ -232,6 +267,7 @@ fn main() -> ExitCode {
         Command::Build(args) => run_build(args),
         Command::Replay(args) => run_replay(args),
         Command::Demo(args) => run_demo(args),
+        Command::Images(args) => run_images(args),
     };
     match result {
         Ok(code) => code,
@@ -382,6 +418,85 @@ fn absolute(path: &Path) -> PathBuf {
     path.canonicalize()
         .or_else(|_| std::path::absolute(path))
         .unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn run_images(args: ImagesArgs) -> Result<ExitCode, CliError> {
+    let build_args = key_values("--build-arg", &args.build_args, true)?;
+    let path = match &args.file {
+        Some(file) => file.clone(),
+        None => {
+            let upper = args.dir.join("Dockerfile");
+            let lower = args.dir.join("dockerfile");
+            if !upper.exists() && lower.exists() {
+                lower
+            } else {
+                upper
+            }
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| CliError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    let found = base_images(&text, build_args.iter().map(|(k, v)| (k, v))).map_err(|source| {
+        CliError::Dockerfile {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    let shown = |reference: &str| -> Result<String, CliError> {
+        Ok(if args.normalize {
+            docker_build::dockerfile::normalize(reference)?
+        } else {
+            reference.to_string()
+        })
+    };
+    let mut out = io::stdout().lock();
+    if args.json {
+        let images = found
+            .images
+            .iter()
+            .map(|image| {
+                Ok(serde_json::json!({
+                    "reference": shown(&image.reference)?,
+                    "line": image.line,
+                    "kind": image.kind.to_string(),
+                    "stages": image.stages,
+                    "uses": image.uses.iter().map(|u| serde_json::json!({
+                        "line": u.line,
+                        "kind": u.kind.to_string(),
+                        "stage": found.stages.get(u.stage).map(|s| s.label()),
+                    })).collect::<Vec<_>>(),
+                }))
+            })
+            .collect::<Result<Vec<_>, CliError>>()?;
+        let syntax = match &found.syntax {
+            Some(f) => serde_json::json!({ "reference": shown(&f.reference)?, "line": f.line }),
+            None => serde_json::Value::Null,
+        };
+        let doc = serde_json::json!({ "syntax": syntax, "images": images });
+        writeln!(out, "{doc}").map_err(CliError::Output)?;
+    } else {
+        if let Some(f) = &found.syntax {
+            let line = f
+                .line
+                .map_or_else(|| "build-arg".to_string(), |l| format!("line {l}"));
+            writeln!(out, "{}\t{line}\tsyntax\t-", shown(&f.reference)?)
+                .map_err(CliError::Output)?;
+        }
+        for image in &found.images {
+            writeln!(
+                out,
+                "{}\tline {}\t{}\t{}",
+                shown(&image.reference)?,
+                image.line,
+                image.kind,
+                image.stages.join(",")
+            )
+            .map_err(CliError::Output)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_build(args: BuildArgs) -> Result<ExitCode, CliError> {

@@ -37,7 +37,7 @@ fn help_documents_every_command_and_flag() {
     let top = bktrace(&["--help"]);
     assert!(top.status.success());
     let top = text(&top.stdout);
-    for command in ["build", "replay", "demo"] {
+    for command in ["build", "replay", "demo", "images"] {
         assert!(top.contains(command), "{top}");
     }
     let build = bktrace(&["build", "--help"]);
@@ -261,4 +261,63 @@ fn build_of_a_missing_directory_gives_one_line() {
         &output,
         "error: invalid --label \"novalue\": expected KEY=VALUE",
     );
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bktrace-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn images_lists_every_external_image_with_line_kind_and_stages() {
+    let dir = temp_dir("images");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "# syntax=docker/dockerfile:1\nARG GO=1.22\nFROM golang:${GO} AS build\n\
+         RUN --mount=type=cache,from=tools,target=/x true\nFROM scratch\n\
+         COPY --from=build /a /a\nCOPY --from=nginx:1 /etc/nginx /n\n",
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let out = bktrace(&["images", d, "--build-arg", "GO=1.23"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "docker/dockerfile:1\tline 1\tsyntax\t-\n\
+         golang:1.23\tline 3\tFROM\tbuild,1\n\
+         tools\tline 4\tRUN --mount from\tbuild,1\n\
+         nginx:1\tline 7\tCOPY --from\t1\n"
+    );
+    let out = bktrace(&["images", d, "--normalize", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["syntax"]["reference"], "docker.io/docker/dockerfile:1");
+    let refs: Vec<&str> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            "docker.io/library/golang:1.22",
+            "docker.io/library/tools:latest",
+            "docker.io/library/nginx:1"
+        ]
+    );
+    assert_eq!(doc["images"][2]["uses"][0]["line"], 7);
+
+    std::fs::write(dir.join("Bad.Dockerfile"), "FROM busybox\nFROM\n").unwrap();
+    let bad = dir.join("Bad.Dockerfile");
+    let out = bktrace(&["images", d, "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_one_line_error(&out, "error: ");
+    assert!(
+        text(&out.stderr).contains("line 2: FROM needs an image"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
