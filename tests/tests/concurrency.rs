@@ -8,10 +8,10 @@ use std::time::Duration;
 use bollard::query_parameters::RemoveImageOptionsBuilder;
 use buildkit_events::Event;
 use bytes::Bytes;
-use docker_build::build::{BuildOptions, build};
 use docker_build::connection::Daemon;
 use docker_build::context::Context;
 use docker_build::decode::BuildEvent;
+use docker_build::{BuildOptions, build};
 use tokio::sync::Barrier;
 use workspace_tests::daemon::{base_image, daemon, tar_context, unique_marker};
 

@@ -1,4 +1,4 @@
-//! `docker_build::build` against a live daemon (the CI daemon, with the harness's busybox base
+//! `docker_build::build()` against a live daemon (the CI daemon, with the harness's busybox base
 //! image; no registry). Without a daemon each test skips visibly; under `CI=true` it fails.
 
 use std::collections::BTreeSet;
@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use buildkit_events::{Event, Outcome, Stream};
 use bytes::Bytes;
-use docker_build::build::{BuildOptions, BuildStream, Builder, build};
 use docker_build::connection::Daemon;
 use docker_build::context::Context;
 use docker_build::decode::{BuildEvent, BuildSummary};
 use docker_build::dockerfile::base_images;
+use docker_build::{BuildOptions, BuildStream, Builder, build};
 use workspace_tests::daemon::{base_image, daemon, tar_context, unique_marker};
 
 /// Runs a build to its end and returns every event; panics on a stream error. For BuildKit

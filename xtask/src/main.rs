@@ -6,6 +6,7 @@
 //!   from what `proto` would write. A test runs the same check, so `cargo test` fails on stale
 //!   generated code.
 
+mod invariants;
 mod proto;
 
 use std::process::ExitCode;

@@ -13,11 +13,11 @@ use bktrace::{REPLAY_CHUNK, ReplayError, ReplayOutcome};
 use bytes::Bytes;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use docker_build::build::{BuildError, BuildOptions, BuildStreamError, Builder, build};
 use docker_build::connection::{ConnectError, Daemon};
 use docker_build::context::{Context, ContextError};
 use docker_build::decode::BuildEvent;
 use docker_build::dockerfile::{DockerfileError, ReferenceError, base_images};
+use docker_build::{BuildError, BuildOptions, BuildStreamError, Builder, build};
 
 /// The recorded build `bktrace demo` replays: two stages logging in parallel (stdout and
 /// stderr), then a stage copying from both, on Docker 28.5.

@@ -1,6 +1,6 @@
 //! The transport-free core: `POST /build` body bytes in, [`BuildEvent`]s out.
 //!
-//! The live path ([`crate::build`]), replays of recorded bodies and the tests all use
+//! The live path ([`crate::build()`]), replays of recorded bodies and the tests all use
 //! [`BuildDecoder`]. It does no I/O and reads no clock: the caller passes body chunks in any
 //! chunking, with the time each arrived (used only by the classic builder, whose text carries no
 //! times).

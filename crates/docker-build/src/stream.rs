@@ -28,7 +28,7 @@ pub enum Builder {
 /// What to build and how; the daemon's `POST /build` parameters.
 ///
 /// ```
-/// use docker_build::build::{BuildOptions, Builder};
+/// use docker_build::{BuildOptions, Builder};
 ///
 /// let options = BuildOptions {
 ///     tags: vec!["app:dev".into()],
@@ -153,7 +153,7 @@ fn running_list(running: &[String]) -> String {
 /// build.
 ///
 /// ```no_run
-/// use docker_build::build::{build, BuildOptions};
+/// use docker_build::{build, BuildOptions};
 /// use docker_build::connection::Daemon;
 /// use docker_build::context::Context;
 /// use docker_build::decode::BuildEvent;

@@ -1,0 +1,86 @@
+//! Tests of the invariants ARCHITECTURE.md states about the dependency graph and the tree.
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use crate::proto::workspace_root;
+
+    /// Names of the crates in `package`'s normal (non-dev, non-build) dependency tree.
+    fn normal_deps(package: &str, features: &[&str]) -> Vec<String> {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(workspace_root())
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+                "-p",
+            ])
+            .arg(package);
+        if !features.is_empty() {
+            cmd.arg("--features").arg(features.join(","));
+        }
+        let out = cmd.output().expect("run cargo tree");
+        assert!(
+            out.status.success(),
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn buildkit_events_has_no_async_runtime_and_no_http_stack() {
+        let deps = normal_deps("buildkit-events", &[]);
+        assert!(deps.contains(&"prost".to_string()), "{deps:?}");
+        for forbidden in ["tokio", "hyper", "http", "bollard", "tonic", "futures-core"] {
+            assert!(
+                !deps.iter().any(|d| d == forbidden),
+                "buildkit-events depends on {forbidden}: {deps:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn buildkit_proto_needs_tonic_only_for_its_client() {
+        let plain = normal_deps("buildkit-proto", &[]);
+        assert!(!plain.iter().any(|d| d.starts_with("tonic")), "{plain:?}");
+        let client = normal_deps("buildkit-proto", &["client"]);
+        assert!(client.iter().any(|d| d == "tonic"), "{client:?}");
+    }
+
+    #[test]
+    fn no_build_scripts_anywhere() {
+        fn walk(dir: &Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                let name = entry.file_name();
+                if path.is_dir() {
+                    if !matches!(name.to_str(), Some("target" | ".git" | "fuzz" | "data")) {
+                        walk(&path, found);
+                    }
+                } else if name == "build.rs"
+                    || (name == "Cargo.toml" && is_build_script_manifest(&path))
+                {
+                    found.push(path.display().to_string());
+                }
+            }
+        }
+        fn is_build_script_manifest(path: &Path) -> bool {
+            std::fs::read_to_string(path)
+                .is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with("build =")))
+        }
+        let mut found = Vec::new();
+        walk(&workspace_root(), &mut found);
+        assert!(found.is_empty(), "build scripts: {found:?}");
+    }
+}
