@@ -44,3 +44,8 @@ pub mod stream;
 
 pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, FailedStep};
 pub use stream::{BuildError, BuildOptions, BuildStream, BuildStreamError, Builder, build};
+
+/// The workspace README's Rust example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
