@@ -40,6 +40,8 @@ pub struct ReplayOutcome {
     pub interrupted: Vec<String>,
     /// [`BuildEvent::Finished`] was seen.
     pub finished: bool,
+    /// The image the daemon reported building, if any.
+    pub image_id: Option<String>,
 }
 
 /// Renders a recorded `POST /build` body read from `input`, `chunk` bytes at a time, through
@@ -100,6 +102,7 @@ pub fn note(event: &BuildEvent, outcome: &mut ReplayOutcome) {
         BuildEvent::BadLine(e) => outcome.bad_lines.push(e.clone()),
         BuildEvent::Finished(summary) => {
             outcome.finished = true;
+            outcome.image_id = summary.image_id.clone();
             outcome.interrupted = summary
                 .vertices
                 .vertices
