@@ -82,3 +82,18 @@ pub fn all() -> Vec<Recording> {
     }
     out
 }
+
+/// The recording `daemon/name`, e.g. `("docker-26.1", "run-fails")`. Panics if there is none.
+pub fn get(daemon: &str, name: &str) -> Recording {
+    all()
+        .into_iter()
+        .find(|r| r.daemon == daemon && r.name == name)
+        .unwrap_or_else(|| panic!("no recording {daemon}/{name}"))
+}
+
+/// The recordings of one build on every daemon that has it. Panics if there is none.
+pub fn named(name: &str) -> Vec<Recording> {
+    let found: Vec<_> = all().into_iter().filter(|r| r.name == name).collect();
+    assert!(!found.is_empty(), "no recording named {name}");
+    found
+}

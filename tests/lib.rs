@@ -2,3 +2,4 @@
 
 pub mod corpus;
 pub mod daemon;
+pub mod events;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::query_parameters::RemoveImageOptionsBuilder;
-use buildkit_events::Event;
 use bytes::Bytes;
 use docker_build::connection::Daemon;
 use docker_build::context::Context;
@@ -14,6 +13,7 @@ use docker_build::decode::BuildEvent;
 use docker_build::{BuildOptions, build};
 use tokio::sync::Barrier;
 use workspace_tests::daemon::{base_image, daemon, tar_context, unique_marker};
+use workspace_tests::events::log_lines as logs;
 
 const BUILDS: usize = 8;
 
@@ -52,16 +52,6 @@ async fn run_build(daemon: Daemon, base: String, i: usize, start: Arc<Barrier>) 
         tag,
         events,
     }
-}
-
-fn logs(events: &[BuildEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            BuildEvent::Vertex(Event::Log(l)) => Some(l.text().into_owned()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,13 @@
 
 use buildkit_events::{Event, Outcome, Time};
 use bytes::Bytes;
-use docker_build::decode::{BuildDecoder, BuildEvent, BuildSummary};
-use workspace_tests::corpus::{self, Recording};
+use docker_build::decode::{BuildDecoder, BuildEvent};
+use workspace_tests::corpus::{self, Recording, named as find};
+use workspace_tests::events::{log_lines, outcomes as completed, summary};
+
+fn log_text(events: &[BuildEvent]) -> String {
+    log_lines(events).iter().map(|l| format!("{l}\n")).collect()
+}
 
 fn decode_chunked(body: &[u8], chunk: usize) -> Vec<BuildEvent> {
     let mut decoder = BuildDecoder::new();
@@ -17,45 +22,6 @@ fn decode_chunked(body: &[u8], chunk: usize) -> Vec<BuildEvent> {
 
 fn decode(rec: &Recording) -> Vec<BuildEvent> {
     decode_chunked(&rec.bytes(), usize::MAX)
-}
-
-fn summary(events: &[BuildEvent]) -> &BuildSummary {
-    match events.last() {
-        Some(BuildEvent::Finished(s)) => s,
-        other => panic!("last event is not Finished: {other:?}"),
-    }
-}
-
-fn find(name: &str) -> Vec<Recording> {
-    let found: Vec<_> = corpus::all()
-        .into_iter()
-        .filter(|r| r.name == name)
-        .collect();
-    assert!(!found.is_empty(), "no recording named {name}");
-    found
-}
-
-fn completed<'a>(events: &'a [BuildEvent], name_part: &str) -> Vec<&'a Outcome> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            BuildEvent::Vertex(Event::Completed(c)) if c.name.contains(name_part) => {
-                Some(&c.outcome)
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-fn log_text(events: &[BuildEvent]) -> String {
-    let mut out = String::new();
-    for e in events {
-        if let BuildEvent::Vertex(Event::Log(l)) = e {
-            out.push_str(&l.text());
-            out.push('\n');
-        }
-    }
-    out
 }
 
 #[test]
@@ -200,7 +166,7 @@ fn cached_builds_come_back_cached() {
             let outcomes = completed(&events, step);
             assert!(!outcomes.is_empty(), "{}: {step} not completed", rec.id());
             assert!(
-                outcomes.iter().all(|o| **o == Outcome::Cached),
+                outcomes.iter().all(|o| *o == Outcome::Cached),
                 "{}: {step}: {outcomes:?}",
                 rec.id()
             );
@@ -215,7 +181,7 @@ fn cached_builds_come_back_cached() {
         let events = decode(&rec);
         assert_eq!(
             completed(&events, "RUN echo second-step"),
-            [&Outcome::Done],
+            [Outcome::Done],
             "{}",
             rec.id()
         );
@@ -234,7 +200,7 @@ fn the_classic_builder_speaks_the_same_vocabulary() {
     for rec in find("classic-v1") {
         let events = decode(&rec);
         let run = completed(&events, "[2/3] RUN echo classic-marker");
-        assert_eq!(run, [&Outcome::Done], "{}", rec.id());
+        assert_eq!(run, [Outcome::Done], "{}", rec.id());
         assert!(
             log_text(&events).contains("classic-marker-"),
             "{}",
@@ -257,13 +223,13 @@ fn the_classic_builder_speaks_the_same_vocabulary() {
         let events = decode(&rec);
         assert_eq!(
             completed(&events, "RUN echo classic-marker"),
-            [&Outcome::Cached],
+            [Outcome::Cached],
             "{}",
             rec.id()
         );
         assert_eq!(
             completed(&events, "RUN echo second"),
-            [&Outcome::Cached],
+            [Outcome::Cached],
             "{}",
             rec.id()
         );
@@ -287,7 +253,7 @@ fn a_stream_that_just_stops_leaves_interrupted_vertices_and_no_failure() {
         assert!(s.image_id.is_none(), "{}", rec.id());
         let interrupted = completed(&events, "RUN for i in")
             .into_iter()
-            .filter(|o| **o == Outcome::Interrupted)
+            .filter(|o| *o == Outcome::Interrupted)
             .count();
         assert_eq!(interrupted, 1, "{}: the RUN was still running", rec.id());
         assert!(log_text(&events).contains("tick-1\n"), "{}", rec.id());

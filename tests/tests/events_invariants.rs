@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use buildkit_events::{Event, LineEnd, LogLine, Outcome, Stream, Summary, Tracker, VertexState};
 use buildkit_proto::{Message, StatusResponse};
 use bytes::Bytes;
-use workspace_tests::corpus::{self, Recording};
+use workspace_tests::corpus::{self, Recording, get as recording};
 
 /// Everything the tracker said about one recording.
 struct Run {
@@ -96,13 +96,6 @@ fn run(rec: &Recording) -> Run {
         summary,
         tracker,
     }
-}
-
-fn recording(daemon: &str, name: &str) -> Recording {
-    corpus::all()
-        .into_iter()
-        .find(|r| r.daemon == daemon && r.name == name)
-        .unwrap_or_else(|| panic!("no recording {daemon}/{name}"))
 }
 
 const DAEMONS: [&str; 3] = ["docker-20.10", "docker-26.1", "docker-28.5"];

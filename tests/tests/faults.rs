@@ -17,14 +17,15 @@ use buildkit_proto::{Message as _, StatusResponse, Timestamp, Vertex, VertexLog}
 use bytes::Bytes;
 use docker_build::connection::{Daemon, DockerHost};
 use docker_build::context::Context;
-use docker_build::decode::{BuildDecoder, BuildEvent, BuildSummary};
+use docker_build::decode::{BuildDecoder, BuildEvent};
 use docker_build::ndjson::{DEFAULT_MAX_LINE, LineError, LineSplitter};
 use docker_build::{BuildOptions, BuildStreamError, build};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::watch;
-use workspace_tests::corpus::{self, Recording};
+use workspace_tests::corpus::{self, Recording, get as recording};
 use workspace_tests::daemon::{base_image, daemon, tar_context, unique_marker};
+use workspace_tests::events::summary;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -87,13 +88,6 @@ fn decode_uncut(lines: &[&[u8]]) -> Uncut {
     Uncut { events, after }
 }
 
-fn summary(events: &[BuildEvent]) -> &BuildSummary {
-    match events.last() {
-        Some(BuildEvent::Finished(s)) => s,
-        other => panic!("the last event is not Finished: {other:?}"),
-    }
-}
-
 fn count(events: &[BuildEvent], pred: impl Fn(&BuildEvent) -> bool) -> usize {
     events.iter().filter(|e| pred(e)).count()
 }
@@ -113,13 +107,6 @@ fn buildkit_recordings() -> Vec<Recording> {
         .collect();
     assert!(all.len() >= 10, "the corpus holds BuildKit recordings");
     all
-}
-
-fn recording(daemon: &str, name: &str) -> Recording {
-    corpus::all()
-        .into_iter()
-        .find(|r| r.daemon == daemon && r.name == name)
-        .unwrap_or_else(|| panic!("no recording {daemon}/{name}"))
 }
 
 /// `{"id":"moby.buildkit.trace","aux":"<base64 of record>"}\r\n`.

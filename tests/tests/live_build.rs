@@ -8,10 +8,11 @@ use buildkit_events::{Event, Outcome, Stream};
 use bytes::Bytes;
 use docker_build::connection::Daemon;
 use docker_build::context::Context;
-use docker_build::decode::{BuildEvent, BuildSummary};
+use docker_build::decode::BuildEvent;
 use docker_build::dockerfile::base_images;
 use docker_build::{BuildOptions, BuildStream, Builder, build};
 use workspace_tests::daemon::{base_image, daemon, tar_context, unique_marker};
+use workspace_tests::events::{log_lines as logs, outcomes, summary};
 
 /// Runs a build to its end and returns every event; panics on a stream error. For BuildKit
 /// builds it also checks the Dockerfile parser against BuildKit: the images of the
@@ -62,35 +63,6 @@ async fn collect(mut stream: BuildStream) -> Vec<BuildEvent> {
         events.push(event.expect("the build stream ends cleanly"));
     }
     events
-}
-
-fn summary(events: &[BuildEvent]) -> &BuildSummary {
-    match events.last() {
-        Some(BuildEvent::Finished(s)) => s,
-        other => panic!("the last event is not Finished: {other:?}"),
-    }
-}
-
-fn outcomes(events: &[BuildEvent], name_part: &str) -> Vec<Outcome> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            BuildEvent::Vertex(Event::Completed(c)) if c.name.contains(name_part) => {
-                Some(c.outcome.clone())
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-fn logs(events: &[BuildEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            BuildEvent::Vertex(Event::Log(l)) => Some(l.text().into_owned()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn pairs(events: &[BuildEvent]) -> (usize, usize) {
