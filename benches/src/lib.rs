@@ -1,0 +1,365 @@
+//! Inputs and drivers shared by the criterion benchmarks (`benches/`) and the profiling example
+//! (`examples/profile.rs`). See `BENCHMARKS.md` at the workspace root for the figures.
+//!
+//! Every input is built in memory from the recorded corpus (`tests/data/corpus`) or synthesized
+//! here, so the benchmarks need nothing but the repository.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use buildkit_events::{Event, Time};
+use buildkit_proto::{Message as _, StatusResponse, Timestamp, Vertex, VertexLog};
+use bytes::Bytes;
+use docker_build::decode::{BuildDecoder, BuildEvent};
+use docker_build::ndjson::{LineSplitter, Message, parse_line};
+
+/// Size of the body chunks fed to the decoders (a typical HTTP read).
+pub const CHUNK: usize = 64 * 1024;
+
+/// Size of one `VertexLog` chunk in the synthesized log streams: BuildKit forwards a process's
+/// output as it reads it from the pipe, in reads of up to 32 KiB.
+pub const LOG_CHUNK: usize = 32 * 1024;
+
+/// The recorded daemon bodies: `tests/data/corpus/<daemon>/<name>.ndjson`.
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/corpus")
+}
+
+/// The BuildKit recordings of the corpus (those with trace records; the classic-builder ones
+/// are left out), as `(daemon/name, body)`, in a stable order.
+pub fn buildkit_bodies() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut daemons: Vec<_> = std::fs::read_dir(corpus_dir())
+        .expect("corpus directory")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    daemons.sort();
+    for daemon in daemons {
+        let mut files: Vec<_> = std::fs::read_dir(&daemon)
+            .expect("daemon directory")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+            .collect();
+        files.sort();
+        for file in files {
+            let body = std::fs::read(&file).expect("corpus file");
+            if !contains(&body, b"\"moby.buildkit.trace\"") {
+                continue;
+            }
+            let name = format!(
+                "{}/{}",
+                daemon.file_name().unwrap_or_default().to_string_lossy(),
+                file.file_stem().unwrap_or_default().to_string_lossy()
+            );
+            out.push((name, body));
+        }
+    }
+    assert!(
+        !out.is_empty(),
+        "no BuildKit recordings in {:?}",
+        corpus_dir()
+    );
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The BuildKit recordings concatenated, over and over, until the stream holds at least
+/// `target` bytes (whole bodies only). Digests repeat; the decoder takes that as restarts.
+pub fn corpus_stream(target: usize) -> Bytes {
+    let bodies = buildkit_bodies();
+    let once: usize = bodies.iter().map(|(_, b)| b.len()).sum();
+    let mut out = Vec::with_capacity(target + once);
+    while out.len() < target {
+        for (_, body) in &bodies {
+            out.extend_from_slice(body);
+        }
+    }
+    Bytes::from(out)
+}
+
+/// `data` cut into chunks of `size` bytes (the last may be shorter); the chunks share `data`'s
+/// buffer.
+pub fn chunked(data: &Bytes, size: usize) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(data.len() / size + 1);
+    let mut at = 0;
+    while at < data.len() {
+        let end = (at + size).min(data.len());
+        out.push(data.slice(at..end));
+        at = end;
+    }
+    out
+}
+
+/// Appends the daemon's line for one record: `{"id":"moby.buildkit.trace","aux":"<base64>"}\r\n`.
+pub fn push_trace_line(out: &mut Vec<u8>, record: &StatusResponse) {
+    out.extend_from_slice(br#"{"id":"moby.buildkit.trace","aux":""#);
+    let wire = record.encode_to_vec();
+    let start = out.len();
+    out.resize(
+        start + base64::encoded_len(wire.len(), true).expect("fits"),
+        0,
+    );
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(&wire, &mut out[start..])
+        .expect("sized");
+    out.truncate(start + n);
+    out.extend_from_slice(b"\"}\r\n");
+}
+
+const DIGEST: &str = "sha256:5f2d1b0c4a9e8d7c6b5a49382716f5e4d3c2b1a09f8e7d6c5b4a392817161514";
+
+fn ts(ms: i64) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: 1_700_000_000 + ms / 1000,
+        nanos: (ms % 1000) as i32 * 1_000_000,
+    })
+}
+
+fn vertex(started: i64, completed: Option<i64>) -> StatusResponse {
+    StatusResponse {
+        vertexes: vec![Vertex {
+            digest: DIGEST.into(),
+            name: "[2/2] RUN ./spam-the-log".into(),
+            started: ts(started),
+            completed: completed.and_then(ts),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// A body in which one vertex starts, prints `text` on stdout in [`LOG_CHUNK`]-sized
+/// `VertexLog` chunks (one record each, cut without regard to lines), and completes.
+pub fn log_stream(text: &[u8]) -> Bytes {
+    let records = text.len() / LOG_CHUNK + 1;
+    let mut out = Vec::with_capacity(text.len() * 4 / 3 + records * 200 + 1024);
+    push_trace_line(&mut out, &vertex(0, None));
+    for (i, chunk) in text.chunks(LOG_CHUNK).enumerate() {
+        let record = StatusResponse {
+            logs: vec![VertexLog {
+                vertex: DIGEST.into(),
+                timestamp: ts(1 + i as i64),
+                stream: buildkit_proto::STREAM_STDOUT,
+                msg: Bytes::copy_from_slice(chunk),
+            }],
+            ..Default::default()
+        };
+        push_trace_line(&mut out, &record);
+    }
+    push_trace_line(&mut out, &vertex(0, Some(records as i64 + 1)));
+    Bytes::from(out)
+}
+
+/// Like [`log_stream`], but `vertices` vertices (digests differ in their last characters) run
+/// at once and each prints all of `text`, their [`LOG_CHUNK`]-sized chunks taking turns (one
+/// record per chunk).
+pub fn parallel_log_stream(vertices: usize, text: &[u8]) -> Bytes {
+    let digest = |v: usize| format!("{}{v:04}", &DIGEST[..DIGEST.len() - 4]);
+    let snapshot = |v: usize, completed: Option<i64>| {
+        let mut record = vertex(0, completed);
+        record.vertexes[0].digest = digest(v);
+        record.vertexes[0].name = format!("[{v}] RUN ./spam-the-log");
+        record
+    };
+    let chunks = text.len() / LOG_CHUNK + 1;
+    let mut out =
+        Vec::with_capacity(vertices * (text.len() * 4 / 3 + chunks * 200) + vertices * 1024);
+    for v in 0..vertices {
+        push_trace_line(&mut out, &snapshot(v, None));
+    }
+    for (i, chunk) in text.chunks(LOG_CHUNK).enumerate() {
+        for v in 0..vertices {
+            let record = StatusResponse {
+                logs: vec![VertexLog {
+                    vertex: digest(v),
+                    timestamp: ts(1 + i as i64),
+                    stream: buildkit_proto::STREAM_STDOUT,
+                    msg: Bytes::copy_from_slice(chunk),
+                }],
+                ..Default::default()
+            };
+            push_trace_line(&mut out, &record);
+        }
+    }
+    for v in 0..vertices {
+        push_trace_line(&mut out, &snapshot(v, Some(chunks as i64 + 1)));
+    }
+    Bytes::from(out)
+}
+
+/// `lines` short lines (`line 0000042: lorem ipsum dolor`, 31 bytes with the `\n`).
+pub fn short_lines_text(lines: usize) -> Vec<u8> {
+    let mut text = Vec::with_capacity(lines * 32);
+    for i in 0..lines {
+        use std::io::Write as _;
+        writeln!(text, "line {i:07}: lorem ipsum dolor").expect("vec");
+    }
+    text
+}
+
+/// `lines` lines of `len` bytes each (plus `\n`), of printable filler.
+pub fn long_lines_text(lines: usize, len: usize) -> Vec<u8> {
+    let mut text = Vec::with_capacity(lines * (len + 1));
+    for i in 0..lines {
+        text.extend((0..len).map(|k| b'a' + ((k + i) % 26) as u8));
+        text.push(b'\n');
+    }
+    text
+}
+
+/// What [`decode_only`] saw (returned so that nothing is optimised away).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Trace records decoded.
+    pub records: u64,
+    /// Vertex snapshots, statuses, logs and warnings in them.
+    pub items: u64,
+    /// Lines that were not trace records.
+    pub other_lines: u64,
+    /// Lines or records that did not decode.
+    pub errors: u64,
+}
+
+/// The decode path without the tracker: NDJSON framing ([`LineSplitter`]), typing
+/// ([`parse_line`]), base64 (STANDARD) and protobuf (`StatusResponse::decode` from `Bytes`).
+pub fn decode_only(chunks: &[Bytes]) -> DecodeStats {
+    let mut stats = DecodeStats::default();
+    let mut lines = LineSplitter::new();
+    let mut line_no = 0;
+    let mut one = |line: Result<Bytes, usize>, stats: &mut DecodeStats| {
+        line_no += 1;
+        let Ok(line) = line else {
+            stats.errors += 1;
+            return;
+        };
+        if line.is_empty() {
+            return;
+        }
+        match parse_line(line, line_no) {
+            Ok(Message::Trace(aux)) => {
+                match base64::engine::general_purpose::STANDARD.decode(&aux) {
+                    Ok(wire) => match StatusResponse::decode(Bytes::from(wire)) {
+                        Ok(r) => {
+                            stats.records += 1;
+                            stats.items += (r.vertexes.len()
+                                + r.statuses.len()
+                                + r.logs.len()
+                                + r.warnings.len())
+                                as u64;
+                        }
+                        Err(_) => stats.errors += 1,
+                    },
+                    Err(_) => stats.errors += 1,
+                }
+            }
+            Ok(_) => stats.other_lines += 1,
+            Err(_) => stats.errors += 1,
+        }
+    };
+    for chunk in chunks {
+        lines.push(chunk.clone());
+        while let Some(line) = lines.next_line() {
+            one(line, &mut stats);
+        }
+    }
+    if let Some(line) = lines.finish() {
+        one(line, &mut stats);
+    }
+    stats
+}
+
+/// What [`decode_and_track`] saw.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TrackStats {
+    /// All events, [`BuildEvent::Finished`] included.
+    pub events: u64,
+    /// [`Event::Log`] events (lines, or pieces of over-long lines).
+    pub log_lines: u64,
+    /// Bytes of log text in them.
+    pub log_bytes: u64,
+    /// [`BuildEvent::BadLine`] events.
+    pub bad_lines: u64,
+}
+
+impl TrackStats {
+    fn count(&mut self, event: &BuildEvent) {
+        self.events += 1;
+        match event {
+            BuildEvent::Vertex(Event::Log(l)) => {
+                self.log_lines += 1;
+                self.log_bytes += l.bytes.len() as u64;
+            }
+            BuildEvent::BadLine(_) => self.bad_lines += 1,
+            _ => {}
+        }
+    }
+}
+
+/// The whole decode path: [`BuildDecoder`] fed every chunk, all events polled, then finished.
+pub fn decode_and_track(chunks: &[Bytes]) -> TrackStats {
+    let mut stats = TrackStats::default();
+    let mut decoder = BuildDecoder::new();
+    for chunk in chunks {
+        decoder.push(chunk.clone(), Time(0));
+        while let Some(event) = decoder.poll_event() {
+            stats.count(&event);
+        }
+    }
+    decoder.finish(Time(0));
+    while let Some(event) = decoder.poll_event() {
+        stats.count(&event);
+    }
+    stats
+}
+
+/// Where criterion writes its results, found the way criterion finds it: `$CRITERION_HOME`,
+/// else `$CARGO_TARGET_DIR/criterion`, else `criterion` in the target directory holding the
+/// running bench executable (`<target>/release/deps/<bench>`).
+pub fn criterion_home() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(home.into());
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(PathBuf::from(target).join("criterion"));
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.ancestors().nth(3)?.join("criterion"))
+}
+
+/// The mean time (ns) criterion estimated for `group/bench`, if it was measured after `since`.
+pub fn criterion_mean_ns(group: &str, bench: &str, since: std::time::SystemTime) -> Option<f64> {
+    let path = criterion_home()?
+        .join(group)
+        .join(bench)
+        .join("new/estimates.json");
+    let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+    if modified < since {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+/// Prints how much slower `slow` was than `base` in `group` (both measured in this run), e.g.
+/// `corpus_100MB: decode_track / decode_only = 1.18 (+18.0 %)`.
+pub fn print_ratio(group: &str, base: &str, slow: &str, since: std::time::SystemTime) {
+    match (
+        criterion_mean_ns(group, base, since),
+        criterion_mean_ns(group, slow, since),
+    ) {
+        (Some(b), Some(s)) => println!(
+            "{group}: {slow} / {base} = {:.3} ({:+.1} %), means {:.1} ms / {:.1} ms",
+            s / b,
+            (s / b - 1.0) * 100.0,
+            s / 1e6,
+            b / 1e6,
+        ),
+        _ => println!("{group}: ratio {slow}/{base} not available (both were not measured)"),
+    }
+}
