@@ -264,7 +264,11 @@ struct ErrorDetail {
 /// );
 /// ```
 pub fn parse_line(line: Bytes, line_no: u64) -> Result<Message, LineError> {
-    if line.starts_with(TRACE_PREFIX) && line.ends_with(b"\"}") {
+    // The closing `"}` must follow the prefix, not overlap its last quote.
+    if line.len() >= TRACE_PREFIX.len() + 2
+        && line.starts_with(TRACE_PREFIX)
+        && line.ends_with(b"\"}")
+    {
         let body = line.slice(TRACE_PREFIX.len()..line.len() - 2);
         // Base64 never holds `"` or `\`; if this one does, let the JSON parser judge it.
         if !body.iter().any(|&b| b == b'"' || b == b'\\') {
@@ -433,6 +437,20 @@ mod tests {
             Message::Trace(Bytes::from_static(b"CgA="))
         );
         assert!(matches!(p(r#"{"something":"else"}"#), Message::Other(_)));
+        // Found by fuzzing: the prefix's own closing quote is not the end of the aux string.
+        let err = parse_line(
+            Bytes::from_static(br#"{"id":"moby.buildkit.trace","aux":"}"#),
+            3,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("line 3: not a JSON message"),
+            "{err}"
+        );
+        assert_eq!(
+            p(r#"{"id":"moby.buildkit.trace","aux":""}"#),
+            Message::Trace(Bytes::new())
+        );
         let err = parse_line(Bytes::from_static(b"not json"), 9).unwrap_err();
         assert!(
             err.to_string().starts_with("line 9: not a JSON message"),
