@@ -37,7 +37,7 @@ impl LineBuf {
         let max = max.max(1);
         let mut rest = chunk;
         while !rest.is_empty() {
-            let newline = rest.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', &rest);
             let seg_len = newline.unwrap_or(rest.len());
             let mut seg = rest.slice(..seg_len);
             rest = match newline {

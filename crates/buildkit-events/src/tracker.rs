@@ -12,8 +12,8 @@ use bytes::Bytes;
 
 use crate::error::{RecordError, base64_offset};
 use crate::event::{
-    Duration, Event, LogLine, Outcome, Progress, Stream, Time, VertexCompleted, VertexStarted,
-    Warning,
+    Duration, Event, LineEnd, LogLine, Outcome, Progress, Stream, Time, VertexCompleted,
+    VertexStarted, Warning,
 };
 use crate::intervals::{Insert, Intervals, Span};
 use crate::lines::{LineBuf, Piece, is_clip_notice};
@@ -111,8 +111,33 @@ pub(crate) struct VertexInner {
     /// Open part of an interval that `finish` closed as interrupted.
     interrupted_extra: u128,
     streams: Vec<(Stream, LineBuf)>,
-    tail: VecDeque<LogLine>,
+    /// The last lines, kept without their digest (the vertex's own): a line costs no
+    /// allocation to remember.
+    tail: VecDeque<TailLine>,
     statuses: HashMap<String, StatusSnapshot>,
+}
+
+/// A [`LogLine`] of the vertex's tail, less the digest.
+#[derive(Debug, Clone)]
+struct TailLine {
+    stream: Stream,
+    bytes: Bytes,
+    end: LineEnd,
+    timestamp: Time,
+    clipped_notice: bool,
+}
+
+impl TailLine {
+    fn to_line(&self, digest: &str) -> LogLine {
+        LogLine {
+            digest: digest.to_owned(),
+            stream: self.stream,
+            bytes: self.bytes.clone(),
+            end: self.end,
+            timestamp: self.timestamp,
+            clipped_notice: self.clipped_notice,
+        }
+    }
 }
 
 /// The fields of a status whose change is reported (everything but the timestamp).
@@ -162,8 +187,8 @@ impl VertexInfo {
 
     /// The vertex's most recent log lines (all streams, oldest first), at most
     /// [`Config::log_tail_lines`].
-    pub fn recent_logs(&self) -> impl ExactSizeIterator<Item = &LogLine> + '_ {
-        self.inner.tail.iter()
+    pub fn recent_logs(&self) -> impl ExactSizeIterator<Item = LogLine> + '_ {
+        self.inner.tail.iter().map(|l| l.to_line(&self.digest))
     }
 
     fn is_started(&self) -> bool {
@@ -275,6 +300,8 @@ pub struct Tracker {
     records: u64,
     vertices: Vec<VertexInfo>,
     index: HashMap<String, usize>,
+    /// The slot [`Tracker::slot`] returned last.
+    last_slot: Option<usize>,
     start_order: Vec<usize>,
     queue: VecDeque<Event>,
     warnings_seen: HashSet<u64>,
@@ -304,6 +331,7 @@ impl Tracker {
             records: 0,
             vertices: Vec::new(),
             index: HashMap::new(),
+            last_slot: None,
             start_order: Vec::new(),
             queue: VecDeque::new(),
             warnings_seen: HashSet::new(),
@@ -337,12 +365,19 @@ impl Tracker {
 
         // A vertex completing in the same record that carries its logs, statuses or
         // warnings gets its `Completed` after them: they happened before the completion.
-        let busy: HashSet<&str> = statuses
-            .iter()
-            .map(|s| s.vertex.as_str())
-            .chain(logs.iter().map(|l| l.vertex.as_str()))
-            .chain(warnings.iter().map(|w| w.vertex.as_str()))
-            .collect();
+        // (Most records carry only logs: no vertex, nothing to defer, no set to build.)
+        let mut busy: Vec<&str> = Vec::new();
+        if !vertexes.is_empty() {
+            busy.extend(
+                statuses
+                    .iter()
+                    .map(|s| s.vertex.as_str())
+                    .chain(logs.iter().map(|l| l.vertex.as_str()))
+                    .chain(warnings.iter().map(|w| w.vertex.as_str())),
+            );
+            busy.sort_unstable();
+            busy.dedup();
+        }
         let mut deferred = Vec::new();
         for v in vertexes {
             self.apply_vertex(v, &busy, &mut deferred);
@@ -507,7 +542,7 @@ impl Tracker {
                 digest: vx.digest.clone(),
                 name: vx.name.clone(),
                 error: vx.error.clone().unwrap_or_default(),
-                last_lines: vx.inner.tail.iter().cloned().collect(),
+                last_lines: vx.recent_logs().collect(),
             }
         });
         Summary {
@@ -534,19 +569,29 @@ impl Tracker {
     }
 
     fn slot(&mut self, digest: String) -> usize {
-        if let Some(&idx) = self.index.get(digest.as_str()) {
-            return idx;
+        // Consecutive items of a record mostly name the same vertex: compare before hashing.
+        if let Some(idx) = self.last_slot {
+            if self.vertices[idx].digest == digest {
+                return idx;
+            }
         }
-        let idx = self.vertices.len();
-        self.index.insert(digest.clone(), idx);
-        self.vertices.push(VertexInfo::new(digest));
+        let idx = match self.index.get(digest.as_str()) {
+            Some(&idx) => idx,
+            None => {
+                let idx = self.vertices.len();
+                self.index.insert(digest.clone(), idx);
+                self.vertices.push(VertexInfo::new(digest));
+                idx
+            }
+        };
+        self.last_slot = Some(idx);
         idx
     }
 
     fn apply_vertex(
         &mut self,
         mut v: Vertex,
-        busy: &HashSet<&str>,
+        busy: &[&str],
         deferred: &mut Vec<(usize, VertexCompleted)>,
     ) {
         let started = self.observe_opt(&v.started);
@@ -608,7 +653,7 @@ impl Tracker {
                         duration: Duration(vx.inner.intervals.closed_total_until(stop)),
                         interval: vx.intervals.saturating_sub(1),
                     };
-                    if k == last && busy.contains(vx.digest.as_str()) {
+                    if k == last && busy.binary_search(&vx.digest.as_str()).is_ok() {
                         deferred.push((idx, event));
                     } else {
                         self.emit_completed(idx, event);
@@ -654,21 +699,26 @@ impl Tracker {
         let tail_len = self.config.log_tail_lines;
         let vx = &mut self.vertices[idx];
         let clipped_notice = piece.whole_line && is_clip_notice(&piece.bytes);
-        let line = LogLine {
+        if tail_len > 0 {
+            if vx.inner.tail.len() >= tail_len {
+                vx.inner.tail.pop_front();
+            }
+            vx.inner.tail.push_back(TailLine {
+                stream,
+                bytes: piece.bytes.clone(),
+                end: piece.end,
+                timestamp: piece.timestamp,
+                clipped_notice,
+            });
+        }
+        self.queue.push_back(Event::Log(LogLine {
             digest: vx.digest.clone(),
             stream,
             bytes: piece.bytes,
             end: piece.end,
             timestamp: piece.timestamp,
             clipped_notice,
-        };
-        if tail_len > 0 {
-            if vx.inner.tail.len() >= tail_len {
-                vx.inner.tail.pop_front();
-            }
-            vx.inner.tail.push_back(line.clone());
-        }
-        self.queue.push_back(Event::Log(line));
+        }));
     }
 
     fn apply_log(&mut self, log: VertexLog) {

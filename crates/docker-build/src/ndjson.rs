@@ -106,7 +106,7 @@ impl LineSplitter {
     /// (given as the byte count seen); `None` until more input arrives.
     pub fn next_line(&mut self) -> Option<Result<Bytes, usize>> {
         while let Some(chunk) = self.chunks.front_mut() {
-            match memchr(b'\n', chunk) {
+            match memchr::memchr(b'\n', chunk) {
                 Some(i) => {
                     let head = chunk.split_to(i + 1);
                     if chunk.is_empty() {
@@ -181,10 +181,6 @@ fn trim_eol(mut line: Bytes) -> Bytes {
         line.truncate(line.len() - 1);
     }
     line
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 /// One line of the build response, typed.
@@ -271,7 +267,7 @@ pub fn parse_line(line: Bytes, line_no: u64) -> Result<Message, LineError> {
     {
         let body = line.slice(TRACE_PREFIX.len()..line.len() - 2);
         // Base64 never holds `"` or `\`; if this one does, let the JSON parser judge it.
-        if !body.iter().any(|&b| b == b'"' || b == b'\\') {
+        if memchr::memchr2(b'"', b'\\', &body).is_none() {
             return Ok(Message::Trace(body));
         }
     }
