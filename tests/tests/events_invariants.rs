@@ -34,7 +34,7 @@ impl Run {
             .tracker
             .vertices()
             .filter(|v| v.name.starts_with(prefix))
-            .map(|v| v.digest.as_str())
+            .map(|v| v.digest.as_ref())
             .collect();
         found.dedup();
         assert_eq!(
@@ -49,7 +49,7 @@ impl Run {
     fn lines(&self, digest: &str, stream: Stream) -> Vec<&LogLine> {
         self.all()
             .filter_map(|e| match e {
-                Event::Log(l) if l.digest == digest && l.stream == stream => Some(l),
+                Event::Log(l) if *l.digest == *digest && l.stream == stream => Some(l),
                 _ => None,
             })
             .collect()
@@ -66,7 +66,7 @@ impl Run {
     fn outcomes(&self, digest: &str) -> Vec<Outcome> {
         self.all()
             .filter_map(|e| match e {
-                Event::Completed(c) if c.digest == digest => Some(c.outcome.clone()),
+                Event::Completed(c) if *c.digest == *digest => Some(c.outcome.clone()),
                 _ => None,
             })
             .collect()
@@ -74,7 +74,7 @@ impl Run {
 
     fn starts(&self, digest: &str) -> usize {
         self.all()
-            .filter(|e| matches!(e, Event::Started(s) if s.digest == digest))
+            .filter(|e| matches!(e, Event::Started(s) if *s.digest == *digest))
             .count()
     }
 }
@@ -129,7 +129,7 @@ fn every_completed_follows_its_started_and_nothing_is_left_running() {
                 }
                 Event::Completed(c) => {
                     let (interval, started) = open
-                        .remove(c.digest.as_str())
+                        .remove(c.digest.as_ref())
                         .unwrap_or_else(|| panic!("{}: {} completed unstarted", r.id, c.name));
                     assert_eq!((c.interval, c.started), (interval, started), "{}", r.id);
                     assert!(c.completed >= c.started, "{}: {}", r.id, c.name);
@@ -170,7 +170,7 @@ fn every_log_byte_comes_out() {
         for e in r.all() {
             if let Event::Log(l) = e {
                 let bytes = out
-                    .entry((l.digest.clone(), l.stream.number()))
+                    .entry((l.digest.to_string(), l.stream.number()))
                     .or_default();
                 bytes.extend_from_slice(&l.bytes);
                 if l.end == LineEnd::Newline {
@@ -279,7 +279,7 @@ fn basic_nocache_runs_both_steps_with_their_output() {
         let export = r.digest("exporting to image");
         assert!(
             r.all().any(|e| matches!(e, Event::Progress(p)
-            if p.digest == export && p.id.starts_with("naming to docker.io/library/cap-basic")
+            if *p.digest == *export && p.id.starts_with("naming to docker.io/library/cap-basic")
             && p.completed.is_some())),
             "{}",
             r.id
@@ -311,7 +311,7 @@ fn run_fails_reports_the_failed_step_with_its_output() {
         };
         assert!(error.ends_with("exit code: 3"), "{}: {error}", r.id);
         let failed = r.summary.failed.as_ref().expect("a failed vertex");
-        assert_eq!(failed.digest, d);
+        assert_eq!(*failed.digest, *d);
         assert_eq!(&failed.error, error);
         let tail: Vec<_> = failed
             .last_lines
@@ -354,7 +354,7 @@ fn multistage_runs_two_stages_at_once() {
         let order: Vec<bool> = r
             .all()
             .filter_map(|e| match e {
-                Event::Log(l) if l.digest == a || l.digest == b => Some(l.digest == a),
+                Event::Log(l) if *l.digest == *a || *l.digest == *b => Some(*l.digest == *a),
                 _ => None,
             })
             .collect();
@@ -533,13 +533,13 @@ fn client_cancel_leaves_the_long_step_interrupted() {
         assert!(
             !r.live
                 .iter()
-                .any(|e| matches!(e, Event::Completed(c) if c.digest == d))
+                .any(|e| matches!(e, Event::Completed(c) if *c.digest == *d))
         );
         let [Event::Completed(c)] = r.at_finish.as_slice() else {
             panic!("{}: {:?}", r.id, r.at_finish)
         };
         assert_eq!(
-            (c.digest.as_str(), &c.outcome),
+            (c.digest.as_ref(), &c.outcome),
             (d.as_str(), &Outcome::Interrupted)
         );
         let last_log = r.lines(&d, Stream::Stdout).last().unwrap().timestamp;
@@ -604,7 +604,7 @@ fn registry_pull_reports_byte_progress() {
     let updates: Vec<_> = r
         .all()
         .filter_map(|e| match e {
-            Event::Progress(p) if p.digest == from && p.id == layer => Some(p),
+            Event::Progress(p) if *p.digest == *from && p.id == layer => Some(p),
             _ => None,
         })
         .collect();

@@ -173,7 +173,11 @@ fn check_cut(rec: &Recording, lines: &[&[u8]], uncut: &Uncut, k: usize, offset: 
     let mut events = Vec::new();
     // An odd chunk size, so that chunk ends fall anywhere relative to the lines.
     push_chunked(&mut decoder, &body[..cut], 4093, &mut events);
-    let running: Vec<String> = decoder.running().into_iter().map(|(d, _)| d).collect();
+    let running: Vec<String> = decoder
+        .running()
+        .into_iter()
+        .map(|(d, _)| d.to_string())
+        .collect();
     finish(&mut decoder, &mut events);
 
     let (whole_lines, bad_expected) = match lines.get(k) {
@@ -217,7 +221,7 @@ fn check_cut(rec: &Recording, lines: &[&[u8]], uncut: &Uncut, k: usize, offset: 
     for e in &rest[..rest.len() - 1] {
         match e {
             BuildEvent::Vertex(Event::Completed(c)) if c.outcome == Outcome::Interrupted => {
-                interrupted.push(c.digest.clone())
+                interrupted.push(c.digest.to_string())
             }
             BuildEvent::Vertex(Event::Log(l)) if l.end == LineEnd::Unterminated => {}
             BuildEvent::Failed(_) => {}
@@ -559,22 +563,22 @@ fn ten_thousand_vertices_all_start_and_complete_and_are_counted() {
         match e {
             BuildEvent::Vertex(Event::Started(s)) => {
                 assert!(
-                    started.insert(s.digest.clone(), pos).is_none(),
+                    started.insert(s.digest.to_string(), pos).is_none(),
                     "{} twice",
                     s.digest
                 );
                 assert_eq!(s.interval, 0);
-                started_order.push(s.digest.clone());
+                started_order.push(s.digest.to_string());
             }
             BuildEvent::Vertex(Event::Completed(c)) => {
                 assert!(
                     completed
-                        .insert(c.digest.clone(), (pos, c.clone()))
+                        .insert(c.digest.to_string(), (pos, c.clone()))
                         .is_none()
                 );
             }
             BuildEvent::Vertex(Event::Log(l)) => logs
-                .entry(l.digest.clone())
+                .entry(l.digest.to_string())
                 .or_default()
                 .push(l.text().into_owned()),
             BuildEvent::Finished(_) => {}
@@ -612,7 +616,7 @@ fn ten_thousand_vertices_all_start_and_complete_and_are_counted() {
     assert_eq!(s.counts.done, N - N / 10);
     assert_eq!(s.pending, 0);
     assert_eq!(s.vertices.len(), N);
-    let summary_order: Vec<&str> = s.vertices.iter().map(|v| v.digest.as_str()).collect();
+    let summary_order: Vec<&str> = s.vertices.iter().map(|v| &*v.digest).collect();
     assert_eq!(
         summary_order, started_order,
         "the summary lists vertices in start order"
@@ -671,7 +675,7 @@ fn logs_for_digests_never_announced_come_out_with_their_digest() {
         .iter()
         .filter_map(|e| match e {
             BuildEvent::Vertex(Event::Log(l)) => {
-                Some((l.digest.clone(), l.stream, l.text().into_owned(), l.end))
+                Some((l.digest.to_string(), l.stream, l.text().into_owned(), l.end))
             }
             _ => None,
         })
@@ -723,7 +727,7 @@ fn logs_for_digests_never_announced_come_out_with_their_digest() {
         "logs alone do not make a started vertex"
     );
     assert_eq!(s.vertices.len(), 1);
-    assert_eq!(s.vertices[0].digest, known);
+    assert_eq!(&*s.vertices[0].digest, known);
 }
 
 // ---------------------------------------------------------------------------------------------

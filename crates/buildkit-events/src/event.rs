@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 /// A point in time taken from the records (never from a clock): nanoseconds since the Unix epoch.
@@ -103,7 +105,7 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VertexStarted {
     /// The vertex digest, e.g. `sha256:…`.
-    pub digest: String,
+    pub digest: Arc<str>,
     /// The display name, e.g. `[2/3] RUN echo hi`.
     pub name: String,
     /// Digests of the vertices this one consumes.
@@ -154,7 +156,7 @@ impl fmt::Display for Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VertexCompleted {
     /// The vertex digest.
-    pub digest: String,
+    pub digest: Arc<str>,
     /// The display name.
     pub name: String,
     /// How the interval ended.
@@ -229,7 +231,7 @@ pub enum LineEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     /// The vertex digest (possibly of a vertex no record has described yet).
-    pub digest: String,
+    pub digest: Arc<str>,
     /// The stream the bytes came from.
     pub stream: Stream,
     /// The line without its `\n`; `\r` and invalid UTF-8 kept as sent.
@@ -253,7 +255,7 @@ impl LogLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     /// The vertex digest.
-    pub digest: String,
+    pub digest: Arc<str>,
     /// Status id, unique per vertex, e.g. a layer digest or `exporting layers`.
     pub id: String,
     /// The action, e.g. `extracting`; often empty.
@@ -274,7 +276,7 @@ pub struct Progress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     /// The vertex digest.
-    pub digest: String,
+    pub digest: Arc<str>,
     /// Severity as sent (BuildKit uses 1 for lint warnings).
     pub level: i64,
     /// One-line message, e.g. `JSONArgsRecommended: … (line 9)`.

@@ -1,5 +1,7 @@
 //! What [`Tracker::finish`](crate::Tracker::finish) reports about the whole build.
 
+use std::sync::Arc;
+
 use crate::event::{Duration, LogLine, Outcome, Time};
 
 /// How many started vertices ended (their latest interval) with each outcome.
@@ -39,7 +41,7 @@ impl OutcomeCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VertexSummary {
     /// The vertex digest.
-    pub digest: String,
+    pub digest: Arc<str>,
     /// Its display name.
     pub name: String,
     /// Outcome of its latest interval.
@@ -54,7 +56,7 @@ pub struct VertexSummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedVertex {
     /// The vertex digest.
-    pub digest: String,
+    pub digest: Arc<str>,
     /// Its display name.
     pub name: String,
     /// Its error text, e.g. `process "/bin/sh -c …" did not complete successfully: exit code: 3`.

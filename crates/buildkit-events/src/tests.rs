@@ -81,7 +81,7 @@ fn check_pairing(events: &[Event]) -> Result<Vec<String>, String> {
     for e in events {
         match e {
             Event::Started(s) => {
-                if open.contains_key(s.digest.as_str()) {
+                if open.contains_key(s.digest.as_ref()) {
                     return Err(format!("{} started twice", s.digest));
                 }
                 let want = next.entry(&s.digest).or_insert(0);
@@ -92,7 +92,7 @@ fn check_pairing(events: &[Event]) -> Result<Vec<String>, String> {
                 open.insert(&s.digest, (s.interval, s.started));
             }
             Event::Completed(c) => {
-                let Some((interval, started)) = open.remove(c.digest.as_str()) else {
+                let Some((interval, started)) = open.remove(c.digest.as_ref()) else {
                     return Err(format!("{} completed without start", c.digest));
                 };
                 if c.interval != interval || c.started != started {
@@ -115,12 +115,9 @@ fn pieces(events: &[Event]) -> Pieces {
     let mut out = Pieces::new();
     for e in events {
         if let Event::Log(l) = e {
-            out.entry((l.digest.clone(), l.stream)).or_default().push((
-                l.bytes.to_vec(),
-                l.end,
-                l.clipped_notice,
-                l.timestamp.0,
-            ));
+            out.entry((l.digest.to_string(), l.stream))
+                .or_default()
+                .push((l.bytes.to_vec(), l.end, l.clipped_notice, l.timestamp.0));
         }
     }
     out
@@ -503,7 +500,7 @@ fn warnings_repeated_by_batch_splitting_come_once() {
     assert_eq!(warnings[0].level, 1);
     assert_eq!(warnings[0].detail, w1.detail);
     assert_eq!(warnings[1].lines, [(4, 5)]);
-    assert_eq!(warnings[2].digest, B);
+    assert_eq!(&*warnings[2].digest, B);
 }
 
 #[test]
@@ -612,11 +609,11 @@ fn finish_interrupts_running_vertices_and_summarises() {
     let order: Vec<(&str, u128)> = summary
         .vertices
         .iter()
-        .map(|v| (v.digest.as_str(), v.duration.0))
+        .map(|v| (v.digest.as_ref(), v.duration.0))
         .collect();
     assert_eq!(order, [(A, 800), (B, 350)]);
     let failed = summary.failed.as_ref().unwrap();
-    assert_eq!(failed.digest, B);
+    assert_eq!(&*failed.digest, B);
     assert_eq!(failed.error, "exit code: 2");
     let tail: Vec<String> = failed
         .last_lines

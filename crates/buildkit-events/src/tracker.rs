@@ -3,6 +3,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use buildkit_proto::{
@@ -78,7 +79,7 @@ pub struct ProgressGroup {
 #[derive(Debug, Clone)]
 pub struct VertexInfo {
     /// The vertex digest, e.g. `sha256:…`.
-    pub digest: String,
+    pub digest: Arc<str>,
     /// Display name, e.g. `[2/3] RUN echo hi`.
     pub name: String,
     /// Digests of the vertices this one consumes.
@@ -128,9 +129,9 @@ struct TailLine {
 }
 
 impl TailLine {
-    fn to_line(&self, digest: &str) -> LogLine {
+    fn to_line(&self, digest: &Arc<str>) -> LogLine {
         LogLine {
-            digest: digest.to_owned(),
+            digest: Arc::clone(digest),
             stream: self.stream,
             bytes: self.bytes.clone(),
             end: self.end,
@@ -160,7 +161,7 @@ enum Transition {
 impl VertexInfo {
     fn new(digest: String) -> Self {
         VertexInfo {
-            digest,
+            digest: digest.into(),
             name: String::new(),
             inputs: Vec::new(),
             cached: false,
@@ -571,7 +572,7 @@ impl Tracker {
     fn slot(&mut self, digest: String) -> usize {
         // Consecutive items of a record mostly name the same vertex: compare before hashing.
         if let Some(idx) = self.last_slot {
-            if self.vertices[idx].digest == digest {
+            if *self.vertices[idx].digest == *digest {
                 return idx;
             }
         }
@@ -653,7 +654,7 @@ impl Tracker {
                         duration: Duration(vx.inner.intervals.closed_total_until(stop)),
                         interval: vx.intervals.saturating_sub(1),
                     };
-                    if k == last && busy.binary_search(&vx.digest.as_str()).is_ok() {
+                    if k == last && busy.binary_search(&&*vx.digest).is_ok() {
                         deferred.push((idx, event));
                     } else {
                         self.emit_completed(idx, event);
@@ -832,7 +833,7 @@ impl Tracker {
             })
             .collect();
         self.queue.push_back(Event::Warning(Warning {
-            digest: vertex,
+            digest: vertex.into(),
             level,
             short,
             detail,

@@ -6,6 +6,7 @@
 //! times).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use buildkit_events::{Event, Summary, Time, Tracker};
 use buildkit_proto::StatusResponse;
@@ -48,7 +49,7 @@ pub struct BuildFailure {
 /// The vertex a failure is attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedStep {
-    pub digest: String,
+    pub digest: Arc<str>,
     pub name: String,
     /// The vertex's own error text (BuildKit's per-step message).
     pub error: String,
@@ -201,7 +202,7 @@ impl BuildDecoder {
     }
 
     /// Digest and name of every vertex that started and has not completed.
-    pub fn running(&self) -> Vec<(String, String)> {
+    pub fn running(&self) -> Vec<(Arc<str>, String)> {
         self.tracker
             .running()
             .map(|v| (v.digest.clone(), v.name.clone()))

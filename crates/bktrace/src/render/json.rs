@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use buildkit_events::{Event, LineEnd, Outcome, Stream, Time};
 use docker_build::decode::BuildEvent;
@@ -16,7 +17,7 @@ use super::format::{rfc3339, seconds};
 #[derive(Debug)]
 pub struct Json<W> {
     out: W,
-    names: HashMap<String, String>,
+    names: HashMap<Arc<str>, String>,
 }
 
 /// A log line's stream: `"stdout"`, `"stderr"`, or the number BuildKit sent.
@@ -229,7 +230,7 @@ impl<W: Write> Render for Json<W> {
             BuildEvent::Failed(f) => Out::BuildFailed {
                 message: &f.message,
                 code: f.code,
-                digest: f.step.as_ref().map(|s| s.digest.as_str()),
+                digest: f.step.as_ref().map(|s| &*s.digest),
                 name: f.step.as_ref().map(|s| s.name.as_str()),
                 error: f.step.as_ref().map(|s| s.error.as_str()),
                 last_lines: f.step.as_ref().map_or(&[], |s| &s.last_lines),

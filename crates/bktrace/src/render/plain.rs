@@ -53,6 +53,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Progress, Time, Warning};
 use docker_build::decode::BuildEvent;
@@ -79,14 +80,14 @@ const TICK_INTERVAL: i128 = 150_000_000;
 #[derive(Debug)]
 pub struct Plain<W> {
     out: W,
-    vertices: HashMap<String, Vtx>,
+    vertices: HashMap<Arc<str>, Vtx>,
     /// Digests in the order they first started.
-    order: Vec<String>,
+    order: Vec<Arc<str>>,
     /// Vertices with something to print (`trace.updates`).
-    updates: HashSet<String>,
+    updates: HashSet<Arc<str>>,
     next_index: u32,
     /// The vertex whose block is open (`textMux.current`).
-    current: Option<String>,
+    current: Option<Arc<str>>,
     not_first: bool,
     /// The last block printed was daemon text (consecutive texts share a block).
     in_text: bool,
@@ -213,7 +214,7 @@ impl<W: Write> Plain<W> {
 
     fn vertex(&mut self, digest: &str) -> &mut Vtx {
         if !self.vertices.contains_key(digest) {
-            self.vertices.insert(digest.to_string(), Vtx::default());
+            self.vertices.insert(digest.into(), Vtx::default());
         }
         self.vertices.get_mut(digest).expect("inserted above")
     }
@@ -416,7 +417,7 @@ impl<W: Write> Plain<W> {
         // Show items that were held back too long.
         let over = rest
             .iter()
-            .find(|d| stats.get(d.as_str()).is_some_and(|s| s.over_limit))
+            .find(|d| stats.get(&***d).is_some_and(|s| s.over_limit))
             .cloned();
         if let Some(digest) = over {
             return self.print_vtx(&digest);
@@ -538,7 +539,7 @@ impl<W: Write> Plain<W> {
             }
         }
 
-        self.current = Some(digest.to_string());
+        self.current = Some(digest.into());
         if v.is_completed() && !open_status {
             self.current = None;
             v.count = 0;

@@ -24,6 +24,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Time};
@@ -43,7 +44,7 @@ const FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100
 #[derive(Debug, Default, Clone)]
 pub struct TtyState {
     vertices: Vec<VertexView>,
-    by_digest: HashMap<String, usize>,
+    by_digest: HashMap<Arc<str>, usize>,
     first_start: Option<Time>,
     latest: Option<Time>,
     finished: bool,
@@ -181,7 +182,7 @@ impl TtyState {
 
     fn vertex(&mut self, digest: &str) -> &mut VertexView {
         let next = self.vertices.len();
-        let i = *self.by_digest.entry(digest.to_string()).or_insert(next);
+        let i = *self.by_digest.entry(digest.into()).or_insert(next);
         if i == next {
             self.vertices.push(VertexView {
                 name: String::new(),
