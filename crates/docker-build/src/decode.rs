@@ -193,7 +193,13 @@ impl BuildDecoder {
 
     /// The next event, in order; `None` until more input arrives.
     pub fn poll_event(&mut self) -> Option<BuildEvent> {
-        self.queue.pop_front()
+        // Everything in `queue` precedes everything still in the tracker's queue (the
+        // tracker is drained before the decoder queues an event of its own), so the tracker's
+        // events need not be moved through `queue` at all.
+        match self.queue.pop_front() {
+            Some(event) => Some(event),
+            None => self.tracker.poll_event().map(BuildEvent::Vertex),
+        }
     }
 
     /// The tracker, e.g. to look up a vertex's name by digest.
@@ -231,7 +237,7 @@ impl BuildDecoder {
         };
         match message {
             Message::Trace(aux) => match self.tracker.handle_aux(&aux) {
-                Ok(()) => self.drain_tracker(),
+                Ok(()) => {}
                 Err(source) => self.bad(LineError::Trace {
                     line: line_no,
                     source,
@@ -305,8 +311,8 @@ impl BuildDecoder {
         self.drain_tracker();
     }
 
-    /// Moves the tracker's pending events to the queue, keeping their order relative to the
-    /// decoder's own events.
+    /// Moves the tracker's pending events to the queue; called before the decoder queues an
+    /// event of its own, so that the order is kept.
     fn drain_tracker(&mut self) {
         while let Some(e) = self.tracker.poll_event() {
             self.queue.push_back(BuildEvent::Vertex(e));
