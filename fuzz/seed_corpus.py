@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets (fuzz/corpus/ is git-ignored):
+
+  python3 fuzz/seed_corpus.py        # from the workspace root or from fuzz/
+
+ndjson_decode: every line of the recorded bodies (tests/data/corpus/*/*.ndjson) as a body of
+its own, the small bodies whole, and every trace record's protobuf in record mode (see the mode
+byte in fuzz_targets/ndjson_decode.rs).
+
+dockerignore: every ignore-file text in docker-build's tests (dockerignore.rs unit tests and
+tests/context.rs), each followed by the paths those tests match (NUL-separated).
+"""
+
+import base64
+import hashlib
+import json
+import os
+import re
+import sys
+
+FUZZ = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(FUZZ)
+
+
+def write(target, data):
+    out = os.path.join(FUZZ, "corpus", target)
+    os.makedirs(out, exist_ok=True)
+    name = hashlib.sha1(data).hexdigest()
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(data)
+    return name
+
+
+def ndjson_seeds():
+    corpus = os.path.join(ROOT, "tests", "data", "corpus")
+    names = set()
+    for daemon in sorted(os.listdir(corpus)):
+        folder = os.path.join(corpus, daemon)
+        if not os.path.isdir(folder):
+            continue
+        for file in sorted(os.listdir(folder)):
+            if not file.endswith(".ndjson"):
+                continue
+            body = open(os.path.join(folder, file), "rb").read()
+            # Mode 0x50: body as is, chunks of 1..=32 bytes; 0x54: the same with small limits.
+            if len(body) <= 16 * 1024:
+                names.add(write("ndjson_decode", b"\x50" + body))
+                names.add(write("ndjson_decode", b"\x54" + body))
+            records = b""
+            for line in body.split(b"\n"):
+                line = line.rstrip(b"\r")
+                if not line:
+                    continue
+                names.add(write("ndjson_decode", b"\x50" + line + b"\r\n"))
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if msg.get("id") == "moby.buildkit.trace" and isinstance(msg.get("aux"), str):
+                    wire = base64.b64decode(msg["aux"])
+                    if len(wire) < 1 << 16:
+                        framed = len(wire).to_bytes(2, "big") + wire
+                        # Mode 0x98: record mode, chunks of 1..=512 bytes.
+                        names.add(write("ndjson_decode", b"\x98" + framed))
+                        if len(records) + len(framed) <= 16 * 1024:
+                            records += framed
+            if records:
+                names.add(write("ndjson_decode", b"\x98" + records))
+                names.add(write("ndjson_decode", b"\x9c" + records))
+    return len(names)
+
+
+# A Rust string literal: "…" with escapes, or r"…" / r#"…"#.
+LITERAL = r'(?:"(?:[^"\\]|\\.)*"|r#*"[^"]*"#*)'
+
+
+def rust_string(lit):
+    if lit.startswith("r"):
+        hashes = len(lit) - len(lit.lstrip("r#")) - 1
+        return lit[1 + hashes + 1 : len(lit) - hashes - 1]
+    body = lit[1:-1]
+    out = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        e = body[i + 1]
+        if e == "n":
+            out.append("\n")
+        elif e == "r":
+            out.append("\r")
+        elif e == "t":
+            out.append("\t")
+        elif e == "0":
+            out.append("\0")
+        elif e in "\\\"'":
+            out.append(e)
+        elif e == "u":
+            end = body.index("}", i)
+            out.append(chr(int(body[i + 3 : end], 16)))
+            i = end + 1
+            continue
+        elif e == "\n":
+            # Line continuation: skip the newline and the next line's leading whitespace.
+            i += 2
+            while i < len(body) and body[i] in " \t\n":
+                i += 1
+            continue
+        else:
+            out.append("\\" + e)
+        i += 2
+    return "".join(out)
+
+
+def dockerignore_seeds():
+    sources = [
+        os.path.join(ROOT, "crates", "docker-build", "src", "dockerignore.rs"),
+        os.path.join(ROOT, "crates", "docker-build", "tests", "context.rs"),
+    ]
+    texts, paths = [], []
+    for source in sources:
+        if not os.path.exists(source):
+            continue
+        src = open(source, encoding="utf-8").read()
+        for m in re.finditer(r'(?:\bignore|\bparse)\(\s*(' + LITERAL + r')', src):
+            texts.append(rust_string(m.group(1)))
+        for m in re.finditer(r'file\(\s*"[^"]*dockerignore"\s*,\s*(' + LITERAL + r')', src):
+            texts.append(rust_string(m.group(1)))
+        for m in re.finditer(r'(?:is_excluded|may_include_beneath|matches)\(\s*(' + LITERAL + r')', src):
+            paths.append(rust_string(m.group(1)))
+    paths = sorted(set(paths))
+    names = set()
+    # The target looks at 16 paths per input: spread the paths over several seeds.
+    groups = [paths[i : i + 16] for i in range(0, len(paths), 16)] or [[]]
+    for k, text in enumerate(dict.fromkeys(texts)):
+        group = groups[k % len(groups)]
+        data = text.encode() + b"\0" + b"\0".join(p.encode() for p in group)
+        names.add(write("dockerignore", data))
+    return len(names), len(dict.fromkeys(texts)), len(paths)
+
+
+def main():
+    n = ndjson_seeds()
+    d, texts, paths = dockerignore_seeds()
+    print(f"ndjson_decode: {n} seeds; dockerignore: {d} seeds ({texts} texts, {paths} paths)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
