@@ -932,3 +932,66 @@ proptest! {
         prop_assert_eq!(t.records(), 3);
     }
 }
+
+/// The tail a vertex keeps is bounded in lines and bytes, and let go when the vertex
+/// succeeds; a failed vertex keeps it for the summary.
+#[test]
+fn kept_tail_is_bounded_and_dropped_on_success() {
+    use buildkit_proto::{StatusResponse, Timestamp, Vertex, VertexLog};
+    let ts = |s: i64| {
+        Some(Timestamp {
+            seconds: s,
+            nanos: 0,
+        })
+    };
+    let vertex = |digest: &str, completed, error: &str| Vertex {
+        digest: digest.into(),
+        name: digest.into(),
+        started: ts(1),
+        completed,
+        error: error.into(),
+        ..Default::default()
+    };
+    let long = vec![b'x'; 10_000];
+    let mut msg = Vec::new();
+    for _ in 0..12 {
+        msg.extend_from_slice(&long);
+        msg.push(b'\n');
+    }
+    let logs = |digest: &str| VertexLog {
+        vertex: digest.into(),
+        timestamp: ts(2),
+        stream: 1,
+        msg: msg.clone().into(),
+    };
+    let mut t = Tracker::new();
+    t.handle_response(StatusResponse {
+        vertexes: vec![vertex("ok", None, ""), vertex("bad", None, "")],
+        logs: vec![logs("ok"), logs("bad")],
+        ..Default::default()
+    });
+    let tail: Vec<usize> = t
+        .vertex("ok")
+        .unwrap()
+        .recent_logs()
+        .map(|l| l.bytes.len())
+        .collect();
+    assert_eq!(tail, [4096; 10], "10 lines, each cut to 4 KiB");
+    t.handle_response(StatusResponse {
+        vertexes: vec![
+            vertex("ok", ts(3), ""),
+            vertex("bad", ts(3), "exit code: 1"),
+        ],
+        ..Default::default()
+    });
+    assert_eq!(t.vertex("ok").unwrap().recent_logs().count(), 0);
+    assert_eq!(t.vertex("bad").unwrap().recent_logs().count(), 10);
+    let failed = t.finish().failed.expect("bad failed");
+    assert_eq!(&*failed.digest, "bad");
+    assert_eq!(failed.last_lines.len(), 10);
+    // Only the kept copies are cut: the emitted lines are whole.
+    let whole = std::iter::from_fn(|| t.poll_event())
+        .filter(|e| matches!(e, Event::Log(l) if l.bytes.len() == 10_000))
+        .count();
+    assert_eq!(whole, 24, "12 whole lines from each vertex");
+}

@@ -37,8 +37,12 @@ pub struct Config {
     /// [`VertexInfo::recent_logs`] and [`Summary::failed`] (default 10, like BuildKit's
     /// printer). While a vertex runs, the kept lines share the record buffers they came from
     /// (no copy per line); they are copied out when it completes, so a finished vertex pins
-    /// no record.
+    /// no record. The tail of a vertex that completes without failing is dropped.
     pub log_tail_lines: usize,
+    /// Longest kept line of that tail, in bytes (default 4 KiB): a longer one is kept cut to
+    /// this length (a copy, so that a kept piece of a long line does not pin its buffer).
+    /// Bounds the tail at `log_tail_lines × log_tail_line_bytes` per running vertex.
+    pub log_tail_line_bytes: usize,
 }
 
 impl Default for Config {
@@ -46,6 +50,7 @@ impl Default for Config {
         Config {
             max_line_len: 1024 * 1024,
             log_tail_lines: 10,
+            log_tail_line_bytes: 4 * 1024,
         }
     }
 }
@@ -187,7 +192,8 @@ impl VertexInfo {
     }
 
     /// The vertex's most recent log lines (all streams, oldest first), at most
-    /// [`Config::log_tail_lines`].
+    /// [`Config::log_tail_lines`], each cut to [`Config::log_tail_line_bytes`]. Empty once the
+    /// vertex has completed without failing.
     pub fn recent_logs(&self) -> impl ExactSizeIterator<Item = LogLine> + '_ {
         self.inner.tail.iter().map(|l| l.to_line(&self.digest))
     }
@@ -670,9 +676,16 @@ impl Tracker {
         let vx = &mut self.vertices[idx];
         vx.state = VertexState::Completed(event.outcome.clone());
         vx.last_completed = Some(event.completed);
-        // Let go of the record buffers the kept lines point into.
-        for line in vx.inner.tail.iter_mut() {
-            line.bytes = Bytes::copy_from_slice(&line.bytes);
+        if event.outcome.is_failed() {
+            // Keep the failed step's last lines, but let go of the record buffers they
+            // point into.
+            for line in vx.inner.tail.iter_mut() {
+                line.bytes = Bytes::copy_from_slice(&line.bytes);
+            }
+        } else {
+            // Nobody asks for the output of a step that did not fail: bound the memory of
+            // builds with many steps.
+            vx.inner.tail = VecDeque::new();
         }
         if event.outcome.is_failed() && self.first_failed.is_none() {
             self.first_failed = Some(idx);
@@ -704,9 +717,15 @@ impl Tracker {
             if vx.inner.tail.len() >= tail_len {
                 vx.inner.tail.pop_front();
             }
+            let cap = self.config.log_tail_line_bytes;
+            let kept = if piece.bytes.len() > cap {
+                Bytes::copy_from_slice(&piece.bytes[..cap])
+            } else {
+                piece.bytes.clone()
+            };
             vx.inner.tail.push_back(TailLine {
                 stream,
-                bytes: piece.bytes.clone(),
+                bytes: kept,
                 end: piece.end,
                 timestamp: piece.timestamp,
                 clipped_notice,

@@ -63,6 +63,8 @@ use super::format::{bytes, log_elapsed, seconds, seconds_between};
 
 /// How many lines of a failed step the closing block repeats (`logsBufferSize`).
 const LOGS_BUFFER: usize = 10;
+/// Longest line (with its time prefix) kept for the closing block, in bytes.
+const LOGS_BUFFER_LINE: usize = 4096;
 /// An unfinished status is printed again after this much record time (`minTimeDelta`).
 const MIN_TIME_DELTA: i128 = 5_000_000_000;
 /// … or after moving this share of its total (`minProgressDelta`).
@@ -526,7 +528,10 @@ impl<W: Write> Plain<W> {
                 if v.logs_buffer.len() == LOGS_BUFFER {
                     v.logs_buffer.pop_front();
                 }
-                v.logs_buffer.push_back(line.clone());
+                // Kept for the closing block of a failed step: cut, so that ten very long
+                // lines do not stay in memory.
+                v.logs_buffer
+                    .push_back(line[..line.len().min(LOGS_BUFFER_LINE)].to_vec());
             }
         }
         if n > 0 {
