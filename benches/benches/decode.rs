@@ -2,11 +2,12 @@
 //! "decode_only" (framing + base64 + protobuf) versus "decode_track" (the whole
 //! `BuildDecoder`, events polled). Prints the ratio at the end.
 
-use std::hint::black_box;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use benchmarks::{CHUNK, chunked, corpus_stream, decode_and_track, decode_only, print_ratio};
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::{Criterion, Throughput};
+
+mod common;
 
 const GROUP: &str = "corpus_100MB";
 const STREAM_BYTES: usize = 100_000_000;
@@ -30,20 +31,12 @@ fn corpus(c: &mut Criterion) {
         tracked.log_lines
     );
 
-    let mut group = c.benchmark_group(GROUP);
-    group
-        .throughput(Throughput::BytesDecimal(data.len() as u64))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(12));
-    group.bench_function("decode_only", |b| {
-        b.iter(|| decode_only(black_box(&chunks)))
-    });
-    group.bench_function("decode_track", |b| {
-        b.iter(|| decode_and_track(black_box(&chunks)))
-    });
-    group.finish();
+    common::decode_pair(
+        c,
+        GROUP,
+        Throughput::BytesDecimal(data.len() as u64),
+        &chunks,
+    );
 }
 
 fn main() {

@@ -6,14 +6,14 @@
 //!
 //! Each group measures the decode path alone and with tracking, and prints the ratio.
 
-use std::hint::black_box;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use benchmarks::{
-    CHUNK, chunked, decode_and_track, decode_only, log_stream, long_lines_text, print_ratio,
-    short_lines_text,
+    CHUNK, chunked, decode_and_track, log_stream, long_lines_text, print_ratio, short_lines_text,
 };
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::{Criterion, Throughput};
+
+mod common;
 
 const SHORT_LINES: usize = 2_000_000;
 const LONG_LINES: usize = 8;
@@ -33,20 +33,7 @@ fn group(c: &mut Criterion, name: &str, text: &[u8], lines: u64, min_pieces: u64
         data.len(),
         tracked.log_lines
     );
-    let mut group = c.benchmark_group(name);
-    group
-        .throughput(Throughput::Elements(lines))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(12));
-    group.bench_function("decode_only", |b| {
-        b.iter(|| decode_only(black_box(&chunks)))
-    });
-    group.bench_function("decode_track", |b| {
-        b.iter(|| decode_and_track(black_box(&chunks)))
-    });
-    group.finish();
+    common::decode_pair(c, name, Throughput::Elements(lines), &chunks);
 }
 
 fn main() {
