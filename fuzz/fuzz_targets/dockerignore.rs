@@ -11,7 +11,7 @@
 
 #![no_main]
 
-use docker_build::dockerignore::DockerIgnore;
+use docker_context::dockerignore::DockerIgnore;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

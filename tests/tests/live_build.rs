@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use buildkit_events::{Event, Outcome, Stream};
 use bytes::Bytes;
 use docker_build::connection::Daemon;
-use docker_build::context::Context;
 use docker_build::decode::BuildEvent;
-use docker_build::dockerfile::base_images;
 use docker_build::{BuildOptions, BuildStream, Builder, build};
+use docker_context::Context;
+use dockerfile_analysis::base_images;
 use workspace_tests::daemon::{base_image, daemon, tar_context, unique_marker};
 use workspace_tests::events::{log_lines as logs, outcomes, summary};
 
@@ -198,7 +198,7 @@ async fn an_ignored_file_is_absent_from_the_image() {
         format!("FROM {base}\nCOPY src /src\nRUN echo {marker} && find /src | sort\n"),
     )
     .unwrap();
-    let context = Context::from_dir(&dir, None).expect("context");
+    let context = Context::from_dir(&dir).expect("context");
     let events = collect(
         build(
             &daemon,

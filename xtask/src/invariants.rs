@@ -50,6 +50,41 @@ mod tests {
         }
     }
 
+    /// Asserts that none of `forbidden` is in `package`'s normal dependency tree.
+    fn assert_free_of(package: &str, features: &[&str], forbidden: &[&str]) {
+        let deps = normal_deps(package, features);
+        assert!(deps.iter().any(|d| d == package), "{deps:?}");
+        for name in forbidden {
+            assert!(
+                !deps.iter().any(|d| d == name),
+                "{package} depends on {name}: {deps:?}"
+            );
+        }
+    }
+
+    /// What a crate without network I/O must not pull in.
+    const ASYNC_AND_HTTP: &[&str] = &[
+        "tokio",
+        "hyper",
+        "hyper-util",
+        "http",
+        "bollard",
+        "tonic",
+        "futures-core",
+    ];
+
+    #[test]
+    fn dockerfile_analysis_has_no_io_stack() {
+        let mut forbidden = ASYNC_AND_HTTP.to_vec();
+        forbidden.push("tar");
+        assert_free_of("dockerfile-analysis", &[], &forbidden);
+    }
+
+    #[test]
+    fn docker_context_has_no_async_runtime_and_no_http_stack() {
+        assert_free_of("docker-context", &[], ASYNC_AND_HTTP);
+    }
+
     #[test]
     fn buildkit_proto_needs_tonic_only_for_its_client() {
         let plain = normal_deps("buildkit-proto", &[]);

@@ -14,10 +14,10 @@ use bytes::Bytes;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use docker_build::connection::{ConnectError, Daemon};
-use docker_build::context::{Context, ContextError};
 use docker_build::decode::BuildEvent;
-use docker_build::dockerfile::{DockerfileError, ReferenceError, base_images};
 use docker_build::{BuildError, BuildOptions, BuildStreamError, Builder, build};
+use docker_context::{Context, ContextError};
+use dockerfile_analysis::{DockerfileError, ReferenceError, base_images};
 
 /// The recorded build `bktrace demo` replays: two stages logging in parallel (stdout and
 /// stderr), then a stage copying from both, on Docker 28.5.
@@ -454,7 +454,7 @@ fn run_images(args: ImagesArgs) -> Result<ExitCode, CliError> {
     })?;
     let shown = |reference: &str| -> Result<String, CliError> {
         Ok(if args.normalize {
-            docker_build::dockerfile::normalize(reference)?
+            dockerfile_analysis::normalize(reference)?
         } else {
             reference.to_string()
         })
@@ -527,7 +527,10 @@ fn run_build(args: BuildArgs) -> Result<ExitCode, CliError> {
         Some(file) => (absolute(&args.dir), Some(absolute(file))),
         None => (args.dir.clone(), None),
     };
-    let context = Context::from_dir(&dir, dockerfile.as_deref())?;
+    let context = match &dockerfile {
+        Some(file) => Context::builder(&dir).dockerfile(file).plan()?,
+        None => Context::from_dir(&dir)?,
+    };
     let record = match &args.record {
         Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {
             CliError::Record {

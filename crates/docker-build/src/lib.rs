@@ -8,12 +8,12 @@
 //!
 //! ```no_run
 //! use docker_build::connection::Daemon;
-//! use docker_build::context::Context;
+//! use docker_context::Context;
 //! use docker_build::{BuildEvent, BuildOptions, build};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let daemon = Daemon::connect().await?;
-//! let context = Context::from_dir("./app", None)?;
+//! let context = Context::from_dir("./app")?;
 //! let options = BuildOptions { tags: vec!["app:dev".into()], ..Default::default() };
 //! let mut events = build(&daemon, context, &options).await?;
 //! while let Some(event) = events.next_event().await {
@@ -27,20 +27,18 @@
 //! The pieces, from the wire up:
 //! - [`connection`]: finding and talking to the daemon (`DOCKER_HOST`, bollard, the raw
 //!   `/build` request over hyper).
-//! - [`context`] and [`dockerignore`]: a directory streamed as a tar, with Docker's ignore rules.
+//! - the build context comes from [`docker_context`]: a directory streamed as a tar, with
+//!   Docker's ignore rules.
 //! - [`ndjson`], [`classic`], [`decode`]: the transport-free core, body bytes in and
 //!   [`BuildEvent`]s out, shared by live builds, replays and tests. No I/O, no clock.
 //! - [`stream`]: the live build as a `futures_core::Stream`.
-//! - [`dockerfile`]: which external images a Dockerfile uses.
 
 pub mod classic;
 pub mod connection;
-pub mod context;
 pub mod decode;
-pub mod dockerfile;
-pub mod dockerignore;
 pub mod ndjson;
 pub mod stream;
+mod upload;
 
 pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, FailedStep};
 pub use stream::{BuildError, BuildOptions, BuildStream, BuildStreamError, Builder, build};

@@ -11,8 +11,10 @@ use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::connection::{BodyError, BuildRequestError, BuildResponse, Daemon};
-use crate::context::{Context, ContextError};
+use docker_context::{Context, ContextError};
+
 use crate::decode::{BuildDecoder, BuildEvent, DecoderConfig};
+use crate::upload::ContextStream;
 
 /// Which of the daemon's builders runs the build.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -155,12 +157,12 @@ fn running_list(running: &[String]) -> String {
 /// ```no_run
 /// use docker_build::{build, BuildOptions};
 /// use docker_build::connection::Daemon;
-/// use docker_build::context::Context;
+/// use docker_context::Context;
 /// use docker_build::decode::BuildEvent;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let daemon = Daemon::connect().await?;
-/// let context = Context::from_dir("./app", None)?;
+/// let context = Context::from_dir("./app")?;
 /// let mut events = build(&daemon, context, &BuildOptions::default()).await?;
 /// while let Some(event) = events.next_event().await {
 ///     match event? {
@@ -179,7 +181,7 @@ pub async fn build(
     let query = options.query(context.dockerfile_path_in_context());
     let context_error = Arc::new(Mutex::new(None));
     let body = RememberError {
-        inner: Box::pin(context.into_stream()),
+        inner: Box::pin(ContextStream::spawn(context)),
         slot: Arc::clone(&context_error),
     };
     let response = daemon.post_build(&query, body).await?;

@@ -7,7 +7,7 @@
 //! qualified form (`busybox` → `docker.io/library/busybox:latest`).
 //!
 //! ```
-//! use docker_build::dockerfile::{base_images, UseKind};
+//! use dockerfile_analysis::{base_images, UseKind};
 //!
 //! let dockerfile = "\
 //! ## syntax=docker/dockerfile:1
@@ -137,6 +137,8 @@
 //! Image references are reported as written; they are not checked against
 //! the reference grammar (use [`normalize`] or [`ImageUse::normalized`]).
 
+#![warn(missing_docs)]
+
 mod expand;
 mod parse;
 mod reference;
@@ -194,7 +196,7 @@ impl ImageUse {
     /// The fully qualified form of [`ImageUse::reference`]; see [`normalize`].
     ///
     /// ```
-    /// let found = docker_build::dockerfile::base_images("FROM alpine\n", docker_build::dockerfile::NO_BUILD_ARGS).unwrap();
+    /// let found = dockerfile_analysis::base_images("FROM alpine\n", dockerfile_analysis::NO_BUILD_ARGS).unwrap();
     /// assert_eq!(found.images[0].normalized().unwrap(), "docker.io/library/alpine:latest");
     /// ```
     ///
@@ -232,7 +234,7 @@ impl std::fmt::Display for UseKind {
     /// The instruction form: `FROM`, `COPY --from` or `RUN --mount from`.
     ///
     /// ```
-    /// assert_eq!(docker_build::dockerfile::UseKind::CopyFrom.to_string(), "COPY --from");
+    /// assert_eq!(dockerfile_analysis::UseKind::CopyFrom.to_string(), "COPY --from");
     /// ```
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -262,9 +264,9 @@ impl Stage {
     /// The name of the stage, or its index when it has none.
     ///
     /// ```
-    /// let found = docker_build::dockerfile::base_images(
+    /// let found = dockerfile_analysis::base_images(
     ///     "FROM alpine AS Build\nFROM build\n",
-    ///     docker_build::dockerfile::NO_BUILD_ARGS,
+    ///     dockerfile_analysis::NO_BUILD_ARGS,
     /// )
     /// .unwrap();
     /// assert_eq!(found.stages[0].label(), "build");
@@ -464,7 +466,7 @@ impl DockerfileError {
     /// The 1-based line the error is about, if any.
     ///
     /// ```
-    /// let err = docker_build::dockerfile::base_images("ARG A\nFROM\n", docker_build::dockerfile::NO_BUILD_ARGS).unwrap_err();
+    /// let err = dockerfile_analysis::base_images("ARG A\nFROM\n", dockerfile_analysis::NO_BUILD_ARGS).unwrap_err();
     /// assert_eq!(err.line(), Some(2));
     /// assert_eq!(err.to_string(), "line 2: FROM needs an image");
     /// ```
@@ -496,7 +498,7 @@ impl DockerfileError {
 /// An empty list of build args, for [`base_images`].
 ///
 /// ```
-/// use docker_build::dockerfile::{base_images, NO_BUILD_ARGS};
+/// use dockerfile_analysis::{base_images, NO_BUILD_ARGS};
 ///
 /// let found = base_images("FROM alpine:3.20\n", NO_BUILD_ARGS).unwrap();
 /// assert_eq!(found.images[0].reference, "alpine:3.20");
@@ -554,7 +556,7 @@ enum MetaVar {
 /// See the [module documentation](self) for the rules.
 ///
 /// ```
-/// use docker_build::dockerfile::{NO_BUILD_ARGS, StageBase, base_images};
+/// use dockerfile_analysis::{NO_BUILD_ARGS, StageBase, base_images};
 ///
 /// let dockerfile = "ARG BASE=bbase\nARG TAG=latest\nFROM ${BASE}:${TAG}\n";
 /// let found = base_images(dockerfile, [("TAG", "1.0")]).unwrap();

@@ -7,13 +7,11 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use docker_build::context::{CHUNK_SIZE, Context, ContextError, ContextStream, EntryKind};
-use futures_core::Stream;
+use docker_context::{CHUNK_SIZE, Context, ContextError, EntryKind};
 
 /// A unique directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -56,22 +54,16 @@ impl Drop for TempDir {
     }
 }
 
-async fn next(stream: &mut ContextStream) -> Option<Result<Bytes, ContextError>> {
-    std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await
+/// Every chunk of the archive; panics on an error item.
+fn chunks(context: Context) -> Vec<Bytes> {
+    context
+        .into_chunks()
+        .map(|chunk| chunk.expect("archive chunk"))
+        .collect()
 }
 
-/// Every chunk of the stream; panics on an error item.
-async fn chunks(context: Context) -> Vec<Bytes> {
-    let mut stream = context.into_stream();
-    let mut chunks = Vec::new();
-    while let Some(chunk) = next(&mut stream).await {
-        chunks.push(chunk.expect("stream chunk"));
-    }
-    chunks
-}
-
-async fn tar_bytes(context: Context) -> Vec<u8> {
-    chunks(context).await.concat()
+fn tar_bytes(context: Context) -> Vec<u8> {
+    chunks(context).concat()
 }
 
 /// One entry read back from the archive.
@@ -135,8 +127,8 @@ fn planned(context: &Context) -> Vec<&str> {
     context.entries().iter().map(|e| e.path()).collect()
 }
 
-#[tokio::test]
-async fn ignore_rules_entry_order_and_contents() {
+#[test]
+fn ignore_rules_entry_order_and_contents() {
     let dir = TempDir::new("order");
     dir.file("Dockerfile", "FROM scratch\n");
     dir.file(
@@ -157,7 +149,7 @@ async fn ignore_rules_entry_order_and_contents() {
     dir.file("tmp_y", "at the root");
     dir.dir("empty");
 
-    let context = Context::from_dir(dir.path(), None).unwrap();
+    let context = Context::from_dir(dir.path()).unwrap();
     assert_eq!(context.dockerfile_path_in_context(), "Dockerfile");
     assert_eq!(context.ignore_file_in_context(), Some(".dockerignore"));
     // Walk order: depth first, names sorted by bytes within each directory, like Go's
@@ -182,7 +174,7 @@ async fn ignore_rules_entry_order_and_contents() {
     ];
     assert_eq!(planned(&context), expected);
 
-    let entries = read_tar(&tar_bytes(context).await);
+    let entries = read_tar(&tar_bytes(context));
     let with_slashes: Vec<String> = expected
         .iter()
         .map(|p| match *p {
@@ -204,8 +196,8 @@ async fn ignore_rules_entry_order_and_contents() {
     }
 }
 
-#[tokio::test]
-async fn symlinks_are_kept_as_links() {
+#[test]
+fn symlinks_are_kept_as_links() {
     let dir = TempDir::new("symlinks");
     dir.file("Dockerfile", "FROM scratch\n");
     dir.file("target.txt", "target");
@@ -215,7 +207,7 @@ async fn symlinks_are_kept_as_links() {
     symlink("sub", dir.path().join("dirlink")).unwrap();
     symlink("/etc/passwd", dir.path().join("absolute")).unwrap();
 
-    let context = Context::from_dir(dir.path(), None).unwrap();
+    let context = Context::from_dir(dir.path()).unwrap();
     let kinds: Vec<(&str, EntryKind)> = context
         .entries()
         .iter()
@@ -235,7 +227,7 @@ async fn symlinks_are_kept_as_links() {
         ]
     );
 
-    let entries = read_tar(&tar_bytes(context).await);
+    let entries = read_tar(&tar_bytes(context));
     for (name, target) in [
         ("link", "target.txt"),
         ("dangling", "does/not/exist"),
@@ -251,8 +243,8 @@ async fn symlinks_are_kept_as_links() {
     assert!(!entries.iter().any(|e| e.path.starts_with("dirlink/")));
 }
 
-#[tokio::test]
-async fn modes_and_mtimes_are_kept() {
+#[test]
+fn modes_and_mtimes_are_kept() {
     let dir = TempDir::new("modes");
     dir.file("Dockerfile", "FROM scratch\n");
     let script = dir.file("bin/run.sh", "#!/bin/sh\n");
@@ -268,7 +260,7 @@ async fn modes_and_mtimes_are_kept() {
         .set_modified(mtime)
         .unwrap();
 
-    let entries = read_tar(&tar_bytes(Context::from_dir(dir.path(), None).unwrap()).await);
+    let entries = read_tar(&tar_bytes(Context::from_dir(dir.path()).unwrap()));
     assert_eq!(find(&entries, "bin/run.sh").mode, 0o755);
     assert_eq!(find(&entries, "private.txt").mode, 0o640);
     assert_eq!(find(&entries, "bin/").mode, 0o750);
@@ -276,15 +268,15 @@ async fn modes_and_mtimes_are_kept() {
     assert_eq!(find(&entries, "private.txt").mtime, 1_600_000_000);
 }
 
-#[tokio::test]
-async fn large_file_is_streamed_in_bounded_chunks() {
+#[test]
+fn large_file_is_streamed_in_bounded_chunks() {
     let dir = TempDir::new("large");
     dir.file("Dockerfile", "FROM scratch\n");
     let size = 20 * 1024 * 1024 + 123;
     let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
     dir.file("big.bin", &data);
 
-    let chunks = chunks(Context::from_dir(dir.path(), None).unwrap()).await;
+    let chunks = chunks(Context::from_dir(dir.path()).unwrap());
     // The memory property: the archive arrives in many chunks, none above the bound.
     assert!(chunks.len() > 1);
     assert!(chunks.len() >= size / CHUNK_SIZE, "{} chunks", chunks.len());
@@ -299,8 +291,8 @@ async fn large_file_is_streamed_in_bounded_chunks() {
     assert!(find(&entries, "big.bin").data == data);
 }
 
-#[tokio::test]
-async fn dockerfile_and_dockerignore_are_always_sent() {
+#[test]
+fn dockerfile_and_dockerignore_are_always_sent() {
     // "You can even use the .dockerignore file to exclude the Dockerfile and .dockerignore
     // files. These files are still sent to the builder as they're needed for running the build."
     let dir = TempDir::new("always");
@@ -309,29 +301,32 @@ async fn dockerfile_and_dockerignore_are_always_sent() {
     dir.file("app.txt", "app");
     dir.file("sub/file.txt", "sub");
 
-    let context = Context::from_dir(dir.path(), None).unwrap();
+    let context = Context::from_dir(dir.path()).unwrap();
     assert_eq!(planned(&context), [".dockerignore", "Dockerfile"]);
-    let entries = read_tar(&tar_bytes(context).await);
+    let entries = read_tar(&tar_bytes(context));
     assert_eq!(names(&entries), [".dockerignore", "Dockerfile"]);
     assert_eq!(find(&entries, "Dockerfile").data, b"FROM scratch\n");
 }
 
-#[tokio::test]
-async fn dockerfile_in_an_excluded_directory_is_sent() {
+#[test]
+fn dockerfile_in_an_excluded_directory_is_sent() {
     let dir = TempDir::new("excluded-dockerfile");
     dir.file("build/app.Dockerfile", "FROM scratch\n");
     dir.file("build/other.txt", "other");
     dir.file(".dockerignore", "build\n");
     dir.file("main.txt", "main");
 
-    let context = Context::from_dir(dir.path(), Some(Path::new("build/app.Dockerfile"))).unwrap();
+    let context = Context::builder(dir.path())
+        .dockerfile("build/app.Dockerfile")
+        .plan()
+        .unwrap();
     assert_eq!(context.dockerfile_path_in_context(), "build/app.Dockerfile");
     // The directory entry is sent just before the Dockerfile so the archive holds its parent.
     assert_eq!(
         planned(&context),
         [".dockerignore", "build", "build/app.Dockerfile", "main.txt"]
     );
-    let entries = read_tar(&tar_bytes(context).await);
+    let entries = read_tar(&tar_bytes(context));
     assert_eq!(
         names(&entries),
         [
@@ -343,8 +338,8 @@ async fn dockerfile_in_an_excluded_directory_is_sent() {
     );
 }
 
-#[tokio::test]
-async fn dockerfile_specific_ignore_file_takes_precedence() {
+#[test]
+fn dockerfile_specific_ignore_file_takes_precedence() {
     // "A Dockerfile-specific ignore-file takes precedence over the .dockerignore file at the
     // root of the build context if both exist."
     let dir = TempDir::new("specific");
@@ -355,7 +350,10 @@ async fn dockerfile_specific_ignore_file_takes_precedence() {
     dir.file("a.txt", "a");
     dir.file("b.txt", "b");
 
-    let specific = Context::from_dir(dir.path(), Some(Path::new("build/app.Dockerfile"))).unwrap();
+    let specific = Context::builder(dir.path())
+        .dockerfile("build/app.Dockerfile")
+        .plan()
+        .unwrap();
     assert_eq!(
         specific.ignore_file_in_context(),
         Some("build/app.Dockerfile.dockerignore")
@@ -373,7 +371,7 @@ async fn dockerfile_specific_ignore_file_takes_precedence() {
     );
 
     // The default Dockerfile has no specific ignore file: the root one applies.
-    let root = Context::from_dir(dir.path(), None).unwrap();
+    let root = Context::from_dir(dir.path()).unwrap();
     assert_eq!(root.ignore_file_in_context(), Some(".dockerignore"));
     let paths = planned(&root);
     assert!(!paths.contains(&"a.txt"), "{paths:?}");
@@ -381,7 +379,7 @@ async fn dockerfile_specific_ignore_file_takes_precedence() {
 
     // `Dockerfile.dockerignore` beside the default Dockerfile wins over `.dockerignore` too.
     dir.file("Dockerfile.dockerignore", "b.txt\n");
-    let root = Context::from_dir(dir.path(), None).unwrap();
+    let root = Context::from_dir(dir.path()).unwrap();
     assert_eq!(
         root.ignore_file_in_context(),
         Some("Dockerfile.dockerignore")
@@ -393,8 +391,8 @@ async fn dockerfile_specific_ignore_file_takes_precedence() {
     );
 }
 
-#[tokio::test]
-async fn exception_reincludes_files_inside_excluded_directories() {
+#[test]
+fn exception_reincludes_files_inside_excluded_directories() {
     let dir = TempDir::new("exceptions");
     dir.file("Dockerfile", "FROM scratch\n");
     // `dir` excludes the directory and all it holds; the later `!dir/keep.txt` matches the file
@@ -404,17 +402,17 @@ async fn exception_reincludes_files_inside_excluded_directories() {
     dir.file("dir/drop.txt", "dropped");
     dir.file("dir/sub/keep.txt", "dropped too");
 
-    let context = Context::from_dir(dir.path(), None).unwrap();
+    let context = Context::from_dir(dir.path()).unwrap();
     assert_eq!(
         planned(&context),
         [".dockerignore", "Dockerfile", "dir", "dir/keep.txt"]
     );
-    let entries = read_tar(&tar_bytes(context).await);
+    let entries = read_tar(&tar_bytes(context));
     assert_eq!(find(&entries, "dir/keep.txt").data, b"kept");
 }
 
-#[tokio::test]
-async fn allow_list_with_double_star_exception_descends_everywhere() {
+#[test]
+fn allow_list_with_double_star_exception_descends_everywhere() {
     // "specify * as the first pattern, followed by one or more ! exception patterns";
     // `!**/*.rs` re-includes .rs files at any depth, so excluded directories must be walked.
     let dir = TempDir::new("allow-list");
@@ -426,7 +424,7 @@ async fn allow_list_with_double_star_exception_descends_everywhere() {
     dir.file("crates/a/Cargo.toml", "");
     dir.dir("crates/empty");
 
-    let context = Context::from_dir(dir.path(), None).unwrap();
+    let context = Context::from_dir(dir.path()).unwrap();
     assert_eq!(
         planned(&context),
         [
@@ -441,8 +439,8 @@ async fn allow_list_with_double_star_exception_descends_everywhere() {
     );
 }
 
-#[tokio::test]
-async fn special_files_hard_links_and_long_names() {
+#[test]
+fn special_files_hard_links_and_long_names() {
     let dir = TempDir::new("special");
     dir.file("Dockerfile", "FROM scratch\n");
     dir.file("original.txt", "shared");
@@ -464,9 +462,9 @@ async fn special_files_hard_links_and_long_names() {
     let long_target = format!("{long_dir}/{}", "t".repeat(140));
     symlink(&long_target, dir.path().join("long-link")).unwrap();
 
-    let context = Context::from_dir(dir.path(), None).unwrap();
+    let context = Context::from_dir(dir.path()).unwrap();
     assert!(!planned(&context).contains(&"sock"));
-    let entries = read_tar(&tar_bytes(context).await);
+    let entries = read_tar(&tar_bytes(context));
     let long_dir_entry = format!("{long_dir}/");
     assert_eq!(
         names(&entries),
@@ -492,15 +490,15 @@ async fn special_files_hard_links_and_long_names() {
     assert_eq!(second.link.as_deref(), Some("original.txt"));
 }
 
-#[tokio::test]
-async fn same_tree_gives_the_same_archive() {
+#[test]
+fn same_tree_gives_the_same_archive() {
     let dir = TempDir::new("deterministic");
     dir.file("Dockerfile", "FROM scratch\n");
     for name in ["z", "b", "a/y", "a/x", "C", "_"] {
         dir.file(name, name);
     }
-    let first = tar_bytes(Context::from_dir(dir.path(), None).unwrap()).await;
-    let second = tar_bytes(Context::from_dir(dir.path(), None).unwrap()).await;
+    let first = tar_bytes(Context::from_dir(dir.path()).unwrap());
+    let second = tar_bytes(Context::from_dir(dir.path()).unwrap());
     assert_eq!(first, second);
     assert_eq!(
         names(&read_tar(&first)),
@@ -508,19 +506,19 @@ async fn same_tree_gives_the_same_archive() {
     );
 }
 
-#[tokio::test]
-async fn lowercase_dockerfile_is_the_fallback() {
+#[test]
+fn lowercase_dockerfile_is_the_fallback() {
     // The Docker CLI uses `dockerfile` when `Dockerfile` does not exist and no -f was given.
     let dir = TempDir::new("lowercase");
     dir.file("dockerfile", "FROM scratch\n");
-    let context = Context::from_dir(dir.path(), None).unwrap();
+    let context = Context::from_dir(dir.path()).unwrap();
     assert_eq!(context.dockerfile_path_in_context(), "dockerfile");
 }
 
 #[test]
 fn missing_directory_is_named() {
     let path = std::env::temp_dir().join("docker-build-context-does-not-exist-4711");
-    let err = Context::from_dir(&path, None).unwrap_err();
+    let err = Context::from_dir(&path).unwrap_err();
     assert!(
         matches!(&err, ContextError::Directory { path: p, .. } if *p == path),
         "{err:?}"
@@ -532,7 +530,7 @@ fn missing_directory_is_named() {
 
     let dir = TempDir::new("not-a-dir");
     let file = dir.file("file", "x");
-    let err = Context::from_dir(&file, None).unwrap_err();
+    let err = Context::from_dir(&file).unwrap_err();
     assert!(
         matches!(&err, ContextError::NotADirectory { path } if *path == file),
         "{err:?}"
@@ -543,7 +541,7 @@ fn missing_directory_is_named() {
 fn missing_dockerfile_is_named() {
     let dir = TempDir::new("no-dockerfile");
     dir.file("app.txt", "x");
-    let err = Context::from_dir(dir.path(), None).unwrap_err();
+    let err = Context::from_dir(dir.path()).unwrap_err();
     let expected = dir.path().join("Dockerfile");
     assert!(
         matches!(&err, ContextError::DockerfileNotFound { path, .. } if *path == expected),
@@ -554,7 +552,10 @@ fn missing_dockerfile_is_named() {
         "{err}"
     );
 
-    let err = Context::from_dir(dir.path(), Some(Path::new("build/prod.Dockerfile"))).unwrap_err();
+    let err = Context::builder(dir.path())
+        .dockerfile("build/prod.Dockerfile")
+        .plan()
+        .unwrap_err();
     let expected = dir.path().join("build/prod.Dockerfile");
     assert!(
         matches!(&err, ContextError::DockerfileNotFound { path, .. } if *path == expected),
@@ -562,13 +563,19 @@ fn missing_dockerfile_is_named() {
     );
 
     dir.dir("adir");
-    let err = Context::from_dir(dir.path(), Some(Path::new("adir"))).unwrap_err();
+    let err = Context::builder(dir.path())
+        .dockerfile("adir")
+        .plan()
+        .unwrap_err();
     assert!(
         matches!(err, ContextError::DockerfileNotAFile { .. }),
         "{err:?}"
     );
 
-    let err = Context::from_dir(dir.path(), Some(Path::new("../Dockerfile"))).unwrap_err();
+    let err = Context::builder(dir.path())
+        .dockerfile("../Dockerfile")
+        .plan()
+        .unwrap_err();
     assert!(
         matches!(err, ContextError::DockerfileOutsideContext { .. }),
         "{err:?}"
@@ -580,7 +587,7 @@ fn invalid_ignore_file_names_file_and_line() {
     let dir = TempDir::new("bad-ignore");
     dir.file("Dockerfile", "FROM scratch\n");
     let ignore = dir.file(".dockerignore", "# ok\n*.tmp\nsrc/[a-\n");
-    let err = Context::from_dir(dir.path(), None).unwrap_err();
+    let err = Context::from_dir(dir.path()).unwrap_err();
     let ContextError::InvalidIgnoreFile { path, source } = &err else {
         panic!("{err:?}");
     };
@@ -590,20 +597,20 @@ fn invalid_ignore_file_names_file_and_line() {
     assert!(chained.contains("line 3"), "{chained}");
 }
 
-#[tokio::test]
-async fn file_vanishing_before_streaming_ends_the_stream_with_its_name() {
+#[test]
+fn file_vanishing_before_streaming_ends_the_stream_with_its_name() {
     let dir = TempDir::new("vanish");
     dir.file("Dockerfile", "FROM scratch\n");
     dir.file("a.txt", "a");
     let vanishing = dir.file("b.txt", "b");
     dir.file("c.txt", "c");
-    let context = Context::from_dir(dir.path(), None).unwrap();
+    let context = Context::from_dir(dir.path()).unwrap();
     fs::remove_file(&vanishing).unwrap();
 
-    let mut stream = context.into_stream();
+    let mut stream = context.into_chunks();
     let mut data = Vec::new();
     let error = loop {
-        match next(&mut stream).await {
+        match stream.next() {
             Some(Ok(chunk)) => data.extend_from_slice(&chunk),
             Some(Err(error)) => break error,
             None => panic!("the stream ended without reporting b.txt"),
@@ -616,7 +623,7 @@ async fn file_vanishing_before_streaming_ends_the_stream_with_its_name() {
     );
     assert!(error.to_string().contains("b.txt"), "{error}");
     // The error is the last item.
-    assert!(next(&mut stream).await.is_none());
+    assert!(stream.next().is_none());
 }
 
 #[test]
@@ -637,7 +644,7 @@ fn unreadable_directory_is_found_while_walking() {
         fs::rename(parent.join("s"), parent.join(&long_name)).unwrap();
     }
 
-    let err = Context::from_dir(dir.path(), None).unwrap_err();
+    let err = Context::from_dir(dir.path()).unwrap_err();
     let path = match &err {
         ContextError::ReadDirectory { path, .. }
         | ContextError::UnreadableFile { path, .. }
@@ -658,39 +665,24 @@ fn unreadable_directory_is_found_while_walking() {
     assert!(!source.is_empty());
 }
 
-#[tokio::test]
-async fn dropping_the_stream_stops_the_writer() {
-    // The writer blocks on the bounded channel; dropping the stream must release it, or the
-    // runtime (which waits for blocking tasks on shutdown) would hang this test.
+#[test]
+fn dropping_the_stream_stops_the_writer() {
+    // The writer blocks on the bounded channel; dropping the iterator must release it (or the
+    // writer thread would block forever).
     let dir = TempDir::new("drop");
     dir.file("Dockerfile", "FROM scratch\n");
     dir.file("big.bin", vec![1u8; 8 * 1024 * 1024]);
-    let mut stream = Context::from_dir(dir.path(), None).unwrap().into_stream();
-    let first = next(&mut stream).await.unwrap().unwrap();
+    let mut stream = Context::from_dir(dir.path()).unwrap().into_chunks();
+    let first = stream.next().unwrap().unwrap();
     assert_eq!(first.len(), CHUNK_SIZE);
     drop(stream);
 }
 
-#[tokio::test]
-async fn tar_context_is_sent_as_is() {
+#[test]
+fn tar_context_is_sent_as_is() {
     let tar = Bytes::from(vec![0u8; 1024]);
     let context = Context::from_tar_with_dockerfile(tar.clone(), "ci/Dockerfile");
     assert_eq!(context.dockerfile_path_in_context(), "ci/Dockerfile");
     assert!(context.entries().is_empty());
-    assert_eq!(chunks(context).await, [tar]);
-}
-
-#[test]
-fn stream_needs_a_runtime_and_is_send() {
-    fn assert_send_static<T: Send + 'static>(_: &T) {}
-    let dir = TempDir::new("no-runtime");
-    dir.file("Dockerfile", "FROM scratch\n");
-    let mut stream = Context::from_dir(dir.path(), None).unwrap().into_stream();
-    assert_send_static(&stream);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let polled = Pin::new(&mut stream).poll_next(&mut cx);
-    assert!(matches!(
-        polled,
-        std::task::Poll::Ready(Some(Err(ContextError::NoRuntime)))
-    ));
+    assert_eq!(chunks(context), [tar]);
 }

@@ -4,7 +4,7 @@
 //! where the reference is silent) its expectation follows from.
 
 use UseKind::{CopyFrom, From, MountFrom};
-use docker_build::dockerfile::{
+use dockerfile_analysis::{
     BaseImages, DockerfileError, ExpandError, ReferenceError, StageBase, UseKind, base_images,
     normalize,
 };
@@ -579,7 +579,7 @@ fn row_names_are_unique() {
 fn stages_record_names_bases_and_platforms() {
     let found = base_images(
         "FROM --platform=$BUILDPLATFORM golang AS Build\nFROM build AS test\nFROM scratch\n",
-        docker_build::dockerfile::NO_BUILD_ARGS,
+        dockerfile_analysis::NO_BUILD_ARGS,
     )
     .unwrap();
     let stages: Vec<_> = found
@@ -633,7 +633,7 @@ fn build_args_accept_maps_and_owned_pairs() {
 
 #[test]
 fn errors_are_typed() {
-    let none = docker_build::dockerfile::NO_BUILD_ARGS;
+    let none = dockerfile_analysis::NO_BUILD_ARGS;
     assert_eq!(
         base_images("FROM a\nRUN <<EOF\n", none).unwrap_err(),
         DockerfileError::UnterminatedHeredoc {

@@ -1,66 +1,5 @@
-//! Build contexts: a directory filtered by its ignore file, or a ready-made tar, sent to the daemon
-//! as a tar stream.
-//!
-//! [`Context::from_dir`] plans a context the way the Docker CLI does: it checks the directory and
-//! the Dockerfile, picks the ignore file (`<Dockerfile>.dockerignore` beside the Dockerfile if it
-//! exists, else the root `.dockerignore`), walks the tree applying the
-//! [`dockerignore`](crate::dockerignore) rules, and checks that every file it will send can be
-//! opened. Nothing is read yet. [`Context::into_stream`] then writes the tar on a blocking thread,
-//! reading each file only as its entry is written, and hands it out in chunks of at most
-//! [`CHUNK_SIZE`] bytes through a channel of [`CHANNEL_CAPACITY`] chunks, so a context of any size
-//! is sent in bounded memory and at the pace the consumer takes it.
-//!
-//! # The archive
-//!
-//! - Entries appear in walk order: depth first, each directory before its contents, the entries
-//!   of a directory sorted by the bytes of their names (the order of Go's `filepath.Walk`, which
-//!   the Docker CLI uses). The same tree therefore always gives the same archive.
-//! - Names are relative, `/`-separated, directories end in `/`; long names and link targets use
-//!   GNU extensions.
-//! - Directories (empty ones too), regular files, symbolic links (kept as links, never followed),
-//!   FIFOs and device nodes are sent; sockets are skipped, as Docker skips them. A file with
-//!   several hard links inside the context is sent once and then as hard links to that entry.
-//! - Permission bits (including the executable bits) and the modification time, truncated to whole
-//!   seconds, are kept, as Docker's own archiver keeps them; uid and gid are 0 and no user or
-//!   group names are written, as the Docker CLI sends contexts.
-//! - The Dockerfile, `.dockerignore` and the Dockerfile-specific ignore file in use are always
-//!   sent, even when the ignore rules match them (the daemon needs them); a directory that is
-//!   excluded but holds something re-included is sent as a directory entry before its first
-//!   included descendant, so the archive stays self-contained.
-//!
-//! ```
-//! use std::future::poll_fn;
-//! use std::pin::Pin;
-//!
-//! use docker_build::context::Context;
-//! use futures_core::Stream;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let dir = std::env::temp_dir().join(format!("context-doc-{}", std::process::id()));
-//! std::fs::create_dir_all(dir.join("target"))?;
-//! std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY . /\n")?;
-//! std::fs::write(dir.join(".dockerignore"), "target\n")?;
-//! std::fs::write(dir.join("target/big.bin"), [0u8; 1024])?;
-//!
-//! let context = Context::from_dir(&dir, None)?;
-//! assert_eq!(context.dockerfile_path_in_context(), "Dockerfile");
-//! let paths: Vec<&str> = context.entries().iter().map(|e| e.path()).collect();
-//! assert_eq!(paths, [".dockerignore", "Dockerfile"]);
-//!
-//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-//! let tar = runtime.block_on(async {
-//!     let mut stream = context.into_stream();
-//!     let mut tar = Vec::new();
-//!     while let Some(chunk) = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
-//!         tar.extend_from_slice(&chunk?);
-//!     }
-//!     Ok::<_, docker_build::context::ContextError>(tar)
-//! })?;
-//! assert_eq!(tar.len() % 512, 0);
-//! std::fs::remove_dir_all(&dir)?;
-//! # Ok(())
-//! # }
-//! ```
+//! Planning a directory context and writing it as a tar (Unix only: it archives Unix file
+//! metadata).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -68,16 +7,13 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
-use std::pin::Pin;
-use std::task::{self, Poll};
+use std::sync::mpsc;
 
 use bytes::Bytes;
-use futures_core::Stream;
-use tokio::sync::mpsc;
 
 use crate::dockerignore::{DOCKERIGNORE_FILE, DockerIgnore, IgnoreError, dockerfile_ignore_file};
 
-/// Largest chunk [`ContextStream`] yields, in bytes (64 KiB). Every chunk but the last is exactly
+/// Largest chunk [`Context::write_chunks`] hands out, in bytes (64 KiB). Every chunk but the last is exactly
 /// this size.
 pub const CHUNK_SIZE: usize = 64 * 1024;
 
@@ -94,7 +30,7 @@ pub const DEFAULT_DOCKERFILE: &str = "Dockerfile";
 const FALLBACK_DOCKERFILE: &str = "dockerfile";
 
 /// Why a build context could not be planned ([`Context::from_dir`]) or streamed
-/// ([`Context::into_stream`]).
+/// ([`Context::write_chunks`], [`Context::into_chunks`]).
 ///
 /// Every variant that concerns a file system object names it by its path (the context directory
 /// joined with the relative path).
@@ -209,10 +145,6 @@ pub enum ContextError {
         #[source]
         source: io::Error,
     },
-    /// Streaming: the stream was polled outside a Tokio runtime, which it needs to run the
-    /// blocking thread that writes the archive.
-    #[error("the build context stream must be polled within a Tokio runtime")]
-    NoRuntime,
     /// Streaming: the thread writing the archive stopped without finishing or reporting an
     /// error (it panicked, or the runtime shut down).
     #[error("the build context archive writer stopped unexpectedly")]
@@ -259,7 +191,7 @@ impl ContextEntry {
 
 /// A build context, ready to be sent as the body of `POST /build`.
 ///
-/// See the [module documentation](self) for what the archive holds.
+/// See the [crate documentation](crate) for what the archive holds.
 #[derive(Debug, Clone)]
 pub struct Context {
     source: Source,
@@ -276,16 +208,28 @@ enum Source {
     Tar(Bytes),
 }
 
-impl Context {
-    /// Plans the context of the directory `dir`, with the Dockerfile at `dockerfile` (relative to
-    /// `dir`; an absolute path inside `dir` is accepted too).
+/// Plans a directory context with options; from [`Context::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `plan` is called"]
+pub struct ContextBuilder {
+    dir: PathBuf,
+    dockerfile: Option<PathBuf>,
+}
+
+impl ContextBuilder {
+    /// The Dockerfile, relative to the directory (an absolute path inside it is accepted too).
+    pub fn dockerfile(mut self, path: impl AsRef<Path>) -> Self {
+        self.dockerfile = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Plans the context: checks the directory and the Dockerfile, picks the ignore file
+    /// (`<Dockerfile>.dockerignore` beside the Dockerfile if it exists, else `.dockerignore` at
+    /// the root of the directory, else none), walks the tree applying the rules, and checks
+    /// that every file to send can be opened.
     ///
-    /// Without `dockerfile`, `Dockerfile` is used, or `dockerfile` if only that exists (as the
-    /// Docker CLI does). The ignore file is `<Dockerfile>.dockerignore` beside the Dockerfile if
-    /// it exists, else `.dockerignore` at the root of `dir`, else none.
-    ///
-    /// This does blocking file system I/O (it walks the whole tree); from async code, run it with
-    /// `tokio::task::spawn_blocking` when the tree may be large.
+    /// This does blocking file system I/O (it walks the whole tree); from async code, run it on
+    /// a blocking thread when the tree may be large.
     ///
     /// # Errors
     ///
@@ -293,11 +237,40 @@ impl Context {
     /// Dockerfile is outside the context, missing, or not a file; the ignore file cannot be read
     /// or is invalid (with the line); a directory cannot be listed or a file to send cannot be
     /// opened; a name is not UTF-8.
-    pub fn from_dir(
-        dir: impl AsRef<Path>,
-        dockerfile: Option<&Path>,
-    ) -> Result<Self, ContextError> {
-        let root = dir.as_ref().to_path_buf();
+    pub fn plan(self) -> Result<Context, ContextError> {
+        Context::plan(&self.dir, self.dockerfile.as_deref())
+    }
+}
+
+impl Context {
+    /// Plans the context of the directory `dir` with its default Dockerfile: `Dockerfile`, or
+    /// `dockerfile` if only that exists (as the Docker CLI does). The same as
+    /// `Context::builder(dir).plan()`; see [`ContextBuilder::plan`] for what is checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`ContextBuilder::plan`].
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self, ContextError> {
+        Self::builder(dir).plan()
+    }
+
+    /// A builder for the context of the directory `dir`, to name another Dockerfile.
+    ///
+    /// ```no_run
+    /// let context = docker_context::Context::builder("./app")
+    ///     .dockerfile("./app/build/release.Dockerfile")
+    ///     .plan()?;
+    /// # Ok::<(), docker_context::ContextError>(())
+    /// ```
+    pub fn builder(dir: impl AsRef<Path>) -> ContextBuilder {
+        ContextBuilder {
+            dir: dir.as_ref().to_path_buf(),
+            dockerfile: None,
+        }
+    }
+
+    fn plan(dir: &Path, dockerfile: Option<&Path>) -> Result<Self, ContextError> {
+        let root = dir.to_path_buf();
         let metadata = fs::metadata(&root).map_err(|source| ContextError::Directory {
             path: root.clone(),
             source,
@@ -361,7 +334,7 @@ impl Context {
     /// The archive is sent as it is, in one chunk.
     ///
     /// ```
-    /// use docker_build::context::Context;
+    /// use docker_context::Context;
     ///
     /// let context = Context::from_tar(bytes::Bytes::from_static(&[0; 1024]));
     /// assert_eq!(context.dockerfile_path_in_context(), "Dockerfile");
@@ -409,20 +382,51 @@ impl Context {
         }
     }
 
-    /// The context as a stream of tar chunks.
+    /// Writes the archive on the calling thread, handing each chunk to `send` as soon as it is
+    /// full, and reading each file only as its entry is written.
     ///
-    /// For a directory context, the first poll starts a blocking thread (which is why the stream
-    /// must be polled within a Tokio runtime) that writes the archive, reading each file as its
-    /// entry is written. Chunks hold at most [`CHUNK_SIZE`] bytes and at most
-    /// [`CHANNEL_CAPACITY`] wait for the consumer, so the writer pauses while the consumer is
-    /// slow. If an entry cannot be read, the stream yields an `Err` naming it and ends; dropping
-    /// the stream stops the writer.
-    pub fn into_stream(self) -> ContextStream {
-        let state = match self.source {
-            Source::Tar(tar) => State::Tar(tar),
-            Source::Directory { root, entries } => State::NotStarted { root, entries },
-        };
-        ContextStream { state }
+    /// Chunks hold exactly [`CHUNK_SIZE`] bytes, the last one at most that (a tar context is
+    /// handed out as it is, in one chunk). When `send` returns [`Disconnected`] the writer stops
+    /// and returns `Ok`: nobody is left to tell. This blocks on file I/O; from async code run it
+    /// on a blocking thread (as `docker-build` does).
+    ///
+    /// # Errors
+    ///
+    /// [`ContextError::Read`] or [`ContextError::Archive`] naming the entry that could not be
+    /// read or archived; chunks handed out before it stay valid.
+    pub fn write_chunks(
+        self,
+        mut send: impl FnMut(Bytes) -> Result<(), Disconnected>,
+    ) -> Result<(), ContextError> {
+        match self.source {
+            Source::Tar(tar) if tar.is_empty() => Ok(()),
+            Source::Tar(tar) => {
+                let _ = send(tar);
+                Ok(())
+            }
+            Source::Directory { root, entries } => write_archive(&root, &entries, send),
+        }
+    }
+
+    /// The archive as an iterator of chunks, written by a thread that stays at most
+    /// [`CHANNEL_CAPACITY`] chunks ahead of the consumer, so a context of any size is sent in
+    /// bounded memory. An `Err` naming the entry that could not be read is the last item;
+    /// dropping the iterator stops the writer.
+    pub fn into_chunks(self) -> Chunks {
+        let (sender, receiver) = mpsc::sync_channel(CHANNEL_CAPACITY);
+        std::thread::spawn(move || {
+            let data = sender.clone();
+            let result = self
+                .write_chunks(|chunk| data.send(Message::Data(chunk)).map_err(|_| Disconnected));
+            let _ = sender.send(match result {
+                Ok(()) => Message::Finished,
+                Err(error) => Message::Failed(error),
+            });
+        });
+        Chunks {
+            receiver,
+            done: false,
+        }
     }
 }
 
@@ -598,27 +602,15 @@ impl Walker<'_> {
     }
 }
 
-/// The tar stream of a [`Context`], from [`Context::into_stream`].
+/// The archive as an iterator of chunks, from [`Context::into_chunks`].
 ///
-/// Yields chunks of at most [`CHUNK_SIZE`] bytes; an `Err` is always the last item.
+/// Yields chunks of at most [`CHUNK_SIZE`] bytes; an `Err` is always the last item. A thread
+/// writes the archive ahead of the consumer, at most [`CHANNEL_CAPACITY`] chunks ahead; dropping
+/// the iterator stops it.
 #[derive(Debug)]
-pub struct ContextStream {
-    state: State,
-}
-
-#[derive(Debug)]
-enum State {
-    /// A ready-made tar, not yet yielded.
-    Tar(Bytes),
-    /// A directory context whose writer has not started.
-    NotStarted {
-        root: PathBuf,
-        entries: Vec<ContextEntry>,
-    },
-    /// The writer is running.
-    Running(mpsc::Receiver<Message>),
-    /// Everything was yielded.
-    Done,
+pub struct Chunks {
+    receiver: mpsc::Receiver<Message>,
+    done: bool,
 }
 
 /// What the writer thread sends.
@@ -629,60 +621,52 @@ enum Message {
     Finished,
 }
 
-impl Stream for ContextStream {
+impl Iterator for Chunks {
     type Item = Result<Bytes, ContextError>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            match std::mem::replace(&mut this.state, State::Done) {
-                State::Done => return Poll::Ready(None),
-                State::Tar(tar) if tar.is_empty() => return Poll::Ready(None),
-                State::Tar(tar) => return Poll::Ready(Some(Ok(tar))),
-                State::NotStarted { root, entries } => {
-                    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                        return Poll::Ready(Some(Err(ContextError::NoRuntime)));
-                    };
-                    let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
-                    runtime.spawn_blocking(move || write_archive(&root, &entries, &sender));
-                    this.state = State::Running(receiver);
-                }
-                State::Running(mut receiver) => {
-                    return match receiver.poll_recv(cx) {
-                        Poll::Pending => {
-                            this.state = State::Running(receiver);
-                            Poll::Pending
-                        }
-                        Poll::Ready(Some(Message::Data(chunk))) => {
-                            this.state = State::Running(receiver);
-                            Poll::Ready(Some(Ok(chunk)))
-                        }
-                        Poll::Ready(Some(Message::Failed(error))) => Poll::Ready(Some(Err(error))),
-                        Poll::Ready(Some(Message::Finished)) => Poll::Ready(None),
-                        Poll::Ready(None) => Poll::Ready(Some(Err(ContextError::Interrupted))),
-                    };
-                }
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.receiver.recv() {
+            Ok(Message::Data(chunk)) => Some(Ok(chunk)),
+            Ok(Message::Finished) => {
+                self.done = true;
+                None
+            }
+            Ok(Message::Failed(error)) => {
+                self.done = true;
+                Some(Err(error))
+            }
+            Err(mpsc::RecvError) => {
+                self.done = true;
+                Some(Err(ContextError::Interrupted))
             }
         }
     }
 }
 
-/// Cuts what the tar writer writes into chunks of [`CHUNK_SIZE`] and sends them, blocking while
-/// the channel is full.
-struct ChunkWriter {
-    sender: mpsc::Sender<Message>,
+impl std::iter::FusedIterator for Chunks {}
+
+/// The consumer of [`Context::write_chunks`] has gone away; the writer stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disconnected;
+
+/// Cuts what the tar writer writes into chunks of [`CHUNK_SIZE`] and hands them to `send`.
+struct ChunkWriter<F> {
+    send: F,
     buffer: Vec<u8>,
-    /// The consumer dropped the stream.
+    /// The consumer went away.
     disconnected: bool,
     /// Writing failed: whatever comes next (the trailer the tar builder writes when dropped) is
     /// thrown away, so that the error stays the last item.
     discarding: bool,
 }
 
-impl ChunkWriter {
-    fn new(sender: mpsc::Sender<Message>) -> Self {
+impl<F: FnMut(Bytes) -> Result<(), Disconnected>> ChunkWriter<F> {
+    fn new(send: F) -> Self {
         Self {
-            sender,
+            send,
             buffer: Vec::with_capacity(CHUNK_SIZE),
             disconnected: false,
             discarding: false,
@@ -694,16 +678,14 @@ impl ChunkWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_SIZE));
-        self.sender
-            .blocking_send(Message::Data(Bytes::from(chunk)))
-            .map_err(|_| {
-                self.disconnected = true;
-                io::Error::new(io::ErrorKind::BrokenPipe, "the context stream was dropped")
-            })
+        (self.send)(Bytes::from(chunk)).map_err(|Disconnected| {
+            self.disconnected = true;
+            io::Error::new(io::ErrorKind::BrokenPipe, "the context consumer went away")
+        })
     }
 }
 
-impl Write for ChunkWriter {
+impl<F: FnMut(Bytes) -> Result<(), Disconnected>> Write for ChunkWriter<F> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.discarding {
             return Ok(data.len());
@@ -711,7 +693,7 @@ impl Write for ChunkWriter {
         if self.disconnected {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
-                "the context stream was dropped",
+                "the context consumer went away",
             ));
         }
         let taken = data.len().min(CHUNK_SIZE - self.buffer.len());
@@ -764,37 +746,51 @@ impl Read for ExactReader {
     }
 }
 
+/// The tar builder's writer, as [`append_entry`] needs it.
+trait Sink: Write {
+    /// Writing failed because the consumer went away.
+    fn disconnected(&self) -> bool;
+}
+
+impl<F: FnMut(Bytes) -> Result<(), Disconnected>> Sink for ChunkWriter<F> {
+    fn disconnected(&self) -> bool {
+        self.disconnected
+    }
+}
+
 /// Why writing the archive stopped early.
 enum Stop {
     Failed(ContextError),
     ConsumerGone,
 }
 
-/// The body of the writer thread.
-fn write_archive(root: &Path, entries: &[ContextEntry], sender: &mpsc::Sender<Message>) {
-    let mut builder = tar::Builder::new(ChunkWriter::new(sender.clone()));
+/// Writes the archive of `entries` to `send`; see [`Context::write_chunks`].
+fn write_archive(
+    root: &Path,
+    entries: &[ContextEntry],
+    send: impl FnMut(Bytes) -> Result<(), Disconnected>,
+) -> Result<(), ContextError> {
+    let mut builder = tar::Builder::new(ChunkWriter::new(send));
     let mut hard_links = HashMap::new();
     for entry in entries {
         if let Err(stop) = append_entry(&mut builder, root, entry, &mut hard_links) {
             builder.get_mut().discarding = true;
-            if let Stop::Failed(error) = stop {
-                // If the consumer is gone too, there is nobody to tell.
-                let _ = sender.blocking_send(Message::Failed(error));
-            }
-            return;
+            return match stop {
+                Stop::Failed(error) => Err(error),
+                Stop::ConsumerGone => Ok(()),
+            };
         }
     }
-    let finished = builder
+    // An error here means the consumer went away: nobody is left to tell.
+    let _ = builder
         .into_inner()
         .and_then(|mut writer| writer.send_buffer());
-    if finished.is_ok() {
-        let _ = sender.blocking_send(Message::Finished);
-    }
+    Ok(())
 }
 
 /// Appends one planned entry, reading it from disk now.
-fn append_entry(
-    builder: &mut tar::Builder<ChunkWriter>,
+fn append_entry<W: Sink>(
+    builder: &mut tar::Builder<W>,
     root: &Path,
     entry: &ContextEntry,
     hard_links: &mut HashMap<(u64, u64), String>,
@@ -812,8 +808,8 @@ fn append_entry(
         ))
     };
     // Writing failed because the consumer left, or because the tar format refused the entry.
-    let write_failed = |builder: &tar::Builder<ChunkWriter>, source| {
-        if builder.get_ref().disconnected {
+    let write_failed = |builder: &tar::Builder<W>, source| {
+        if builder.get_ref().disconnected() {
             Stop::ConsumerGone
         } else {
             Stop::Failed(ContextError::Archive {
@@ -823,30 +819,29 @@ fn append_entry(
         }
     };
 
-    let special = |builder: &mut tar::Builder<ChunkWriter>,
-                   is_type: fn(&fs::FileType) -> bool,
-                   entry_type| {
-        let metadata = fs::symlink_metadata(&path).map_err(read_failed)?;
-        if !is_type(&metadata.file_type()) {
-            return Err(changed());
-        }
-        let mut header = header(&metadata, entry_type);
-        if matches!(entry_type, tar::EntryType::Char | tar::EntryType::Block) {
-            let (major, minor) = device_numbers(metadata.rdev());
-            header
-                .set_device_major(major)
-                .and_then(|()| header.set_device_minor(minor))
-                .map_err(|source| {
-                    Stop::Failed(ContextError::Archive {
-                        path: path.clone(),
-                        source,
-                    })
-                })?;
-        }
-        builder
-            .append_data(&mut header, &entry.path, io::empty())
-            .map_err(|e| write_failed(builder, e))
-    };
+    let special =
+        |builder: &mut tar::Builder<W>, is_type: fn(&fs::FileType) -> bool, entry_type| {
+            let metadata = fs::symlink_metadata(&path).map_err(read_failed)?;
+            if !is_type(&metadata.file_type()) {
+                return Err(changed());
+            }
+            let mut header = header(&metadata, entry_type);
+            if matches!(entry_type, tar::EntryType::Char | tar::EntryType::Block) {
+                let (major, minor) = device_numbers(metadata.rdev());
+                header
+                    .set_device_major(major)
+                    .and_then(|()| header.set_device_minor(minor))
+                    .map_err(|source| {
+                        Stop::Failed(ContextError::Archive {
+                            path: path.clone(),
+                            source,
+                        })
+                    })?;
+            }
+            builder
+                .append_data(&mut header, &entry.path, io::empty())
+                .map_err(|e| write_failed(builder, e))
+        };
 
     match entry.kind {
         EntryKind::File => {
@@ -969,29 +964,24 @@ mod tests {
 
     #[test]
     fn chunk_writer_cuts_exact_chunks() {
-        let (sender, mut receiver) = mpsc::channel(64);
-        let handle = std::thread::spawn(move || {
-            let mut writer = ChunkWriter::new(sender);
-            writer.write_all(&vec![7u8; CHUNK_SIZE * 2 + 10]).unwrap();
-            writer.send_buffer().unwrap();
-        });
-        handle.join().unwrap();
         let mut sizes = Vec::new();
-        while let Ok(Message::Data(chunk)) = receiver.try_recv() {
+        let mut writer = ChunkWriter::new(|chunk: Bytes| {
             sizes.push(chunk.len());
-        }
+            Ok(())
+        });
+        writer.write_all(&vec![7u8; CHUNK_SIZE * 2 + 10]).unwrap();
+        writer.send_buffer().unwrap();
+        drop(writer);
         assert_eq!(sizes, [CHUNK_SIZE, CHUNK_SIZE, 10]);
     }
 
     #[test]
     fn chunk_writer_reports_a_dropped_consumer() {
-        let (sender, receiver) = mpsc::channel(1);
-        drop(receiver);
-        let handle = std::thread::spawn(move || {
-            let mut writer = ChunkWriter::new(sender);
-            let err = writer.write_all(&vec![0u8; CHUNK_SIZE]).unwrap_err();
-            (err.kind(), writer.disconnected)
-        });
-        assert_eq!(handle.join().unwrap(), (io::ErrorKind::BrokenPipe, true));
+        let mut writer = ChunkWriter::new(|_: Bytes| Err(Disconnected));
+        let err = writer.write_all(&vec![0u8; CHUNK_SIZE]).unwrap_err();
+        assert_eq!(
+            (err.kind(), writer.disconnected),
+            (io::ErrorKind::BrokenPipe, true)
+        );
     }
 }

@@ -30,7 +30,7 @@
 //! root `.dockerignore`.
 //!
 //! ```
-//! use docker_build::dockerignore::DockerIgnore;
+//! use docker_context::dockerignore::DockerIgnore;
 //!
 //! let ignore = DockerIgnore::parse(
 //!     "# Markdown stays out, except the READMEs, except the secret one.\n\
@@ -44,7 +44,7 @@
 //! assert!(ignore.is_excluded("README-secret.md"));
 //! assert!(!ignore.is_excluded("docs/guide.md")); // `*` does not cross `/`
 //! assert!(ignore.is_excluded("node_modules/left-pad/index.js")); // a parent matches
-//! # Ok::<(), docker_build::dockerignore::IgnoreError>(())
+//! # Ok::<(), docker_context::dockerignore::IgnoreError>(())
 //! ```
 
 use std::fmt;
@@ -59,7 +59,7 @@ pub const DOCKERIGNORE_FILE: &str = ".dockerignore";
 /// "Filename and location" of `.dockerignore` files).
 ///
 /// ```
-/// use docker_build::dockerignore::dockerfile_ignore_file;
+/// use docker_context::dockerignore::dockerfile_ignore_file;
 ///
 /// assert_eq!(dockerfile_ignore_file("build/app.Dockerfile"), "build/app.Dockerfile.dockerignore");
 /// assert_eq!(dockerfile_ignore_file("Dockerfile"), "Dockerfile.dockerignore");
@@ -202,11 +202,11 @@ impl Pattern {
     /// whether it is an exception (the path is cleaned first).
     ///
     /// ```
-    /// use docker_build::dockerignore::DockerIgnore;
+    /// use docker_context::dockerignore::DockerIgnore;
     ///
     /// let ignore = DockerIgnore::parse("!logs")?;
     /// assert!(ignore.patterns()[0].matches("logs/today.txt"));
-    /// # Ok::<(), docker_build::dockerignore::IgnoreError>(())
+    /// # Ok::<(), docker_context::dockerignore::IgnoreError>(())
     /// ```
     pub fn matches(&self, relative_path: &str) -> bool {
         let path = clean(relative_path);
@@ -345,7 +345,7 @@ impl<'a> Nfa<'a> {
 /// See the [module documentation](self) for the rules.
 ///
 /// ```
-/// use docker_build::dockerignore::DockerIgnore;
+/// use docker_context::dockerignore::DockerIgnore;
 ///
 /// // Send only `src/` and the lock file: exclude everything, then re-include.
 /// let ignore = DockerIgnore::parse("*\n!src\n!Cargo.lock\n")?;
@@ -356,7 +356,7 @@ impl<'a> Nfa<'a> {
 ///
 /// let bad = DockerIgnore::parse("ok\n[a-\n").unwrap_err();
 /// assert_eq!(bad.line(), 2);
-/// # Ok::<(), docker_build::dockerignore::IgnoreError>(())
+/// # Ok::<(), docker_context::dockerignore::IgnoreError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DockerIgnore {
@@ -436,13 +436,13 @@ impl DockerIgnore {
     /// context root itself (`.` or an empty path) is never excluded.
     ///
     /// ```
-    /// use docker_build::dockerignore::DockerIgnore;
+    /// use docker_context::dockerignore::DockerIgnore;
     ///
     /// let ignore = DockerIgnore::parse("docs\n!docs/keep.txt\n")?;
     /// assert!(ignore.is_excluded("docs"));
     /// assert!(ignore.is_excluded("docs/drop.txt"));
     /// assert!(!ignore.is_excluded("docs/keep.txt"));
-    /// # Ok::<(), docker_build::dockerignore::IgnoreError>(())
+    /// # Ok::<(), docker_context::dockerignore::IgnoreError>(())
     /// ```
     pub fn is_excluded(&self, relative_path: &str) -> bool {
         let path = clean(relative_path);
@@ -471,12 +471,12 @@ impl DockerIgnore {
     /// open); it may answer `true` when nothing is.
     ///
     /// ```
-    /// use docker_build::dockerignore::DockerIgnore;
+    /// use docker_context::dockerignore::DockerIgnore;
     ///
     /// let ignore = DockerIgnore::parse("vendor\n!vendor/patched/**\n")?;
     /// assert!(ignore.may_include_beneath("vendor"));
     /// assert!(!ignore.may_include_beneath("vendor/other"));
-    /// # Ok::<(), docker_build::dockerignore::IgnoreError>(())
+    /// # Ok::<(), docker_context::dockerignore::IgnoreError>(())
     /// ```
     pub fn may_include_beneath(&self, dir: &str) -> bool {
         let dir = clean(dir);

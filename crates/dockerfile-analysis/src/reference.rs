@@ -62,7 +62,7 @@ const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// before pulling it.
 ///
 /// ```
-/// use docker_build::dockerfile::normalize;
+/// use dockerfile_analysis::normalize;
 ///
 /// assert_eq!(normalize("busybox").unwrap(), "docker.io/library/busybox:latest");
 /// assert_eq!(normalize("user/img:1").unwrap(), "docker.io/user/img:1");
