@@ -65,12 +65,48 @@ impl Duration {
     }
 }
 
-/// Seconds with a unit, 3 decimals unless a precision is given: `format!("{:.1}", d)` → `0.7s`.
+/// Seconds with a unit, 3 decimals unless a precision is given; width and alignment are
+/// honoured: `format!("{:>6.1}", d)` → `  0.7s`.
+///
+/// ```
+/// use buildkit_events::Duration;
+/// let d = Duration(700_000_000);
+/// assert_eq!(format!("{d}"), "0.700s");
+/// assert_eq!(format!("{d:.1}"), "0.7s");
+/// assert_eq!(format!("[{d:>6.1}]"), "[  0.7s]");
+/// assert_eq!(format!("[{d:<6.1}]"), "[0.7s  ]");
+/// ```
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let precision = f.precision().unwrap_or(3);
-        write!(f, "{:.*}s", precision, self.as_secs_f64())
+        let text = format!("{:.*}s", precision, self.as_secs_f64());
+        // `pad` would cut the text to the precision; padding is done by hand.
+        pad(f, &text)
     }
+}
+
+/// Writes `text` padded to the formatter's width and alignment (left by default), ignoring
+/// its precision.
+fn pad(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    let len = text.chars().count();
+    let Some(width) = f.width().filter(|&w| w > len) else {
+        return f.write_str(text);
+    };
+    let fill = width - len;
+    let (before, after) = match f.align() {
+        Some(fmt::Alignment::Right) => (fill, 0),
+        Some(fmt::Alignment::Center) => (fill / 2, fill - fill / 2),
+        Some(fmt::Alignment::Left) | None => (0, fill),
+    };
+    let fill_char = f.fill();
+    for _ in 0..before {
+        fmt::Write::write_char(f, fill_char)?;
+    }
+    f.write_str(text)?;
+    for _ in 0..after {
+        fmt::Write::write_char(f, fill_char)?;
+    }
+    Ok(())
 }
 
 /// One thing that happened to one vertex. Every variant names its vertex by digest.
@@ -136,18 +172,43 @@ impl Outcome {
     pub fn is_failed(&self) -> bool {
         matches!(self, Outcome::Failed(_))
     }
+
+    /// One lowercase word: `done`, `cached`, `failed`, `canceled` or `interrupted` (the error
+    /// text of a failure is left out).
+    ///
+    /// ```
+    /// use buildkit_events::Outcome;
+    /// assert_eq!(Outcome::Failed("exit code: 1".into()).label(), "failed");
+    /// assert_eq!(format!("{:<9}|", Outcome::Cached.label()), "cached   |");
+    /// ```
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Cached => "cached",
+            Outcome::Failed(_) => "failed",
+            Outcome::Canceled => "canceled",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// BuildKit's plain-printer wording: `DONE`, `CACHED`, `ERROR: <error>`, `CANCELED`, and
-/// `INTERRUPTED` for an interval the input left open.
+/// `INTERRUPTED` for an interval the input left open; width and alignment are honoured.
+///
+/// ```
+/// use buildkit_events::Outcome;
+/// assert_eq!(format!("[{:>8}]", Outcome::Done), "[    DONE]");
+/// assert_eq!(Outcome::Failed("boom".into()).to_string(), "ERROR: boom");
+/// ```
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Done => f.write_str("DONE"),
-            Outcome::Cached => f.write_str("CACHED"),
-            Outcome::Failed(error) => write!(f, "ERROR: {error}"),
-            Outcome::Canceled => f.write_str("CANCELED"),
-            Outcome::Interrupted => f.write_str("INTERRUPTED"),
+            Outcome::Done => pad(f, "DONE"),
+            Outcome::Cached => pad(f, "CACHED"),
+            Outcome::Failed(error) if f.width().is_none() => write!(f, "ERROR: {error}"),
+            Outcome::Failed(error) => pad(f, &format!("ERROR: {error}")),
+            Outcome::Canceled => pad(f, "CANCELED"),
+            Outcome::Interrupted => pad(f, "INTERRUPTED"),
         }
     }
 }

@@ -170,11 +170,13 @@ mod error;
 mod event;
 mod intervals;
 mod lines;
+mod name;
 mod summary;
 mod tracker;
 
 pub use error::RecordError;
 pub use event::*;
+pub use name::StepName;
 pub use summary::{FailedVertex, OutcomeCounts, Summary, VertexSummary};
 pub use tracker::{Config, ProgressGroup, Tracker, VertexInfo, VertexState};
 
