@@ -182,3 +182,8 @@ pub use tracker::{Config, ProgressGroup, Tracker, VertexInfo, VertexState};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

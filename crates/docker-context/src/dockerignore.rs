@@ -25,7 +25,7 @@
 //!   `build/` also excludes a file named `build` (unlike `.gitignore`).
 //!
 //! The Dockerfile and the ignore file itself are always sent, even when a pattern matches them;
-//! that is applied by [`crate::context`], not here. [`dockerfile_ignore_file`] names the
+//! that is applied by [`Context`](crate::Context) when it plans a directory, not here. [`dockerfile_ignore_file`] names the
 //! Dockerfile-specific ignore file (`<Dockerfile>.dockerignore`) that takes precedence over the
 //! root `.dockerignore`.
 //!

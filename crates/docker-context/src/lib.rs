@@ -4,7 +4,7 @@
 //! [`Context::from_dir`] plans a context the way the Docker CLI does: it checks the directory and
 //! the Dockerfile, picks the ignore file (`<Dockerfile>.dockerignore` beside the Dockerfile if it
 //! exists, else the root `.dockerignore`), walks the tree applying the
-//! [`dockerignore`](crate::dockerignore) rules, and checks that every file it will send can be
+//! [`dockerignore`] rules, and checks that every file it will send can be
 //! opened. Nothing is read yet. [`Context::write_chunks`] then writes the tar, reading each file
 //! only as its entry is written, and hands it out in chunks of at most [`CHUNK_SIZE`] bytes;
 //! [`Context::into_chunks`] does the same on a thread that stays at most [`CHANNEL_CAPACITY`]
@@ -69,3 +69,8 @@ pub mod dockerignore;
 
 #[cfg(unix)]
 pub use context::*;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

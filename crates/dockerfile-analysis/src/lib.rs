@@ -1147,3 +1147,8 @@ mod tests {
         assert_eq!(stages("golang"), ["build", "out"]);
     }
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
