@@ -615,8 +615,8 @@ fn ten_thousand_vertices_all_start_and_complete_and_are_counted() {
     assert_eq!(s.counts.cached, N / 10);
     assert_eq!(s.counts.done, N - N / 10);
     assert_eq!(s.pending, 0);
-    assert_eq!(s.vertices.len(), N);
-    let summary_order: Vec<&str> = s.vertices.iter().map(|v| &*v.digest).collect();
+    assert_eq!(s.steps.len(), N);
+    let summary_order: Vec<&str> = s.steps.iter().map(|v| &*v.digest).collect();
     assert_eq!(
         summary_order, started_order,
         "the summary lists vertices in start order"
@@ -726,8 +726,8 @@ fn logs_for_digests_never_announced_come_out_with_their_digest() {
         1,
         "logs alone do not make a started vertex"
     );
-    assert_eq!(s.vertices.len(), 1);
-    assert_eq!(&*s.vertices[0].digest, known);
+    assert_eq!(s.steps.len(), 1);
+    assert_eq!(&*s.steps[0].digest, known);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -264,7 +264,7 @@ fn render(id: &str, records: usize, events: &[Event], summary: &Summary) -> Stri
             let _ = writeln!(out, "wall: -");
         }
     }
-    for v in &summary.vertices {
+    for v in &summary.steps {
         let _ = writeln!(
             out,
             "vertex {} {} total={} intervals={} {}",

@@ -105,7 +105,7 @@ pub fn note(event: &BuildEvent, outcome: &mut ReplayOutcome) {
             outcome.image_id = summary.image_id.clone();
             outcome.interrupted = summary
                 .vertices
-                .vertices
+                .steps
                 .iter()
                 .filter(|v| v.outcome == Outcome::Interrupted)
                 .map(|v| v.name.clone())

@@ -177,7 +177,7 @@ mod tracker;
 pub use error::RecordError;
 pub use event::*;
 pub use name::StepName;
-pub use summary::{FailedVertex, OutcomeCounts, Summary, VertexSummary};
+pub use summary::{FailedVertex, OutcomeCounts, Step, Summary};
 pub use tracker::{Config, ProgressGroup, Tracker, VertexInfo, VertexState};
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::event::{Duration, LogLine, Outcome, Time};
+use crate::name::StepName;
 
 /// How many started vertices ended (their latest interval) with each outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,19 +38,66 @@ impl OutcomeCounts {
     }
 }
 
-/// One started vertex in the [`Summary`].
+/// One started vertex in the [`Summary`]: the step-level view, for "one line per step" output.
+///
+/// ```
+/// # use std::sync::Arc;
+/// use buildkit_events::{Duration, Outcome, Step, Time};
+///
+/// let step = Step {
+///     digest: Arc::from("sha256:1"),
+///     name: "[build 1/3] FROM docker.io/library/alpine".into(),
+///     inputs: vec![],
+///     outcome: Outcome::Cached,
+///     duration: Duration(1_000_000),
+///     intervals: 2,
+///     first_started: Time(0),
+///     last_completed: Time(1_000_000),
+/// };
+/// // BuildKit resolved the image (`DONE`), then found it in its cache (`CACHED`).
+/// assert!(step.repeated());
+/// assert!(!step.is_internal());
+/// assert_eq!(step.parsed_name().stage, Some("build"));
+/// assert_eq!(format!("{:<8}{}", step.outcome.label(), step.parsed_name().command),
+///            "cached  FROM docker.io/library/alpine");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VertexSummary {
+pub struct Step {
     /// The vertex digest.
     pub digest: Arc<str>,
     /// Its display name.
     pub name: String,
-    /// Outcome of its latest interval.
+    /// Digests of the vertices it consumes (its edges in the build graph).
+    pub inputs: Vec<String>,
+    /// The final outcome: that of its latest interval.
     pub outcome: Outcome,
     /// Sum of its merged run intervals (BuildKit's `DONE x.xs`).
     pub duration: Duration,
-    /// How many intervals it ran (2 for a restart).
+    /// How many intervals it ran: more than one when BuildKit ran it again (see
+    /// [`Step::repeated`]).
     pub intervals: u32,
+    /// Start of its first interval.
+    pub first_started: Time,
+    /// End of its latest interval.
+    pub last_completed: Time,
+}
+
+impl Step {
+    /// BuildKit completed this vertex more than once, e.g. `[1/3] FROM …` reported `DONE` and
+    /// then `CACHED`, or a remote context loaded twice; [`Step::outcome`] is the last one.
+    pub fn repeated(&self) -> bool {
+        self.intervals > 1
+    }
+
+    /// BuildKit's own work (`[internal] …`, `[auth] …`) rather than a Dockerfile instruction.
+    pub fn is_internal(&self) -> bool {
+        self.parsed_name().internal
+    }
+
+    /// The name taken apart: stage, position, instruction.
+    pub fn parsed_name(&self) -> StepName<'_> {
+        StepName::parse(&self.name)
+    }
 }
 
 /// The first vertex that failed, with the tail of its output.
@@ -66,6 +114,9 @@ pub struct FailedVertex {
 }
 
 /// The result of a whole build, as far as the records tell.
+///
+/// Whether the build *succeeded* is not decided here: that needs the daemon's word (an image id,
+/// an error) besides the vertices; see `docker_build::BuildSummary::succeeded`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     /// Started vertices by outcome.
@@ -78,8 +129,8 @@ pub struct Summary {
     pub last_completed: Option<Time>,
     /// From `first_started` to `last_completed` (zero if either is missing).
     pub wall_time: Duration,
-    /// Every started vertex, in the order they first started.
-    pub vertices: Vec<VertexSummary>,
+    /// Every started vertex that has completed, in the order they first started.
+    pub steps: Vec<Step>,
     /// The first vertex that completed with [`Outcome::Failed`].
     pub failed: Option<FailedVertex>,
 }

@@ -217,6 +217,40 @@ fn restart_after_completion_is_a_new_interval() {
     assert_eq!(durations, [100, 120, 130]);
     assert_eq!(t.vertex(A).unwrap().intervals, 3);
     assert_eq!(t.vertex(A).unwrap().duration(), Duration(130));
+    // The step-level view: one entry, its final outcome, flagged as repeated.
+    let summary = t.finish();
+    assert_eq!(summary.steps.len(), 1);
+    let step = &summary.steps[0];
+    assert!(step.repeated());
+    assert_eq!((step.intervals, step.duration), (3, Duration(130)));
+    assert_eq!(
+        (step.first_started, step.last_completed),
+        (Time(0), Time(150))
+    );
+}
+
+#[test]
+fn steps_carry_inputs_final_outcome_and_kind() {
+    let mut t = Tracker::new();
+    let mut base = vtx(A, Some(0), Some(10));
+    base.name = "[internal] load metadata for docker.io/library/busybox:latest".into();
+    let mut run = vtx(B, Some(20), Some(30));
+    run.name = "[build 2/2] RUN make".into();
+    run.inputs = vec![A.into()];
+    run.error = "exit code: 1".into();
+    t.handle_response(rec(vec![base, run]));
+    let summary = t.finish();
+    let steps: Vec<(&str, bool, bool, &str)> = summary
+        .steps
+        .iter()
+        .map(|s| (&*s.digest, s.is_internal(), s.repeated(), s.outcome.label()))
+        .collect();
+    assert_eq!(
+        steps,
+        [(A, true, false, "done"), (B, false, false, "failed")]
+    );
+    assert_eq!(summary.steps[1].inputs, [A]);
+    assert_eq!(summary.steps[1].parsed_name().stage, Some("build"));
 }
 
 #[test]
@@ -607,7 +641,7 @@ fn finish_interrupts_running_vertices_and_summarises() {
     assert_eq!(summary.wall_time, Duration(850));
     // First-start order: B started at 50 but A came first in the record.
     let order: Vec<(&str, u128)> = summary
-        .vertices
+        .steps
         .iter()
         .map(|v| (v.digest.as_ref(), v.duration.0))
         .collect();
@@ -915,7 +949,7 @@ proptest! {
         let left = check_pairing(&events).map_err(TestCaseError::fail)?;
         prop_assert!(left.is_empty(), "still running: {:?}", left);
         prop_assert_eq!(t.running().count(), 0);
-        prop_assert_eq!(summary.counts.total(), summary.vertices.len());
+        prop_assert_eq!(summary.counts.total(), summary.steps.len());
     }
 
     /// Arbitrary bytes never panic the decoders, and a failure changes nothing.

@@ -18,7 +18,7 @@ use crate::event::{
 };
 use crate::intervals::{Insert, Intervals, Span};
 use crate::lines::{LineBuf, Piece, is_clip_notice};
-use crate::summary::{FailedVertex, OutcomeCounts, Summary, VertexSummary};
+use crate::summary::{FailedVertex, OutcomeCounts, Step, Summary};
 
 /// Tracker settings.
 ///
@@ -519,19 +519,22 @@ impl Tracker {
     /// The summary so far ([`Tracker::finish`] returns the final one).
     pub fn summary(&self) -> Summary {
         let mut counts = OutcomeCounts::default();
-        let mut vertices = Vec::with_capacity(self.start_order.len());
+        let mut steps = Vec::with_capacity(self.start_order.len());
         for &idx in &self.start_order {
             let vx = &self.vertices[idx];
             let VertexState::Completed(outcome) = &vx.state else {
                 continue;
             };
             counts.add(outcome);
-            vertices.push(VertexSummary {
+            steps.push(Step {
                 digest: vx.digest.clone(),
                 name: vx.name.clone(),
+                inputs: vx.inputs.clone(),
                 outcome: outcome.clone(),
                 duration: vx.duration(),
                 intervals: vx.intervals,
+                first_started: vx.first_started.unwrap_or_default(),
+                last_completed: vx.last_completed.unwrap_or_default(),
             });
         }
         let pending = self
@@ -558,7 +561,7 @@ impl Tracker {
             first_started: self.first_start,
             last_completed: self.last_completion,
             wall_time,
-            vertices,
+            steps,
             failed,
         }
     }

@@ -95,7 +95,7 @@ pub(crate) fn finished() -> BuildEvent {
             first_started: None,
             last_completed: None,
             wall_time: Duration(0),
-            vertices: Vec::new(),
+            steps: Vec::new(),
             failed: None,
         },
         image_id: None,
