@@ -1,7 +1,8 @@
 //! `bktrace`: run Docker builds and replay recorded ones with BuildKit's progress output.
 //!
 //! The binary's command line lives in `main.rs`; this library holds what it is made of, so
-//! that tests can drive it without a terminal or a daemon: the [`render`]ers and [`replay`].
+//! that tests can drive it without a terminal or a daemon: [`replay`]. The renderers are the
+//! `buildkit-progressui` crate.
 
 use std::io::{self, Read, Write};
 
@@ -10,9 +11,7 @@ use bytes::Bytes;
 use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure};
 use docker_build::ndjson::LineError;
 
-pub mod render;
-
-use render::{Render, Renderer};
+use buildkit_progressui::{Render, Renderer};
 
 /// How much of a recording [`replay`] reads at a time.
 pub const REPLAY_CHUNK: usize = 64 * 1024;
@@ -49,7 +48,7 @@ pub struct ReplayOutcome {
 /// `Time(0)` (BuildKit records carry their own times).
 ///
 /// ```
-/// use bktrace::render::{Mode, Options, Renderer};
+/// use buildkit_progressui::{Mode, Options, Renderer};
 ///
 /// let body = b"{\"stream\":\"Step 1/1 : FROM scratch\\n\"}\r\n{\"aux\":{\"ID\":\"sha256:0\"}}\r\n";
 /// let mut renderer = Renderer::new(Mode::Plain, Vec::new(), Options::default());
@@ -90,7 +89,9 @@ fn drain<W: Write>(
 ) -> Result<(), ReplayError> {
     while let Some(event) = decoder.poll_event() {
         note(&event, outcome);
-        renderer.event(&event).map_err(ReplayError::Write)?;
+        renderer
+            .event(&event, Time(0))
+            .map_err(ReplayError::Write)?;
     }
     Ok(())
 }

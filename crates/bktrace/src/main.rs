@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use bktrace::render::{self, Mode, Render, Renderer};
 use bktrace::{REPLAY_CHUNK, ReplayError, ReplayOutcome};
+use buildkit_events::Time;
+use buildkit_progressui::{Mode, Options, Render, Renderer};
 use bytes::Bytes;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -295,12 +296,30 @@ fn renderer(progress: Progress, live: bool, out: Box<dyn Write>) -> Renderer<Box
         Progress::Rawjson => Mode::RawJson,
     };
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let options = render::Options {
+    let options = Options {
         live,
         color: terminal && !no_color,
-        size: render::tty::stdout_size,
+        size: stdout_size,
     };
     Renderer::new(mode, out, options)
+}
+
+/// The size of the terminal on stdout, or 80 columns and no height limit.
+fn stdout_size() -> (usize, Option<usize>) {
+    match terminal_size::terminal_size() {
+        Some((terminal_size::Width(w), terminal_size::Height(h))) if w > 0 => {
+            (usize::from(w), (h > 0).then_some(usize::from(h)))
+        }
+        _ => (80, None),
+    }
+}
+
+/// The wall-clock time, for the renderers (which read no clock).
+fn wall_clock() -> Time {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => Time(d.as_nanos() as i128),
+        Err(e) => Time(-(e.duration().as_nanos() as i128)),
+    }
 }
 
 /// Prints what the caller needs to know after a replay or a build, and the exit status.
@@ -592,17 +611,21 @@ async fn build_and_render(
                     if let BuildEvent::BadLine(e) = &event {
                         eprintln!("warning: {}", one_line(e));
                     }
-                    renderer.event(&event).map_err(CliError::Output)?;
+                    renderer.event(&event, wall_clock()).map_err(CliError::Output)?;
                 }
                 Some(Err(e)) => {
                     // Show what was decoded before the break, then the reason.
                     forward(&mut renderer).map_err(CliError::Output)?;
-                    renderer.idle(std::time::Duration::MAX).map_err(CliError::Output)?;
+                    renderer
+                        .idle(wall_clock(), std::time::Duration::MAX)
+                        .map_err(CliError::Output)?;
                     return Err(CliError::Stream(e));
                 }
             },
             _ = tick.tick() => {
-                renderer.idle(last_event.elapsed()).map_err(CliError::Output)?;
+                renderer
+                    .idle(wall_clock(), last_event.elapsed())
+                    .map_err(CliError::Output)?;
             }
         }
     }

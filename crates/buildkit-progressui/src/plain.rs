@@ -58,8 +58,8 @@ use std::sync::Arc;
 use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Progress, Time, Warning};
 use docker_build::decode::BuildEvent;
 
-use super::Render;
-use super::format::{bytes, log_elapsed, seconds, seconds_between};
+use crate::Render;
+use crate::format::{bytes, log_elapsed, seconds, seconds_between};
 
 /// How many lines of a failed step the closing block repeats (`logsBufferSize`).
 const LOGS_BUFFER: usize = 10;
@@ -632,7 +632,8 @@ impl<W: Write> Plain<W> {
 }
 
 impl<W: Write> Render for Plain<W> {
-    fn event(&mut self, event: &BuildEvent) -> io::Result<()> {
+    /// Plain output depends only on the times inside the events: `now` is not used.
+    fn event(&mut self, event: &BuildEvent, _now: Time) -> io::Result<()> {
         match event {
             BuildEvent::Vertex(Event::Started(s)) => self.step(Some(s.started), |p| p.started(s)),
             BuildEvent::Vertex(Event::Completed(c)) => {
@@ -653,8 +654,8 @@ impl<W: Write> Render for Plain<W> {
         }
     }
 
-    /// BuildKit's ticker: a pass once 150 ms went by without an update.
-    fn idle(&mut self, quiet: std::time::Duration) -> io::Result<()> {
+    /// BuildKit's ticker: a pass once `quiet` reaches 150 ms without an update.
+    fn idle(&mut self, _now: Time, quiet: std::time::Duration) -> io::Result<()> {
         if quiet.as_nanos() >= TICK_INTERVAL as u128 {
             self.refresh()?;
         }
@@ -665,14 +666,14 @@ impl<W: Write> Render for Plain<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testing::*;
+    use crate::testing::*;
 
     fn render(events: &[BuildEvent]) -> String {
         let mut plain = Plain::new(Vec::new());
         for e in events {
-            plain.event(e).unwrap();
+            plain.event(e, Time(0)).unwrap();
         }
-        plain.event(&finished()).unwrap();
+        plain.event(&finished(), Time(0)).unwrap();
         String::from_utf8(plain.into_inner()).unwrap()
     }
 
@@ -859,14 +860,14 @@ mod tests {
     #[test]
     fn live_idle_passes_print_held_output_after_150ms_of_quiet() {
         let mut plain = Plain::new(Vec::new());
-        plain.event(&started("a", "A", 0)).unwrap();
+        plain.event(&started("a", "A", 0), Time(0)).unwrap();
         // 50 ms after the last pass: the display limiter holds it.
-        plain.event(&log("a", "held", 50)).unwrap();
+        plain.event(&log("a", "held", 50), Time(0)).unwrap();
         let out = |p: &Plain<Vec<u8>>| String::from_utf8(p.out.clone()).unwrap();
         assert_eq!(out(&plain), "#1 A\n");
-        Render::idle(&mut plain, std::time::Duration::from_millis(100)).unwrap();
+        Render::idle(&mut plain, Time(0), std::time::Duration::from_millis(100)).unwrap();
         assert_eq!(out(&plain), "#1 A\n");
-        Render::idle(&mut plain, std::time::Duration::from_millis(150)).unwrap();
+        Render::idle(&mut plain, Time(0), std::time::Duration::from_millis(150)).unwrap();
         assert_eq!(out(&plain), "#1 A\n#1 0.050 held\n");
     }
 

@@ -25,20 +25,19 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Time};
 use docker_build::decode::BuildEvent;
 
-use super::Render;
-use super::format::{bytes, log_elapsed, seconds, seconds_between};
+use crate::Render;
+use crate::format::{bytes, log_elapsed, seconds, seconds_between};
 
 /// Lines of output shown under a running step.
 pub const LOG_LINES: usize = 6;
 /// Lines of a failed step repeated after the final frame.
 const ERROR_TAIL: usize = 10;
-/// Shortest wall time between two live frames.
-const FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Shortest wall time between two live frames, in nanoseconds.
+const FRAME_INTERVAL: i128 = 100_000_000;
 
 /// Everything a frame shows, folded from events.
 #[derive(Debug, Default, Clone)]
@@ -379,7 +378,7 @@ fn job_line(name: &str, status: &str, secs: f64, width: usize) -> Option<String>
 /// carry SGR colour codes (done blue, error red, canceled and warnings yellow, output faint).
 ///
 /// ```
-/// use bktrace::render::tty::{frame, TtyState};
+/// use buildkit_progressui::tty::{frame, TtyState};
 /// use buildkit_events::Time;
 ///
 /// let state = TtyState::new();
@@ -496,18 +495,10 @@ pub fn frame(
     lines
 }
 
-/// Terminal size: (width, height); height `None` when unknown.
+/// Terminal size: (width, height); height `None` when unknown. The caller detects it (this
+/// crate has no terminal library); [`Tty`] asks before each frame, so a resized terminal gets
+/// frames of its new size.
 pub type SizeFn = fn() -> (usize, Option<usize>);
-
-/// The size of the terminal on stdout, or 80 columns and no height limit.
-pub fn stdout_size() -> (usize, Option<usize>) {
-    match terminal_size::terminal_size() {
-        Some((terminal_size::Width(w), terminal_size::Height(h))) if w > 0 => {
-            (usize::from(w), (h > 0).then_some(usize::from(h)))
-        }
-        _ => (80, None),
-    }
-}
 
 /// Puts [`frame`]s on a terminal.
 #[derive(Debug)]
@@ -519,21 +510,20 @@ pub struct Tty<W> {
     size: SizeFn,
     /// Lines of the frame on screen.
     drawn: usize,
-    last_draw: Option<Instant>,
+    /// The caller's wall-clock time of the last frame.
+    last_draw: Option<Time>,
     /// Wall clock minus record clock, fixed at the first start (live builds).
     clock_offset: Option<i128>,
-}
-
-fn wall_nanos() -> i128 {
-    match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i128,
-        Err(e) => -(e.duration().as_nanos() as i128),
-    }
 }
 
 impl<W: Write> Tty<W> {
     /// A renderer for `out`. `live`: redraw as events arrive (a build); otherwise only the final
     /// frame is drawn (a replay). `color`: use SGR colours (pass `false` when `NO_COLOR` is set).
+    ///
+    /// Live, the running timers count in the caller's wall-clock time (the `now` of
+    /// [`Render::event`] and [`Render::idle`]), mapped onto the records' clock at the first
+    /// start; a frame is drawn at most every 100 ms of it. A replay shows the final frame at the
+    /// latest time the records carry and ignores `now`.
     pub fn new(out: W, live: bool, color: bool, size: SizeFn) -> Self {
         Self {
             out,
@@ -557,16 +547,26 @@ impl<W: Write> Tty<W> {
         &self.state
     }
 
-    fn now(&self) -> Time {
+    /// The time a frame drawn at wall-clock time `wall` shows, in record time.
+    fn frame_time(&self, wall: Time) -> Time {
         match self.clock_offset {
-            Some(offset) if self.live && !self.state.finished => Time(wall_nanos() - offset),
+            Some(offset) if self.live && !self.state.finished => Time(wall.0 - offset),
             _ => self.state.latest.unwrap_or_default(),
         }
     }
 
-    fn draw(&mut self, final_frame: bool) -> io::Result<()> {
+    /// Whether a live frame is due at wall-clock time `wall` (a clock that went back counts as
+    /// due, so that it cannot stop the redraws).
+    fn frame_due(&self, wall: Time) -> bool {
+        self.live
+            && self
+                .last_draw
+                .is_none_or(|last| wall < last || wall.0 - last.0 >= FRAME_INTERVAL)
+    }
+
+    fn draw(&mut self, final_frame: bool, wall: Time) -> io::Result<()> {
         let (width, height) = (self.size)();
-        let now = self.now();
+        let now = self.frame_time(wall);
         let lines = frame(
             &self.state,
             width,
@@ -585,36 +585,33 @@ impl<W: Write> Tty<W> {
         self.out.write_all(&buf)?;
         self.out.flush()?;
         self.drawn = lines.len();
-        self.last_draw = Some(Instant::now());
+        self.last_draw = Some(wall);
         Ok(())
     }
 }
 
 impl<W: Write> Render for Tty<W> {
-    fn event(&mut self, event: &BuildEvent) -> io::Result<()> {
+    fn event(&mut self, event: &BuildEvent, now: Time) -> io::Result<()> {
         if let BuildEvent::Vertex(Event::Started(s)) = event {
             if self.clock_offset.is_none() {
-                self.clock_offset = Some(wall_nanos() - s.started.0);
+                self.clock_offset = Some(now.0 - s.started.0);
             }
         }
         self.state.apply(event);
         if let BuildEvent::Finished(_) = event {
-            self.draw(true)?;
+            self.draw(true, now)?;
             self.state.write_summary(&mut self.out)?;
             return self.out.flush();
         }
-        if self.live && self.last_draw.is_none_or(|t| t.elapsed() >= FRAME_INTERVAL) {
-            self.draw(false)?;
+        if self.frame_due(now) {
+            self.draw(false, now)?;
         }
         Ok(())
     }
 
-    fn idle(&mut self, _quiet: std::time::Duration) -> io::Result<()> {
-        if self.live
-            && !self.state.finished
-            && self.last_draw.is_none_or(|t| t.elapsed() >= FRAME_INTERVAL)
-        {
-            self.draw(false)?;
+    fn idle(&mut self, now: Time, _quiet: std::time::Duration) -> io::Result<()> {
+        if !self.state.finished && self.frame_due(now) {
+            self.draw(false, now)?;
         }
         Ok(())
     }
@@ -623,7 +620,7 @@ impl<W: Write> Render for Tty<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testing::*;
+    use crate::testing::*;
 
     fn state(events: &[BuildEvent]) -> TtyState {
         let mut state = TtyState::new();
@@ -799,13 +796,13 @@ mod tests {
     #[test]
     fn a_live_view_redraws_over_the_previous_frame() {
         let mut tty = Tty::new(Vec::new(), true, false, || (40, Some(20)));
-        tty.event(&started("a", "A", 0)).unwrap();
+        tty.event(&started("a", "A", 0), Time(0)).unwrap();
         let first = String::from_utf8(tty.out.clone()).unwrap();
         assert!(first.starts_with("[+] Building "), "{first:?}");
         assert_eq!(first.lines().count(), 2, "{first:?}");
-        tty.event(&completed("a", Outcome::Done, 0, 100, 100))
+        tty.event(&completed("a", Outcome::Done, 0, 100, 100), Time(0))
             .unwrap();
-        tty.event(&finished()).unwrap();
+        tty.event(&finished(), Time(0)).unwrap();
         let all = String::from_utf8(tty.into_inner()).unwrap();
         let last = all
             .rfind("\x1b[2A\x1b[J")
@@ -820,12 +817,42 @@ mod tests {
     fn a_replay_draws_only_the_final_frame() {
         let mut tty = Tty::new(Vec::new(), false, false, || (40, Some(20)));
         for e in running_build() {
-            tty.event(&e).unwrap();
+            tty.event(&e, Time(0)).unwrap();
         }
         assert!(tty.out.is_empty());
-        tty.event(&finished()).unwrap();
+        tty.event(&finished(), Time(0)).unwrap();
         let out = String::from_utf8(tty.into_inner()).unwrap();
         assert!(out.starts_with("[+] Building 1.6s (2/3)\n"), "{out}");
         assert!(!out.contains('\x1b'), "{out:?}");
+    }
+
+    #[test]
+    fn live_timers_count_in_the_callers_time_and_frames_are_throttled() {
+        let mut tty = Tty::new(Vec::new(), true, false, || (40, None));
+        // The daemon's clock and ours differ: the first start fixes the offset.
+        let wall = |t: i64| Time(ms(t).0 + 1_000_000_000_000);
+        tty.event(&started("a", "A", 5_000), wall(0)).unwrap();
+        // 50 ms later: too soon for a new frame.
+        tty.event(&log("a", "x", 5_050), wall(50)).unwrap();
+        tty.idle(wall(80), std::time::Duration::from_millis(30))
+            .unwrap();
+        let frames = |tty: &Tty<Vec<u8>>| {
+            String::from_utf8(tty.out.clone())
+                .unwrap()
+                .matches("[+] Building")
+                .count()
+        };
+        assert_eq!(frames(&tty), 1);
+        // 2.5 s of wall time after the start, and no event since: the timer shows it.
+        tty.idle(wall(2_500), std::time::Duration::from_millis(2_450))
+            .unwrap();
+        assert_eq!(frames(&tty), 2);
+        let out = String::from_utf8(tty.out.clone()).unwrap();
+        let last = &out[out.rfind("[+]").unwrap()..];
+        assert!(last.starts_with("[+] Building 2.5s (0/1)\n"), "{last:?}");
+        assert!(
+            last.contains(" => A                              2.5s\n"),
+            "{last:?}"
+        );
     }
 }

@@ -20,8 +20,8 @@ use buildkit_proto::{
 use bytes::Bytes;
 use docker_build::ndjson::{LineSplitter, Message, parse_line};
 
-use super::format::rfc3339;
-use super::gojson::GoJson;
+use crate::format::rfc3339;
+use crate::gojson::GoJson;
 
 /// Writes one JSON line per BuildKit trace record found in a `POST /build` body.
 #[derive(Debug)]
@@ -103,7 +103,7 @@ impl<W: Write> RawJson<W> {
 /// One record as buildx's `rawjson` prints it (without the trailing newline).
 ///
 /// ```
-/// use bktrace::render::rawjson::solve_status_json;
+/// use buildkit_progressui::rawjson::solve_status_json;
 /// use buildkit_proto::{StatusResponse, Timestamp, Vertex};
 ///
 /// let record = StatusResponse {

@@ -10,8 +10,8 @@ use buildkit_events::{Event, LineEnd, Outcome, Stream, Time};
 use docker_build::decode::BuildEvent;
 use serde::Serialize;
 
-use super::Render;
-use super::format::{rfc3339, seconds};
+use crate::Render;
+use crate::format::{rfc3339, seconds};
 
 /// The JSON-lines renderer. Writes to any [`Write`].
 #[derive(Debug)]
@@ -166,7 +166,8 @@ fn write_line(out: &mut impl Write, line: &Out<'_>) -> io::Result<()> {
 }
 
 impl<W: Write> Render for Json<W> {
-    fn event(&mut self, event: &BuildEvent) -> io::Result<()> {
+    /// JSON output carries only the times inside the events: `now` is not used.
+    fn event(&mut self, event: &BuildEvent, _now: Time) -> io::Result<()> {
         let line = match event {
             BuildEvent::Vertex(Event::Started(s)) => {
                 self.names.insert(s.digest.clone(), s.name.clone());
