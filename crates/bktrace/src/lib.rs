@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 
 use buildkit_events::{Outcome, Time};
 use bytes::Bytes;
-use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure};
+use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure, DecoderConfig};
 use docker_build::ndjson::LineError;
 
 use buildkit_progressui::{Render, Renderer};
@@ -62,7 +62,10 @@ pub fn replay<R: Read, W: Write>(
     renderer: &mut Renderer<W>,
     chunk: usize,
 ) -> Result<ReplayOutcome, ReplayError> {
-    let mut decoder = BuildDecoder::new();
+    let mut decoder = BuildDecoder::with_config(DecoderConfig {
+        records: renderer.wants_records(),
+        ..DecoderConfig::default()
+    });
     let mut outcome = ReplayOutcome::default();
     let mut buf = vec![0u8; chunk.max(1)];
     loop {
@@ -72,9 +75,7 @@ pub fn replay<R: Read, W: Write>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(ReplayError::Read(e)),
         };
-        let bytes = Bytes::copy_from_slice(&buf[..n]);
-        renderer.chunk(&bytes).map_err(ReplayError::Write)?;
-        decoder.push(bytes, Time(0));
+        decoder.push(Bytes::copy_from_slice(&buf[..n]), Time(0));
         drain(&mut decoder, renderer, &mut outcome)?;
     }
     decoder.finish(Time(0));

@@ -6,12 +6,10 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 
 use bktrace::{REPLAY_CHUNK, ReplayError, ReplayOutcome};
 use buildkit_events::Time;
 use buildkit_progressui::{Mode, Options, Render, Renderer};
-use bytes::Bytes;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use docker_build::connection::{ConnectError, Daemon};
@@ -410,35 +408,6 @@ fn key_values(
     Ok(pairs)
 }
 
-/// A `--record` file and/or a queue of raw chunks for rawjson: what `BuildStream::record_to`
-/// is given.
-struct Tee {
-    file: Option<BufWriter<File>>,
-    chunks: Option<Arc<Mutex<Vec<Bytes>>>>,
-}
-
-impl Write for Tee {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(file) = &mut self.file {
-            file.write_all(buf)?;
-        }
-        if let Some(chunks) = &self.chunks {
-            chunks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Bytes::copy_from_slice(buf));
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.file {
-            Some(file) => file.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
 /// An absolute form of `path` that `Context::from_dir` can compare with the context
 /// directory: canonical when it exists.
 fn absolute(path: &Path) -> PathBuf {
@@ -580,22 +549,12 @@ async fn build_and_render(
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     let mut stream = build(&daemon, context, &options).await?;
     let mut renderer = renderer(progress, true, Box::new(io::stdout()));
-    let chunks = matches!(renderer, Renderer::RawJson(_)).then(|| Arc::new(Mutex::new(Vec::new())));
-    if record.is_some() || chunks.is_some() {
-        stream = stream.record_to(Tee {
-            file: record,
-            chunks: chunks.clone(),
-        });
+    if renderer.wants_records() {
+        stream = stream.with_records();
     }
-    let forward = |renderer: &mut Renderer<Box<dyn Write>>| -> io::Result<()> {
-        if let Some(chunks) = &chunks {
-            let taken = std::mem::take(&mut *chunks.lock().unwrap_or_else(|p| p.into_inner()));
-            for chunk in &taken {
-                renderer.chunk(chunk)?;
-            }
-        }
-        Ok(())
-    };
+    if let Some(file) = record {
+        stream = stream.record_to(file);
+    }
     let mut outcome = ReplayOutcome::default();
     let mut last_event = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
@@ -606,7 +565,6 @@ async fn build_and_render(
                 None => break,
                 Some(Ok(event)) => {
                     last_event = std::time::Instant::now();
-                    forward(&mut renderer).map_err(CliError::Output)?;
                     bktrace::note(&event, &mut outcome);
                     if let BuildEvent::BadLine(e) = &event {
                         eprintln!("warning: {}", one_line(e));
@@ -615,7 +573,6 @@ async fn build_and_render(
                 }
                 Some(Err(e)) => {
                     // Show what was decoded before the break, then the reason.
-                    forward(&mut renderer).map_err(CliError::Output)?;
                     renderer
                         .idle(wall_clock(), std::time::Duration::MAX)
                         .map_err(CliError::Output)?;

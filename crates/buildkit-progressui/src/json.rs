@@ -224,6 +224,8 @@ impl<W: Write> Render for Json<W> {
                 lines: &w.lines,
             },
             BuildEvent::ImageBuilt { id } => Out::ImageBuilt { id },
+            // Not part of our schema (see `--progress rawjson`).
+            BuildEvent::Record(_) => return Ok(()),
             BuildEvent::Message(text) => Out::Message { text },
             BuildEvent::BadLine(e) => Out::BadLine {
                 error: e.to_string(),

@@ -5,7 +5,6 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use buildkit_events::Time;
-use bytes::Bytes;
 use docker_build::decode::BuildEvent;
 
 pub mod format;
@@ -47,6 +46,15 @@ pub enum Mode {
     Json,
     /// buildx's rawjson: one `SolveStatus` object per trace record.
     RawJson,
+}
+
+impl Mode {
+    /// Whether the renderer shows [`BuildEvent::Record`]s, which a decoder emits only when
+    /// asked (`docker_build::decode::DecoderConfig::records`, `BuildStream::with_records`):
+    /// true for [`Mode::RawJson`].
+    pub fn wants_records(self) -> bool {
+        matches!(self, Mode::RawJson)
+    }
 }
 
 /// Any renderer, chosen at run time.
@@ -101,12 +109,19 @@ impl<W: Write> Renderer<W> {
         }
     }
 
-    /// A raw body chunk, before it is decoded (only rawjson uses it).
-    pub fn chunk(&mut self, chunk: &Bytes) -> io::Result<()> {
+    /// The mode of this renderer.
+    pub fn mode(&self) -> Mode {
         match self {
-            Renderer::RawJson(r) => r.push(chunk.clone()),
-            _ => Ok(()),
+            Renderer::Plain(_) => Mode::Plain,
+            Renderer::Tty(_) => Mode::Tty,
+            Renderer::Json(_) => Mode::Json,
+            Renderer::RawJson(_) => Mode::RawJson,
         }
+    }
+
+    /// Whether this renderer shows [`BuildEvent::Record`]s (see [`Mode::wants_records`]).
+    pub fn wants_records(&self) -> bool {
+        self.mode().wants_records()
     }
 
     /// The writer back.
@@ -126,10 +141,7 @@ impl<W: Write> Render for Renderer<W> {
             Renderer::Plain(r) => r.event(event, now),
             Renderer::Tty(r) => r.event(event, now),
             Renderer::Json(r) => r.event(event, now),
-            Renderer::RawJson(r) => match event {
-                BuildEvent::Finished(_) => r.finish(),
-                _ => Ok(()),
-            },
+            Renderer::RawJson(r) => r.event(event, now),
         }
     }
 

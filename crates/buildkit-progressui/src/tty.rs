@@ -175,7 +175,10 @@ impl TtyState {
                 self.finished = true;
                 self.pending = summary.vertices.pending;
             }
-            BuildEvent::Message(_) | BuildEvent::BadLine(_) | BuildEvent::Failed(_) => {}
+            BuildEvent::Record(_)
+            | BuildEvent::Message(_)
+            | BuildEvent::BadLine(_)
+            | BuildEvent::Failed(_) => {}
         }
     }
 

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use buildkit_events::{Outcome, Time};
 use buildkit_progressui::{Mode, Options, Render, Renderer};
 use bytes::Bytes;
-use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure};
+use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure, DecoderConfig};
 use workspace_tests::corpus;
 
 /// How much of a recording is pushed at a time, as `bktrace replay` reads it.
@@ -45,7 +45,10 @@ struct Rendered {
 /// Renders a recorded body the way `bktrace replay` does: `chunk` bytes at a time through a
 /// decoder, every event at `Time(0)` (a replay has no clock).
 fn render(body: &[u8], mode: Mode, chunk: usize) -> Rendered {
-    let mut decoder = BuildDecoder::new();
+    let mut decoder = BuildDecoder::with_config(DecoderConfig {
+        records: mode.wants_records(),
+        ..DecoderConfig::default()
+    });
     let mut renderer = Renderer::new(mode, Vec::new(), Options::default());
     let mut failure = None;
     let mut interrupted = Vec::new();
@@ -68,9 +71,7 @@ fn render(body: &[u8], mode: Mode, chunk: usize) -> Rendered {
         }
     };
     for piece in body.chunks(chunk.max(1)) {
-        let piece = Bytes::copy_from_slice(piece);
-        renderer.chunk(&piece).expect("writing to a Vec");
-        decoder.push(piece, Time(0));
+        decoder.push(Bytes::copy_from_slice(piece), Time(0));
         drain(&mut decoder, &mut renderer);
     }
     decoder.finish(Time(0));
