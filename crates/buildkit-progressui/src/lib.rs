@@ -13,6 +13,7 @@ pub mod json;
 pub mod plain;
 pub mod rawjson;
 pub mod tty;
+pub mod view;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -22,15 +22,15 @@
 //! are dropped) instead of emulating a terminal; a step still running when the body ended is
 //! shown as `INTERRUPTED`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::Arc;
 
-use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Time};
+use buildkit_events::{Event, LineEnd, LogLine, Outcome, Time};
 use docker_build::decode::BuildEvent;
 
 use crate::Render;
 use crate::format::{bytes, log_elapsed, seconds, seconds_between};
+use crate::view::{VertexView, Vertices};
 
 /// Lines of output shown under a running step.
 pub const LOG_LINES: usize = 6;
@@ -40,11 +40,12 @@ const ERROR_TAIL: usize = 10;
 const FRAME_INTERVAL: i128 = 100_000_000;
 
 /// Everything a frame shows, folded from events.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct TtyState {
-    vertices: Vec<VertexView>,
-    by_digest: HashMap<Arc<str>, usize>,
-    first_start: Option<Time>,
+    /// Names, intervals, outcomes and tails of the vertices, in the order they first started.
+    view: Vertices,
+    /// What only the tty shows, per vertex, by the vertex's position in `view`.
+    extra: Vec<TtyVertex>,
     latest: Option<Time>,
     finished: bool,
     /// Vertices described but never started, known once the build finished.
@@ -52,26 +53,28 @@ pub struct TtyState {
     image_id: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-struct VertexView {
-    name: String,
-    /// Run time of the intervals that ended.
-    closed: Duration,
-    /// Start of the interval in progress.
-    running_since: Option<Time>,
-    /// Start of the latest interval (log times are relative to it).
-    interval_start: Time,
-    outcome: Option<Outcome>,
+impl Default for TtyState {
+    fn default() -> Self {
+        Self {
+            // Failed steps' lines are repeated whole.
+            view: Vertices::new(ERROR_TAIL, usize::MAX),
+            extra: Vec::new(),
+            latest: None,
+            finished: false,
+            pending: 0,
+            image_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct TtyVertex {
     statuses: Vec<StatusView>,
     warnings: Vec<String>,
     /// Last lines, sanitized for the terminal.
     logs: VecDeque<String>,
     /// The last entry of `logs` is a line still being written.
     log_open: bool,
-    /// Last complete lines as `<elapsed> <text>`, for the error block.
-    tail: VecDeque<Vec<u8>>,
-    /// `<elapsed> <text so far>` of a line still being written.
-    tail_open: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,7 +104,12 @@ impl TtyState {
 
     /// Start of the first vertex.
     pub fn first_start(&self) -> Option<Time> {
-        self.first_start
+        self.view.first_start()
+    }
+
+    /// The vertices shown.
+    pub fn vertices(&self) -> &Vertices {
+        &self.view
     }
 
     fn observe(&mut self, t: Time) {
@@ -113,39 +121,27 @@ impl TtyState {
     /// Folds one event into the state.
     pub fn apply(&mut self, event: &BuildEvent) {
         match event {
-            BuildEvent::Vertex(Event::Started(s)) => {
-                self.observe(s.started);
-                if self.first_start.is_none_or(|f| s.started < f) {
-                    self.first_start = Some(s.started);
-                }
-                let v = self.vertex(&s.digest);
-                v.name = s.name.clone();
-                v.running_since = Some(s.started);
-                v.interval_start = s.started;
-                v.outcome = None;
-            }
-            BuildEvent::Vertex(Event::Completed(c)) => {
-                self.observe(c.completed);
-                let v = self.vertex(&c.digest);
-                if v.name.is_empty() {
-                    v.name = c.name.clone();
-                }
-                v.closed = c.duration;
-                v.running_since = None;
-                v.outcome = Some(c.outcome.clone());
-            }
+            BuildEvent::Vertex(Event::Started(s)) => self.observe(s.started),
+            BuildEvent::Vertex(Event::Completed(c)) => self.observe(c.completed),
+            BuildEvent::Vertex(Event::Log(l)) => self.observe(l.timestamp),
+            BuildEvent::Vertex(Event::Progress(p)) => self.observe(p.timestamp),
+            _ => {}
+        }
+        let vertex = self.view.apply(event);
+        if self.extra.len() < self.view.len() {
+            self.extra.resize_with(self.view.len(), TtyVertex::default);
+        }
+        match event {
             BuildEvent::Vertex(Event::Log(l)) => {
-                self.observe(l.timestamp);
-                if let Some(&i) = self.by_digest.get(&l.digest) {
-                    self.vertices[i].log(l);
+                if let Some(i) = vertex {
+                    self.extra[i].log(l);
                 }
             }
             BuildEvent::Vertex(Event::Progress(p)) => {
-                self.observe(p.timestamp);
-                let Some(&i) = self.by_digest.get(&p.digest) else {
+                let Some(i) = vertex else {
                     return;
                 };
-                let v = &mut self.vertices[i];
+                let v = &mut self.extra[i];
                 match v.statuses.iter_mut().find(|s| s.id == p.id) {
                     Some(s) => {
                         s.current = p.current;
@@ -165,9 +161,9 @@ impl TtyState {
                 }
             }
             BuildEvent::Vertex(Event::Warning(w)) => {
-                if let Some(&i) = self.by_digest.get(&w.digest) {
+                if let Some(i) = vertex {
                     let short = sanitize(&String::from_utf8_lossy(&w.short));
-                    self.vertices[i].warnings.push(short);
+                    self.extra[i].warnings.push(short);
                 }
             }
             BuildEvent::ImageBuilt { id } => self.image_id = Some(id.clone()),
@@ -175,49 +171,26 @@ impl TtyState {
                 self.finished = true;
                 self.pending = summary.vertices.pending;
             }
-            BuildEvent::Record(_)
+            BuildEvent::Vertex(Event::Started(_) | Event::Completed(_))
+            | BuildEvent::Record(_)
             | BuildEvent::Message(_)
             | BuildEvent::BadLine(_)
             | BuildEvent::Failed(_) => {}
         }
     }
 
-    fn vertex(&mut self, digest: &str) -> &mut VertexView {
-        let next = self.vertices.len();
-        let i = *self.by_digest.entry(digest.into()).or_insert(next);
-        if i == next {
-            self.vertices.push(VertexView {
-                name: String::new(),
-                closed: Duration(0),
-                running_since: None,
-                interval_start: Time(0),
-                outcome: None,
-                statuses: Vec::new(),
-                warnings: Vec::new(),
-                logs: VecDeque::new(),
-                log_open: false,
-                tail: VecDeque::new(),
-                tail_open: Vec::new(),
-            });
-        }
-        &mut self.vertices[i]
-    }
-
     /// Writes BuildKit's closing block (`------`, ` > name:`, last lines, `------`) for every
     /// failed step, and our `Successfully built <id>` line.
     pub fn write_summary(&self, out: &mut impl Write) -> io::Result<()> {
-        for v in &self.vertices {
-            if !matches!(v.outcome, Some(Outcome::Failed(_))) {
+        for v in &self.view {
+            if !matches!(v.outcome(), Some(Outcome::Failed(_))) {
                 continue;
             }
             writeln!(out, "------")?;
-            writeln!(out, " > {}:", v.name)?;
-            for line in v
-                .tail
-                .iter()
-                .chain(Some(&v.tail_open).filter(|l| !l.is_empty()))
-            {
-                out.write_all(line)?;
+            writeln!(out, " > {}:", v.name())?;
+            for line in v.tail() {
+                write!(out, "{} ", log_elapsed(line.elapsed()))?;
+                out.write_all(line.bytes())?;
                 out.write_all(b"\n")?;
             }
             writeln!(out, "------")?;
@@ -229,7 +202,7 @@ impl TtyState {
     }
 }
 
-impl VertexView {
+impl TtyVertex {
     fn log(&mut self, l: &LogLine) {
         let text = String::from_utf8_lossy(&l.bytes);
         if self.log_open {
@@ -243,26 +216,16 @@ impl VertexView {
             }
             self.logs.push_back(sanitize(&text));
         }
-        if self.tail_open.is_empty() {
-            let elapsed = seconds_between(self.interval_start, l.timestamp);
-            self.tail_open = format!("{} ", log_elapsed(elapsed)).into_bytes();
-        }
-        self.tail_open.extend_from_slice(&l.bytes);
         self.log_open = l.end == LineEnd::Split;
-        if !self.log_open {
-            if self.tail.len() == ERROR_TAIL {
-                self.tail.pop_front();
-            }
-            self.tail.push_back(std::mem::take(&mut self.tail_open));
-        }
     }
+}
 
-    fn run_time(&self, now: Time) -> f64 {
-        let open = self
-            .running_since
-            .map_or(0.0, |since| seconds_between(since, now).max(0.0));
-        seconds(self.closed) + open
-    }
+/// Seconds `v` has run by `now`: its closed intervals and the one in progress.
+fn run_time(v: &VertexView, now: Time) -> f64 {
+    let open = v
+        .running_since()
+        .map_or(0.0, |since| seconds_between(since, now).max(0.0));
+    seconds(v.duration()) + open
 }
 
 /// What the terminal shows of a line of output: the part after the last `\r`, tabs as
@@ -394,14 +357,10 @@ pub fn frame(
     now: Time,
     color: bool,
 ) -> Vec<String> {
-    let completed = state
-        .vertices
-        .iter()
-        .filter(|v| v.running_since.is_none())
-        .count();
-    let total = state.vertices.len() + state.pending;
+    let completed = state.view.iter().filter(|v| !v.is_running()).count();
+    let total = state.view.len() + state.pending;
     let elapsed = state
-        .first_start
+        .first_start()
         .map_or(0.0, |f| seconds_between(f, now).max(0.0));
     let mut header = format!("[+] Building {elapsed:.1}s ({completed}/{total})");
     if state.finished && completed == total && total > 0 {
@@ -409,9 +368,9 @@ pub fn frame(
     }
 
     let mut rows = Vec::new();
-    for v in &state.vertices {
-        let running = v.running_since.is_some();
-        let (prefix, tone) = match &v.outcome {
+    for (v, extra) in state.view.iter().zip(&state.extra) {
+        let running = v.is_running();
+        let (prefix, tone) = match v.outcome() {
             None => ("", Tone::Plain),
             Some(Outcome::Done) => ("", Tone::Done),
             Some(Outcome::Cached) => ("CACHED ", Tone::Done),
@@ -419,8 +378,8 @@ pub fn frame(
             Some(Outcome::Canceled) => ("CANCELED ", Tone::Canceled),
             Some(Outcome::Interrupted) => ("INTERRUPTED ", Tone::Canceled),
         };
-        let name = format!("{prefix}{}", v.name.replace('\t', " "));
-        let run_time = v.run_time(now);
+        let name = format!("{prefix}{}", v.name().replace('\t', " "));
+        let run_time = run_time(v, now);
         if let Some(text) = job_line(&name, "", run_time, width) {
             rows.push(Row {
                 text,
@@ -428,7 +387,7 @@ pub fn frame(
                 settled: !running,
             });
         }
-        for s in &v.statuses {
+        for s in &extra.statuses {
             let status = match s.total {
                 Some(total) => format!("{} / {}", bytes(s.current), bytes(total)),
                 None if s.current != 0 => bytes(s.current),
@@ -452,7 +411,7 @@ pub fn frame(
                 });
             }
         }
-        for w in &v.warnings {
+        for w in &extra.warnings {
             if let Some(text) = job_line(&format!("WARN: {w}"), "", run_time, width) {
                 rows.push(Row {
                     text,
@@ -462,7 +421,7 @@ pub fn frame(
             }
         }
         if running {
-            for line in &v.logs {
+            for line in &extra.logs {
                 let text: String = format!(" => => # {line}")
                     .chars()
                     .take(width.saturating_sub(1))

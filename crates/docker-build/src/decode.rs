@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use buildkit_events::{Event, Summary, Time, Tracker};
+use buildkit_events::{Event, LogLine, Summary, Time, Tracker};
 use buildkit_proto::StatusResponse;
 use bytes::Bytes;
 
@@ -54,12 +54,16 @@ pub struct BuildFailure {
 /// The vertex a failure is attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedStep {
+    /// The vertex digest.
     pub digest: Arc<str>,
+    /// Its display name, e.g. `[2/3] RUN make`.
     pub name: String,
     /// The vertex's own error text (BuildKit's per-step message).
     pub error: String,
-    /// Its last log lines (at most 10), as text.
-    pub last_lines: Vec<String>,
+    /// Its last log lines, oldest first (at most `buildkit_events::Config::log_tail_lines`,
+    /// 10 by default), each with its stream and the time it began; [`LogLine::text`] gives
+    /// the text.
+    pub last_lines: Vec<LogLine>,
 }
 
 /// What the whole build came to.
@@ -195,7 +199,7 @@ impl BuildDecoder {
                 digest: f.digest.clone(),
                 name: f.name.clone(),
                 error: f.error.clone(),
-                last_lines: f.last_lines.iter().map(|l| l.text().into_owned()).collect(),
+                last_lines: f.last_lines.clone(),
             }),
         });
         if let Some(f) = &failure {
