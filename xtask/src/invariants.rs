@@ -85,6 +85,31 @@ mod tests {
         assert_free_of("docker-context", &[], ASYNC_AND_HTTP);
     }
 
+    /// The renderers are pure: no terminal library and no command-line parser (the caller
+    /// detects the terminal), and no clock read in their source.
+    ///
+    /// docker-build's HTTP stack (tokio, hyper) is still in the tree through its decoder
+    /// types; once it is an optional default feature, `ASYNC_AND_HTTP` belongs here too.
+    #[test]
+    fn buildkit_progressui_is_pure() {
+        assert_free_of(
+            "buildkit-progressui",
+            &[],
+            &["clap", "terminal_size", "crossterm", "indicatif"],
+        );
+        let src = workspace_root().join("crates/buildkit-progressui/src");
+        for entry in std::fs::read_dir(&src).unwrap().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            for clock in ["Instant", "SystemTime", "UNIX_EPOCH"] {
+                assert!(
+                    !text.contains(clock),
+                    "{} mentions {clock}: the renderers take the time from their caller",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+
     #[test]
     fn buildkit_proto_needs_tonic_only_for_its_client() {
         let plain = normal_deps("buildkit-proto", &[]);
