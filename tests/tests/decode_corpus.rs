@@ -104,16 +104,21 @@ fn a_failing_run_is_attributed_to_its_step_with_its_output() {
         );
         assert!(step.error.contains("exit code: 3"), "{}", rec.id());
         assert!(
-            step.last_lines.iter().any(|l| l == "before-fail"),
+            step.last_lines.iter().any(|l| l.text() == "before-fail"),
             "{}: {:?}",
             rec.id(),
             step.last_lines
         );
         assert!(
-            step.last_lines.iter().any(|l| l == "to-stderr"),
+            step.last_lines.iter().any(|l| l.text() == "to-stderr"),
             "{}: {:?}",
             rec.id(),
             step.last_lines
+        );
+        assert!(
+            step.last_lines.iter().all(|l| l.timestamp > Time(0)),
+            "{}: the lines carry the times they were logged at",
+            rec.id()
         );
         let failed_events = events
             .iter()
@@ -240,7 +245,8 @@ fn the_classic_builder_speaks_the_same_vocabulary() {
         assert_eq!(failure.code, Some(4), "{}", rec.id());
         let step = failure.step.expect("attributed");
         assert_eq!(step.name, "[2/2] RUN echo x && exit 4", "{}", rec.id());
-        assert_eq!(step.last_lines, ["x"], "{}", rec.id());
+        let last_lines: Vec<_> = step.last_lines.iter().map(|l| l.text()).collect();
+        assert_eq!(last_lines, ["x"], "{}", rec.id());
     }
 }
 

@@ -85,6 +85,31 @@ mod tests {
         assert_free_of("docker-context", &[], ASYNC_AND_HTTP);
     }
 
+    /// The renderers are pure: no terminal library and no command-line parser (the caller
+    /// detects the terminal), and no clock read in their source.
+    ///
+    /// docker-build's HTTP stack (tokio, hyper) is still in the tree through its decoder
+    /// types; once it is an optional default feature, `ASYNC_AND_HTTP` belongs here too.
+    #[test]
+    fn buildkit_progressui_is_pure() {
+        assert_free_of(
+            "buildkit-progressui",
+            &[],
+            &["clap", "terminal_size", "crossterm", "indicatif"],
+        );
+        let src = workspace_root().join("crates/buildkit-progressui/src");
+        for entry in std::fs::read_dir(&src).unwrap().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            for clock in ["Instant", "SystemTime", "UNIX_EPOCH"] {
+                assert!(
+                    !text.contains(clock),
+                    "{} mentions {clock}: the renderers take the time from their caller",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+
     #[test]
     fn buildkit_proto_needs_tonic_only_for_its_client() {
         let plain = normal_deps("buildkit-proto", &[]);
@@ -93,6 +118,8 @@ mod tests {
         assert!(client.iter().any(|d| d == "tonic"), "{client:?}");
     }
 
+    /// Cargo's build scripts: a `build.rs` next to a `Cargo.toml`, or a manifest's `build = …`
+    /// (a module named `build.rs`, such as bktrace's `cmd/build.rs`, is not one).
     #[test]
     fn no_build_scripts_anywhere() {
         fn walk(dir: &Path, found: &mut Vec<String>) {
@@ -103,7 +130,7 @@ mod tests {
                     if !matches!(name.to_str(), Some("target" | ".git" | "fuzz" | "data")) {
                         walk(&path, found);
                     }
-                } else if name == "build.rs"
+                } else if (name == "build.rs" && dir.join("Cargo.toml").exists())
                     || (name == "Cargo.toml" && is_build_script_manifest(&path))
                 {
                     found.push(path.display().to_string());

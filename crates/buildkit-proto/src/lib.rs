@@ -62,9 +62,29 @@ pub use generated::moby::buildkit::v1::{
 };
 pub use prost::{DecodeError, EncodeError, Message};
 
-/// Messages of BuildKit's `pb` package (`solver/pb/ops.proto`) that a [`StatusResponse`] reaches.
+/// Messages of BuildKit's `pb` package (`solver/pb/ops.proto`) that a [`StatusResponse`] reaches,
+/// and the LLB [`Definition`](pb::Definition) family: [`SourceInfo::definition`](pb::SourceInfo)
+/// is kept as opaque bytes, which decode as a `Definition` for those who want the graph.
+///
+/// ```
+/// use buildkit_proto::Message;
+/// use buildkit_proto::pb::{Definition, OpMetadata, SourceInfo};
+///
+/// let def = Definition {
+///     def: vec![b"op".to_vec().into()],
+///     metadata: [("sha256:op".to_string(), OpMetadata { ignore_cache: true, ..Default::default() })]
+///         .into_iter()
+///         .collect(),
+///     source: None,
+/// };
+/// let info = SourceInfo { definition: def.encode_to_vec().into(), ..Default::default() };
+/// assert_eq!(Definition::decode(info.definition).unwrap(), def);
+/// ```
 pub mod pb {
-    pub use crate::generated::pb::{Position, ProgressGroup, Range, SourceInfo};
+    pub use crate::generated::pb::{
+        Definition, ExportCache, LinuxResources, Location, Locations, OpMetadata, Position,
+        ProgressGroup, Range, Source, SourceInfo,
+    };
 }
 
 /// The tonic client of `service moby.buildkit.v1.Control` (feature `client`).

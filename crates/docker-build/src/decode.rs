@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use buildkit_events::{Event, Summary, Time, Tracker};
+use buildkit_events::{Event, LogLine, Summary, Time, Tracker};
 use buildkit_proto::StatusResponse;
 use bytes::Bytes;
 
@@ -20,6 +20,11 @@ use crate::ndjson::{DEFAULT_MAX_LINE, LineError, LineSplitter, Message, parse_li
 pub enum BuildEvent {
     /// A vertex event from BuildKit's trace (or a classic-builder step in the same vocabulary).
     Vertex(Event),
+    /// A BuildKit trace record as decoded, before the vertex events derived from it; only
+    /// with [`DecoderConfig::records`] (e.g. to print it as buildx's `--progress=rawjson`).
+    /// Classic-builder text gives none: the records the decoder makes up for it are not
+    /// BuildKit's. A record that does not decode gives a [`BuildEvent::BadLine`] instead.
+    Record(Arc<StatusResponse>),
     /// The daemon reported the id of the image it built.
     ImageBuilt {
         /// `sha256:…`.
@@ -49,12 +54,16 @@ pub struct BuildFailure {
 /// The vertex a failure is attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedStep {
+    /// The vertex digest.
     pub digest: Arc<str>,
+    /// Its display name, e.g. `[2/3] RUN make`.
     pub name: String,
     /// The vertex's own error text (BuildKit's per-step message).
     pub error: String,
-    /// Its last log lines (at most 10), as text.
-    pub last_lines: Vec<String>,
+    /// Its last log lines, oldest first (at most `buildkit_events::Config::log_tail_lines`,
+    /// 10 by default), each with its stream and the time it began; [`LogLine::text`] gives
+    /// the text.
+    pub last_lines: Vec<LogLine>,
 }
 
 /// What the whole build came to.
@@ -68,13 +77,16 @@ pub struct BuildSummary {
     pub failure: Option<BuildFailure>,
 }
 
-/// Limits of a [`BuildDecoder`].
+/// Limits and options of a [`BuildDecoder`].
 #[derive(Debug, Clone)]
 pub struct DecoderConfig {
     /// Longest body line accepted; longer ones are dropped and reported.
     pub max_line: usize,
     /// Limits of the vertex tracker.
     pub tracker: buildkit_events::Config,
+    /// Also emit every decoded BuildKit trace record as a [`BuildEvent::Record`] (default
+    /// `false`: a record is then only turned into vertex events).
+    pub records: bool,
 }
 
 impl Default for DecoderConfig {
@@ -82,6 +94,7 @@ impl Default for DecoderConfig {
         Self {
             max_line: DEFAULT_MAX_LINE,
             tracker: Default::default(),
+            records: false,
         }
     }
 }
@@ -116,6 +129,8 @@ pub struct BuildDecoder {
     image_id: Option<String>,
     error: Option<(String, Option<i64>)>,
     finished: bool,
+    /// Emit [`BuildEvent::Record`]s.
+    records: bool,
 }
 
 impl Default for BuildDecoder {
@@ -142,7 +157,14 @@ impl BuildDecoder {
             image_id: None,
             error: None,
             finished: false,
+            records: config.records,
         }
+    }
+
+    /// Turns [`BuildEvent::Record`]s on or off from the next record on (see
+    /// [`DecoderConfig::records`]).
+    pub fn set_records(&mut self, on: bool) {
+        self.records = on;
     }
 
     /// Feeds the next chunk of the body, received at `now`.
@@ -177,7 +199,7 @@ impl BuildDecoder {
                 digest: f.digest.clone(),
                 name: f.name.clone(),
                 error: f.error.clone(),
-                last_lines: f.last_lines.iter().map(|l| l.text().into_owned()).collect(),
+                last_lines: f.last_lines.clone(),
             }),
         });
         if let Some(f) = &failure {
@@ -236,13 +258,18 @@ impl BuildDecoder {
             Err(e) => return self.bad(e),
         };
         match message {
-            Message::Trace(aux) => match self.tracker.handle_aux(&aux) {
-                Ok(()) => {}
-                Err(source) => self.bad(LineError::Trace {
-                    line: line_no,
-                    source,
-                }),
+            Message::Trace(aux) if self.records => match decode_aux(&aux) {
+                Some(record) => {
+                    let record = Arc::new(record);
+                    self.drain_tracker();
+                    self.queue
+                        .push_back(BuildEvent::Record(Arc::clone(&record)));
+                    self.tracker.handle_response(StatusResponse::clone(&record));
+                }
+                // The tracker decodes it again, to report the same error as without records.
+                None => self.trace(&aux, line_no),
             },
+            Message::Trace(aux) => self.trace(&aux, line_no),
             Message::ImageId(id) => {
                 self.drain_tracker();
                 self.image_id = Some(id.clone());
@@ -295,6 +322,16 @@ impl BuildDecoder {
         }
     }
 
+    /// Feeds a trace record's `aux` string to the tracker.
+    fn trace(&mut self, aux: &[u8], line_no: u64) {
+        if let Err(source) = self.tracker.handle_aux(aux) {
+            self.bad(LineError::Trace {
+                line: line_no,
+                source,
+            });
+        }
+    }
+
     fn lines_max(&self) -> usize {
         self.lines.max_line()
     }
@@ -317,5 +354,155 @@ impl BuildDecoder {
         while let Some(e) = self.tracker.poll_event() {
             self.queue.push_back(BuildEvent::Vertex(e));
         }
+    }
+}
+
+/// The record in a trace line's `aux` string (base64 of a protobuf `StatusResponse`), if it
+/// decodes. Log payloads are slices of the decoded buffer, not copies.
+fn decode_aux(aux: &[u8]) -> Option<StatusResponse> {
+    use base64::Engine as _;
+    use buildkit_proto::Message as _;
+    let wire = base64::engine::general_purpose::STANDARD.decode(aux).ok()?;
+    StatusResponse::decode(Bytes::from(wire)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use base64::Engine as _;
+    use buildkit_proto::{Message as _, Timestamp, Vertex, VertexLog};
+
+    use super::*;
+
+    fn trace_line(record: &StatusResponse) -> String {
+        let aux = base64::engine::general_purpose::STANDARD.encode(record.encode_to_vec());
+        format!("{{\"id\":\"moby.buildkit.trace\",\"aux\":\"{aux}\"}}\r\n")
+    }
+
+    fn decode(body: &[u8], records: bool, chunk: usize) -> Vec<BuildEvent> {
+        let mut decoder = BuildDecoder::with_config(DecoderConfig {
+            records,
+            ..DecoderConfig::default()
+        });
+        let mut events = Vec::new();
+        for piece in body.chunks(chunk.max(1)) {
+            decoder.push(Bytes::copy_from_slice(piece), Time(0));
+            events.extend(std::iter::from_fn(|| decoder.poll_event()));
+        }
+        decoder.finish(Time(0));
+        events.extend(std::iter::from_fn(|| decoder.poll_event()));
+        events
+    }
+
+    fn at(seconds: i64) -> Option<Timestamp> {
+        Some(Timestamp { seconds, nanos: 0 })
+    }
+
+    #[test]
+    fn records_come_before_the_events_made_from_them_and_only_when_asked_for() {
+        let first = StatusResponse {
+            vertexes: vec![Vertex {
+                digest: "sha256:a".into(),
+                name: "[1/1] RUN x".into(),
+                started: at(1),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let second = StatusResponse {
+            vertexes: vec![Vertex {
+                digest: "sha256:a".into(),
+                name: "[1/1] RUN x".into(),
+                started: at(1),
+                completed: at(2),
+                ..Default::default()
+            }],
+            logs: vec![VertexLog {
+                vertex: "sha256:a".into(),
+                stream: 1,
+                msg: Bytes::from_static(b"hi\n"),
+                timestamp: at(1),
+            }],
+            ..Default::default()
+        };
+        let body = format!(
+            "{}{}{{\"stream\":\"text\\n\"}}\r\n{{\"id\":\"moby.buildkit.trace\",\"aux\":\"!\"}}\r\n",
+            trace_line(&first),
+            trace_line(&second)
+        );
+        let events = decode(body.as_bytes(), true, 7);
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| match e {
+                BuildEvent::Record(_) => "record",
+                BuildEvent::Vertex(Event::Started(_)) => "started",
+                BuildEvent::Vertex(Event::Log(_)) => "log",
+                BuildEvent::Vertex(Event::Completed(_)) => "completed",
+                BuildEvent::Message(_) => "message",
+                BuildEvent::BadLine(_) => "bad",
+                BuildEvent::Finished(_) => "finished",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "record",
+                "started",
+                "record",
+                "log",
+                "completed",
+                "message",
+                "bad",
+                "finished"
+            ]
+        );
+        assert_eq!(events[0], BuildEvent::Record(Arc::new(first)));
+        assert_eq!(events[2], BuildEvent::Record(Arc::new(second)));
+        // Without records: the same events, in the same order, and the same bad line.
+        let without = decode(body.as_bytes(), false, 7);
+        let filtered: Vec<_> = events
+            .into_iter()
+            .filter(|e| !matches!(e, BuildEvent::Record(_)))
+            .collect();
+        assert_eq!(without, filtered);
+    }
+
+    #[test]
+    fn records_leave_the_other_events_of_every_recording_unchanged() {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/corpus");
+        let mut seen = 0;
+        for daemon in std::fs::read_dir(&corpus).unwrap() {
+            let daemon = daemon.unwrap().path();
+            if !daemon.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&daemon).unwrap() {
+                let path = file.unwrap().path();
+                if path.extension().is_none_or(|e| e != "ndjson") {
+                    continue;
+                }
+                seen += 1;
+                let body = std::fs::read(&path).unwrap();
+                let with = decode(&body, true, 4093);
+                let records = with
+                    .iter()
+                    .filter(|e| matches!(e, BuildEvent::Record(_)))
+                    .count();
+                let trace_lines = body
+                    .split(|&b| b == b'\n')
+                    .filter(|l| l.starts_with(br#"{"id":"moby.buildkit.trace""#))
+                    .count();
+                assert_eq!(records, trace_lines, "{}", path.display());
+                let without = decode(&body, false, 4093);
+                let filtered: Vec<_> = with
+                    .into_iter()
+                    .filter(|e| !matches!(e, BuildEvent::Record(_)))
+                    .collect();
+                assert!(filtered == without, "{}", path.display());
+            }
+        }
+        assert!(seen >= 46, "{seen} recordings");
     }
 }

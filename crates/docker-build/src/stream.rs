@@ -274,6 +274,14 @@ impl BuildStream {
         self
     }
 
+    /// Also emits every BuildKit trace record as a [`BuildEvent::Record`], before the vertex
+    /// events derived from it (see [`DecoderConfig::records`]), e.g. for buildx's rawjson
+    /// output.
+    pub fn with_records(mut self) -> Self {
+        self.decoder.set_records(true);
+        self
+    }
+
     /// The next event; `None` once the stream has ended.
     pub async fn next_event(&mut self) -> Option<Result<BuildEvent, BuildStreamError>> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await

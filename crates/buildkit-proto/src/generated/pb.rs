@@ -21,9 +21,11 @@ pub struct SourceInfo {
     /// The whole file.
     #[prost(bytes = "bytes", tag = "2")]
     pub data: ::prost::bytes::Bytes,
-    /// Upstream this is a `pb.Definition` message (the LLB graph). An embedded
-    /// message and `bytes` share wire type 2, so we keep it as opaque bytes:
-    /// nothing here interprets LLB, and the bytes round-trip unchanged.
+    /// Upstream this is a `pb.Definition` message (the LLB graph, below). An
+    /// embedded message and `bytes` share wire type 2, so we keep it as opaque
+    /// bytes: decoding the progress stream never interprets LLB, the bytes
+    /// round-trip unchanged, and whoever wants the graph decodes these bytes as
+    /// a `Definition`.
     #[prost(bytes = "bytes", tag = "3")]
     pub definition: ::prost::bytes::Bytes,
     /// Since BuildKit v0.12.0, e.g. "Dockerfile".
@@ -46,4 +48,92 @@ pub struct Position {
     pub line: i32,
     #[prost(int32, tag = "2")]
     pub character: i32,
+}
+/// The LLB graph of a build (or of the part a source map refers to).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Definition {
+    /// The marshaled `pb.Op`s, one per vertex; kept as bytes.
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub def: ::prost::alloc::vec::Vec<::prost::bytes::Bytes>,
+    /// Per-vertex metadata, keyed by the op's digest.
+    #[prost(map = "string, message", tag = "2")]
+    pub metadata: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        OpMetadata,
+    >,
+    /// Where in the source files (e.g. the Dockerfile) each op comes from.
+    #[prost(message, optional, tag = "3")]
+    pub source: ::core::option::Option<Source>,
+}
+/// Metadata of one op, kept beside the op so it can change without changing
+/// the op's digest.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct OpMetadata {
+    #[prost(bool, tag = "1")]
+    pub ignore_cache: bool,
+    /// Free-form text the builder does not parse (e.g. "llb.customname").
+    #[prost(map = "string, string", tag = "2")]
+    pub description: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
+    #[prost(message, optional, tag = "4")]
+    pub export_cache: ::core::option::Option<ExportCache>,
+    /// Capabilities the op needs, e.g. "source.image" -> true.
+    #[prost(map = "string, bool", tag = "5")]
+    pub caps: ::std::collections::HashMap<::prost::alloc::string::String, bool>,
+    #[prost(message, optional, tag = "6")]
+    pub progress_group: ::core::option::Option<ProgressGroup>,
+    /// Resource limits of an exec op. Since BuildKit v0.31.0.
+    #[prost(message, optional, tag = "7")]
+    pub linux_resources: ::core::option::Option<LinuxResources>,
+}
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ExportCache {
+    #[prost(bool, tag = "1")]
+    pub value: bool,
+}
+/// Resource limits of an exec op (cgroup values). Since BuildKit v0.31.0.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LinuxResources {
+    #[prost(int64, tag = "1")]
+    pub memory: i64,
+    #[prost(int64, tag = "2")]
+    pub memory_swap: i64,
+    #[prost(uint64, tag = "3")]
+    pub cpu_shares: u64,
+    #[prost(uint64, tag = "4")]
+    pub cpu_period: u64,
+    #[prost(int64, tag = "5")]
+    pub cpu_quota: i64,
+    #[prost(string, tag = "6")]
+    pub cpuset_cpus: ::prost::alloc::string::String,
+    #[prost(string, tag = "7")]
+    pub cpuset_mems: ::prost::alloc::string::String,
+}
+/// The source map of a definition: which ranges of which files each op
+/// comes from.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Source {
+    /// Keyed by the op's digest.
+    #[prost(map = "string, message", tag = "1")]
+    pub locations: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        Locations,
+    >,
+    /// The files; `Location.source_index` indexes this list.
+    #[prost(message, repeated, tag = "2")]
+    pub infos: ::prost::alloc::vec::Vec<SourceInfo>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Locations {
+    #[prost(message, repeated, tag = "1")]
+    pub locations: ::prost::alloc::vec::Vec<Location>,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Location {
+    #[prost(int32, tag = "1")]
+    pub source_index: i32,
+    #[prost(message, repeated, tag = "2")]
+    pub ranges: ::prost::alloc::vec::Vec<Range>,
 }

@@ -2,22 +2,22 @@
 //! in the crate's README.md ("JSON output") and kept stable: fields may be added, none are
 //! renamed or removed, and consumers should ignore `type`s they do not know.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
-use std::sync::Arc;
 
 use buildkit_events::{Event, LineEnd, Outcome, Stream, Time};
 use docker_build::decode::BuildEvent;
 use serde::Serialize;
 
-use super::Render;
-use super::format::{rfc3339, seconds};
+use crate::Render;
+use crate::format::{rfc3339, seconds};
+use crate::view::Vertices;
 
 /// The JSON-lines renderer. Writes to any [`Write`].
 #[derive(Debug)]
 pub struct Json<W> {
     out: W,
-    names: HashMap<Arc<str>, String>,
+    /// The vertices' names (no output tails: the events carry every line).
+    view: Vertices,
 }
 
 /// A log line's stream: `"stdout"`, `"stderr"`, or the number BuildKit sent.
@@ -116,7 +116,7 @@ enum Out<'a> {
         digest: Option<&'a str>,
         name: Option<&'a str>,
         error: Option<&'a str>,
-        last_lines: &'a [String],
+        last_lines: Vec<String>,
     },
     BuildFinished {
         success: bool,
@@ -150,7 +150,7 @@ impl<W: Write> Json<W> {
     pub fn new(out: W) -> Self {
         Self {
             out,
-            names: HashMap::new(),
+            view: Vertices::new(0, 0),
         }
     }
 
@@ -166,18 +166,18 @@ fn write_line(out: &mut impl Write, line: &Out<'_>) -> io::Result<()> {
 }
 
 impl<W: Write> Render for Json<W> {
-    fn event(&mut self, event: &BuildEvent) -> io::Result<()> {
+    /// JSON output carries only the times inside the events: `now` is not used.
+    fn event(&mut self, event: &BuildEvent, _now: Time) -> io::Result<()> {
+        self.view.apply(event);
+        let name = |digest: &str| self.view.get(digest).map(|v| v.name());
         let line = match event {
-            BuildEvent::Vertex(Event::Started(s)) => {
-                self.names.insert(s.digest.clone(), s.name.clone());
-                Out::VertexStarted {
-                    digest: &s.digest,
-                    name: &s.name,
-                    inputs: &s.inputs,
-                    interval: s.interval,
-                    time: time(s.started),
-                }
-            }
+            BuildEvent::Vertex(Event::Started(s)) => Out::VertexStarted {
+                digest: &s.digest,
+                name: &s.name,
+                inputs: &s.inputs,
+                interval: s.interval,
+                time: time(s.started),
+            },
             BuildEvent::Vertex(Event::Completed(c)) => Out::VertexCompleted {
                 digest: &c.digest,
                 name: &c.name,
@@ -193,7 +193,7 @@ impl<W: Write> Render for Json<W> {
             },
             BuildEvent::Vertex(Event::Log(l)) => Out::VertexLog {
                 digest: &l.digest,
-                name: self.names.get(&l.digest).map(String::as_str),
+                name: name(&l.digest),
                 stream: l.stream.into(),
                 line: text(&l.bytes),
                 partial: l.end != LineEnd::Newline,
@@ -202,7 +202,7 @@ impl<W: Write> Render for Json<W> {
             },
             BuildEvent::Vertex(Event::Progress(p)) => Out::VertexProgress {
                 digest: &p.digest,
-                name: self.names.get(&p.digest).map(String::as_str),
+                name: name(&p.digest),
                 id: &p.id,
                 action: &p.action,
                 current: p.current,
@@ -214,7 +214,7 @@ impl<W: Write> Render for Json<W> {
             },
             BuildEvent::Vertex(Event::Warning(w)) => Out::VertexWarning {
                 digest: &w.digest,
-                name: self.names.get(&w.digest).map(String::as_str),
+                name: name(&w.digest),
                 level: w.level,
                 short: text(&w.short),
                 detail: w.detail.iter().map(|d| text(d)).collect(),
@@ -223,6 +223,8 @@ impl<W: Write> Render for Json<W> {
                 lines: &w.lines,
             },
             BuildEvent::ImageBuilt { id } => Out::ImageBuilt { id },
+            // Not part of our schema (see `--progress rawjson`).
+            BuildEvent::Record(_) => return Ok(()),
             BuildEvent::Message(text) => Out::Message { text },
             BuildEvent::BadLine(e) => Out::BadLine {
                 error: e.to_string(),
@@ -233,7 +235,9 @@ impl<W: Write> Render for Json<W> {
                 digest: f.step.as_ref().map(|s| &*s.digest),
                 name: f.step.as_ref().map(|s| s.name.as_str()),
                 error: f.step.as_ref().map(|s| s.error.as_str()),
-                last_lines: f.step.as_ref().map_or(&[], |s| &s.last_lines),
+                last_lines: f.step.as_ref().map_or_else(Vec::new, |s| {
+                    s.last_lines.iter().map(|l| l.text().into_owned()).collect()
+                }),
             },
             BuildEvent::Finished(summary) => {
                 let c = &summary.vertices.counts;

@@ -22,30 +22,30 @@
 //! are dropped) instead of emulating a terminal; a step still running when the body ended is
 //! shown as `INTERRUPTED`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
-use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Time};
+use buildkit_events::{Event, LineEnd, LogLine, Outcome, Time};
 use docker_build::decode::BuildEvent;
 
-use super::Render;
-use super::format::{bytes, log_elapsed, seconds, seconds_between};
+use crate::Render;
+use crate::format::{bytes, log_elapsed, seconds, seconds_between};
+use crate::view::{VertexView, Vertices};
 
 /// Lines of output shown under a running step.
 pub const LOG_LINES: usize = 6;
 /// Lines of a failed step repeated after the final frame.
 const ERROR_TAIL: usize = 10;
-/// Shortest wall time between two live frames.
-const FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Shortest wall time between two live frames, in nanoseconds.
+const FRAME_INTERVAL: i128 = 100_000_000;
 
 /// Everything a frame shows, folded from events.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct TtyState {
-    vertices: Vec<VertexView>,
-    by_digest: HashMap<Arc<str>, usize>,
-    first_start: Option<Time>,
+    /// Names, intervals, outcomes and tails of the vertices, in the order they first started.
+    view: Vertices,
+    /// What only the tty shows, per vertex, by the vertex's position in `view`.
+    extra: Vec<TtyVertex>,
     latest: Option<Time>,
     finished: bool,
     /// Vertices described but never started, known once the build finished.
@@ -53,26 +53,28 @@ pub struct TtyState {
     image_id: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-struct VertexView {
-    name: String,
-    /// Run time of the intervals that ended.
-    closed: Duration,
-    /// Start of the interval in progress.
-    running_since: Option<Time>,
-    /// Start of the latest interval (log times are relative to it).
-    interval_start: Time,
-    outcome: Option<Outcome>,
+impl Default for TtyState {
+    fn default() -> Self {
+        Self {
+            // Failed steps' lines are repeated whole.
+            view: Vertices::new(ERROR_TAIL, usize::MAX),
+            extra: Vec::new(),
+            latest: None,
+            finished: false,
+            pending: 0,
+            image_id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct TtyVertex {
     statuses: Vec<StatusView>,
     warnings: Vec<String>,
     /// Last lines, sanitized for the terminal.
     logs: VecDeque<String>,
     /// The last entry of `logs` is a line still being written.
     log_open: bool,
-    /// Last complete lines as `<elapsed> <text>`, for the error block.
-    tail: VecDeque<Vec<u8>>,
-    /// `<elapsed> <text so far>` of a line still being written.
-    tail_open: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,7 +104,12 @@ impl TtyState {
 
     /// Start of the first vertex.
     pub fn first_start(&self) -> Option<Time> {
-        self.first_start
+        self.view.first_start()
+    }
+
+    /// The vertices shown.
+    pub fn vertices(&self) -> &Vertices {
+        &self.view
     }
 
     fn observe(&mut self, t: Time) {
@@ -114,39 +121,27 @@ impl TtyState {
     /// Folds one event into the state.
     pub fn apply(&mut self, event: &BuildEvent) {
         match event {
-            BuildEvent::Vertex(Event::Started(s)) => {
-                self.observe(s.started);
-                if self.first_start.is_none_or(|f| s.started < f) {
-                    self.first_start = Some(s.started);
-                }
-                let v = self.vertex(&s.digest);
-                v.name = s.name.clone();
-                v.running_since = Some(s.started);
-                v.interval_start = s.started;
-                v.outcome = None;
-            }
-            BuildEvent::Vertex(Event::Completed(c)) => {
-                self.observe(c.completed);
-                let v = self.vertex(&c.digest);
-                if v.name.is_empty() {
-                    v.name = c.name.clone();
-                }
-                v.closed = c.duration;
-                v.running_since = None;
-                v.outcome = Some(c.outcome.clone());
-            }
+            BuildEvent::Vertex(Event::Started(s)) => self.observe(s.started),
+            BuildEvent::Vertex(Event::Completed(c)) => self.observe(c.completed),
+            BuildEvent::Vertex(Event::Log(l)) => self.observe(l.timestamp),
+            BuildEvent::Vertex(Event::Progress(p)) => self.observe(p.timestamp),
+            _ => {}
+        }
+        let vertex = self.view.apply(event);
+        if self.extra.len() < self.view.len() {
+            self.extra.resize_with(self.view.len(), TtyVertex::default);
+        }
+        match event {
             BuildEvent::Vertex(Event::Log(l)) => {
-                self.observe(l.timestamp);
-                if let Some(&i) = self.by_digest.get(&l.digest) {
-                    self.vertices[i].log(l);
+                if let Some(i) = vertex {
+                    self.extra[i].log(l);
                 }
             }
             BuildEvent::Vertex(Event::Progress(p)) => {
-                self.observe(p.timestamp);
-                let Some(&i) = self.by_digest.get(&p.digest) else {
+                let Some(i) = vertex else {
                     return;
                 };
-                let v = &mut self.vertices[i];
+                let v = &mut self.extra[i];
                 match v.statuses.iter_mut().find(|s| s.id == p.id) {
                     Some(s) => {
                         s.current = p.current;
@@ -166,9 +161,9 @@ impl TtyState {
                 }
             }
             BuildEvent::Vertex(Event::Warning(w)) => {
-                if let Some(&i) = self.by_digest.get(&w.digest) {
+                if let Some(i) = vertex {
                     let short = sanitize(&String::from_utf8_lossy(&w.short));
-                    self.vertices[i].warnings.push(short);
+                    self.extra[i].warnings.push(short);
                 }
             }
             BuildEvent::ImageBuilt { id } => self.image_id = Some(id.clone()),
@@ -176,46 +171,26 @@ impl TtyState {
                 self.finished = true;
                 self.pending = summary.vertices.pending;
             }
-            BuildEvent::Message(_) | BuildEvent::BadLine(_) | BuildEvent::Failed(_) => {}
+            BuildEvent::Vertex(Event::Started(_) | Event::Completed(_))
+            | BuildEvent::Record(_)
+            | BuildEvent::Message(_)
+            | BuildEvent::BadLine(_)
+            | BuildEvent::Failed(_) => {}
         }
-    }
-
-    fn vertex(&mut self, digest: &str) -> &mut VertexView {
-        let next = self.vertices.len();
-        let i = *self.by_digest.entry(digest.into()).or_insert(next);
-        if i == next {
-            self.vertices.push(VertexView {
-                name: String::new(),
-                closed: Duration(0),
-                running_since: None,
-                interval_start: Time(0),
-                outcome: None,
-                statuses: Vec::new(),
-                warnings: Vec::new(),
-                logs: VecDeque::new(),
-                log_open: false,
-                tail: VecDeque::new(),
-                tail_open: Vec::new(),
-            });
-        }
-        &mut self.vertices[i]
     }
 
     /// Writes BuildKit's closing block (`------`, ` > name:`, last lines, `------`) for every
     /// failed step, and our `Successfully built <id>` line.
     pub fn write_summary(&self, out: &mut impl Write) -> io::Result<()> {
-        for v in &self.vertices {
-            if !matches!(v.outcome, Some(Outcome::Failed(_))) {
+        for v in &self.view {
+            if !matches!(v.outcome(), Some(Outcome::Failed(_))) {
                 continue;
             }
             writeln!(out, "------")?;
-            writeln!(out, " > {}:", v.name)?;
-            for line in v
-                .tail
-                .iter()
-                .chain(Some(&v.tail_open).filter(|l| !l.is_empty()))
-            {
-                out.write_all(line)?;
+            writeln!(out, " > {}:", v.name())?;
+            for line in v.tail() {
+                write!(out, "{} ", log_elapsed(line.elapsed()))?;
+                out.write_all(line.bytes())?;
                 out.write_all(b"\n")?;
             }
             writeln!(out, "------")?;
@@ -227,7 +202,7 @@ impl TtyState {
     }
 }
 
-impl VertexView {
+impl TtyVertex {
     fn log(&mut self, l: &LogLine) {
         let text = String::from_utf8_lossy(&l.bytes);
         if self.log_open {
@@ -241,26 +216,16 @@ impl VertexView {
             }
             self.logs.push_back(sanitize(&text));
         }
-        if self.tail_open.is_empty() {
-            let elapsed = seconds_between(self.interval_start, l.timestamp);
-            self.tail_open = format!("{} ", log_elapsed(elapsed)).into_bytes();
-        }
-        self.tail_open.extend_from_slice(&l.bytes);
         self.log_open = l.end == LineEnd::Split;
-        if !self.log_open {
-            if self.tail.len() == ERROR_TAIL {
-                self.tail.pop_front();
-            }
-            self.tail.push_back(std::mem::take(&mut self.tail_open));
-        }
     }
+}
 
-    fn run_time(&self, now: Time) -> f64 {
-        let open = self
-            .running_since
-            .map_or(0.0, |since| seconds_between(since, now).max(0.0));
-        seconds(self.closed) + open
-    }
+/// Seconds `v` has run by `now`: its closed intervals and the one in progress.
+fn run_time(v: &VertexView, now: Time) -> f64 {
+    let open = v
+        .running_since()
+        .map_or(0.0, |since| seconds_between(since, now).max(0.0));
+    seconds(v.duration()) + open
 }
 
 /// What the terminal shows of a line of output: the part after the last `\r`, tabs as
@@ -379,7 +344,7 @@ fn job_line(name: &str, status: &str, secs: f64, width: usize) -> Option<String>
 /// carry SGR colour codes (done blue, error red, canceled and warnings yellow, output faint).
 ///
 /// ```
-/// use bktrace::render::tty::{frame, TtyState};
+/// use buildkit_progressui::tty::{frame, TtyState};
 /// use buildkit_events::Time;
 ///
 /// let state = TtyState::new();
@@ -392,14 +357,10 @@ pub fn frame(
     now: Time,
     color: bool,
 ) -> Vec<String> {
-    let completed = state
-        .vertices
-        .iter()
-        .filter(|v| v.running_since.is_none())
-        .count();
-    let total = state.vertices.len() + state.pending;
+    let completed = state.view.iter().filter(|v| !v.is_running()).count();
+    let total = state.view.len() + state.pending;
     let elapsed = state
-        .first_start
+        .first_start()
         .map_or(0.0, |f| seconds_between(f, now).max(0.0));
     let mut header = format!("[+] Building {elapsed:.1}s ({completed}/{total})");
     if state.finished && completed == total && total > 0 {
@@ -407,9 +368,9 @@ pub fn frame(
     }
 
     let mut rows = Vec::new();
-    for v in &state.vertices {
-        let running = v.running_since.is_some();
-        let (prefix, tone) = match &v.outcome {
+    for (v, extra) in state.view.iter().zip(&state.extra) {
+        let running = v.is_running();
+        let (prefix, tone) = match v.outcome() {
             None => ("", Tone::Plain),
             Some(Outcome::Done) => ("", Tone::Done),
             Some(Outcome::Cached) => ("CACHED ", Tone::Done),
@@ -417,8 +378,8 @@ pub fn frame(
             Some(Outcome::Canceled) => ("CANCELED ", Tone::Canceled),
             Some(Outcome::Interrupted) => ("INTERRUPTED ", Tone::Canceled),
         };
-        let name = format!("{prefix}{}", v.name.replace('\t', " "));
-        let run_time = v.run_time(now);
+        let name = format!("{prefix}{}", v.name().replace('\t', " "));
+        let run_time = run_time(v, now);
         if let Some(text) = job_line(&name, "", run_time, width) {
             rows.push(Row {
                 text,
@@ -426,7 +387,7 @@ pub fn frame(
                 settled: !running,
             });
         }
-        for s in &v.statuses {
+        for s in &extra.statuses {
             let status = match s.total {
                 Some(total) => format!("{} / {}", bytes(s.current), bytes(total)),
                 None if s.current != 0 => bytes(s.current),
@@ -450,7 +411,7 @@ pub fn frame(
                 });
             }
         }
-        for w in &v.warnings {
+        for w in &extra.warnings {
             if let Some(text) = job_line(&format!("WARN: {w}"), "", run_time, width) {
                 rows.push(Row {
                     text,
@@ -460,7 +421,7 @@ pub fn frame(
             }
         }
         if running {
-            for line in &v.logs {
+            for line in &extra.logs {
                 let text: String = format!(" => => # {line}")
                     .chars()
                     .take(width.saturating_sub(1))
@@ -496,18 +457,10 @@ pub fn frame(
     lines
 }
 
-/// Terminal size: (width, height); height `None` when unknown.
+/// Terminal size: (width, height); height `None` when unknown. The caller detects it (this
+/// crate has no terminal library); [`Tty`] asks before each frame, so a resized terminal gets
+/// frames of its new size.
 pub type SizeFn = fn() -> (usize, Option<usize>);
-
-/// The size of the terminal on stdout, or 80 columns and no height limit.
-pub fn stdout_size() -> (usize, Option<usize>) {
-    match terminal_size::terminal_size() {
-        Some((terminal_size::Width(w), terminal_size::Height(h))) if w > 0 => {
-            (usize::from(w), (h > 0).then_some(usize::from(h)))
-        }
-        _ => (80, None),
-    }
-}
 
 /// Puts [`frame`]s on a terminal.
 #[derive(Debug)]
@@ -519,21 +472,20 @@ pub struct Tty<W> {
     size: SizeFn,
     /// Lines of the frame on screen.
     drawn: usize,
-    last_draw: Option<Instant>,
+    /// The caller's wall-clock time of the last frame.
+    last_draw: Option<Time>,
     /// Wall clock minus record clock, fixed at the first start (live builds).
     clock_offset: Option<i128>,
-}
-
-fn wall_nanos() -> i128 {
-    match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i128,
-        Err(e) => -(e.duration().as_nanos() as i128),
-    }
 }
 
 impl<W: Write> Tty<W> {
     /// A renderer for `out`. `live`: redraw as events arrive (a build); otherwise only the final
     /// frame is drawn (a replay). `color`: use SGR colours (pass `false` when `NO_COLOR` is set).
+    ///
+    /// Live, the running timers count in the caller's wall-clock time (the `now` of
+    /// [`Render::event`] and [`Render::idle`]), mapped onto the records' clock at the first
+    /// start; a frame is drawn at most every 100 ms of it. A replay shows the final frame at the
+    /// latest time the records carry and ignores `now`.
     pub fn new(out: W, live: bool, color: bool, size: SizeFn) -> Self {
         Self {
             out,
@@ -557,16 +509,26 @@ impl<W: Write> Tty<W> {
         &self.state
     }
 
-    fn now(&self) -> Time {
+    /// The time a frame drawn at wall-clock time `wall` shows, in record time.
+    fn frame_time(&self, wall: Time) -> Time {
         match self.clock_offset {
-            Some(offset) if self.live && !self.state.finished => Time(wall_nanos() - offset),
+            Some(offset) if self.live && !self.state.finished => Time(wall.0 - offset),
             _ => self.state.latest.unwrap_or_default(),
         }
     }
 
-    fn draw(&mut self, final_frame: bool) -> io::Result<()> {
+    /// Whether a live frame is due at wall-clock time `wall` (a clock that went back counts as
+    /// due, so that it cannot stop the redraws).
+    fn frame_due(&self, wall: Time) -> bool {
+        self.live
+            && self
+                .last_draw
+                .is_none_or(|last| wall < last || wall.0 - last.0 >= FRAME_INTERVAL)
+    }
+
+    fn draw(&mut self, final_frame: bool, wall: Time) -> io::Result<()> {
         let (width, height) = (self.size)();
-        let now = self.now();
+        let now = self.frame_time(wall);
         let lines = frame(
             &self.state,
             width,
@@ -585,36 +547,33 @@ impl<W: Write> Tty<W> {
         self.out.write_all(&buf)?;
         self.out.flush()?;
         self.drawn = lines.len();
-        self.last_draw = Some(Instant::now());
+        self.last_draw = Some(wall);
         Ok(())
     }
 }
 
 impl<W: Write> Render for Tty<W> {
-    fn event(&mut self, event: &BuildEvent) -> io::Result<()> {
+    fn event(&mut self, event: &BuildEvent, now: Time) -> io::Result<()> {
         if let BuildEvent::Vertex(Event::Started(s)) = event {
             if self.clock_offset.is_none() {
-                self.clock_offset = Some(wall_nanos() - s.started.0);
+                self.clock_offset = Some(now.0 - s.started.0);
             }
         }
         self.state.apply(event);
         if let BuildEvent::Finished(_) = event {
-            self.draw(true)?;
+            self.draw(true, now)?;
             self.state.write_summary(&mut self.out)?;
             return self.out.flush();
         }
-        if self.live && self.last_draw.is_none_or(|t| t.elapsed() >= FRAME_INTERVAL) {
-            self.draw(false)?;
+        if self.frame_due(now) {
+            self.draw(false, now)?;
         }
         Ok(())
     }
 
-    fn idle(&mut self, _quiet: std::time::Duration) -> io::Result<()> {
-        if self.live
-            && !self.state.finished
-            && self.last_draw.is_none_or(|t| t.elapsed() >= FRAME_INTERVAL)
-        {
-            self.draw(false)?;
+    fn idle(&mut self, now: Time, _quiet: std::time::Duration) -> io::Result<()> {
+        if !self.state.finished && self.frame_due(now) {
+            self.draw(false, now)?;
         }
         Ok(())
     }
@@ -623,7 +582,7 @@ impl<W: Write> Render for Tty<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testing::*;
+    use crate::testing::*;
 
     fn state(events: &[BuildEvent]) -> TtyState {
         let mut state = TtyState::new();
@@ -799,13 +758,13 @@ mod tests {
     #[test]
     fn a_live_view_redraws_over_the_previous_frame() {
         let mut tty = Tty::new(Vec::new(), true, false, || (40, Some(20)));
-        tty.event(&started("a", "A", 0)).unwrap();
+        tty.event(&started("a", "A", 0), Time(0)).unwrap();
         let first = String::from_utf8(tty.out.clone()).unwrap();
         assert!(first.starts_with("[+] Building "), "{first:?}");
         assert_eq!(first.lines().count(), 2, "{first:?}");
-        tty.event(&completed("a", Outcome::Done, 0, 100, 100))
+        tty.event(&completed("a", Outcome::Done, 0, 100, 100), Time(0))
             .unwrap();
-        tty.event(&finished()).unwrap();
+        tty.event(&finished(), Time(0)).unwrap();
         let all = String::from_utf8(tty.into_inner()).unwrap();
         let last = all
             .rfind("\x1b[2A\x1b[J")
@@ -820,12 +779,42 @@ mod tests {
     fn a_replay_draws_only_the_final_frame() {
         let mut tty = Tty::new(Vec::new(), false, false, || (40, Some(20)));
         for e in running_build() {
-            tty.event(&e).unwrap();
+            tty.event(&e, Time(0)).unwrap();
         }
         assert!(tty.out.is_empty());
-        tty.event(&finished()).unwrap();
+        tty.event(&finished(), Time(0)).unwrap();
         let out = String::from_utf8(tty.into_inner()).unwrap();
         assert!(out.starts_with("[+] Building 1.6s (2/3)\n"), "{out}");
         assert!(!out.contains('\x1b'), "{out:?}");
+    }
+
+    #[test]
+    fn live_timers_count_in_the_callers_time_and_frames_are_throttled() {
+        let mut tty = Tty::new(Vec::new(), true, false, || (40, None));
+        // The daemon's clock and ours differ: the first start fixes the offset.
+        let wall = |t: i64| Time(ms(t).0 + 1_000_000_000_000);
+        tty.event(&started("a", "A", 5_000), wall(0)).unwrap();
+        // 50 ms later: too soon for a new frame.
+        tty.event(&log("a", "x", 5_050), wall(50)).unwrap();
+        tty.idle(wall(80), std::time::Duration::from_millis(30))
+            .unwrap();
+        let frames = |tty: &Tty<Vec<u8>>| {
+            String::from_utf8(tty.out.clone())
+                .unwrap()
+                .matches("[+] Building")
+                .count()
+        };
+        assert_eq!(frames(&tty), 1);
+        // 2.5 s of wall time after the start, and no event since: the timer shows it.
+        tty.idle(wall(2_500), std::time::Duration::from_millis(2_450))
+            .unwrap();
+        assert_eq!(frames(&tty), 2);
+        let out = String::from_utf8(tty.out.clone()).unwrap();
+        let last = &out[out.rfind("[+]").unwrap()..];
+        assert!(last.starts_with("[+] Building 2.5s (0/1)\n"), "{last:?}");
+        assert!(
+            last.contains(" => A                              2.5s\n"),
+            "{last:?}"
+        );
     }
 }

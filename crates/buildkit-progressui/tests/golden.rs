@@ -1,126 +1,253 @@
 //! Golden files: the `plain` and `json` output of every recorded daemon stream in
 //! `tests/data/corpus/<daemon>/<name>.ndjson` (workspace root), kept in
-//! `crates/bktrace/tests/golden/<daemon>/<name>.plain.txt` and `.json`.
+//! `crates/buildkit-progressui/tests/golden/<daemon>/<name>.plain.txt` and `.json`. Each
+//! recording is a test of its own (`docker_28_5::run_fails`, …), so a failure names it.
 //!
 //! After an intended change of the output, re-bless them with
 //!
 //! ```text
-//! UPDATE_GOLDEN=1 cargo test -p bktrace --test golden
+//! UPDATE_GOLDEN=1 cargo test -p buildkit-progressui --test golden
 //! ```
 //!
 //! and read the diff: each file must still say what the build did (see the corpus README).
+//! Under `CI=true` nothing is written and a difference always fails.
+//!
 //! Besides the comparison, the tests below check facts of particular builds directly, and
 //! that the output does not depend on how the body is chunked.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use bktrace::ReplayOutcome;
-use bktrace::render::{Mode, Options, Renderer};
+use buildkit_events::{Outcome, Time};
+use buildkit_progressui::{Mode, Options, Render, Renderer};
+use bytes::Bytes;
+use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure, DecoderConfig};
+use workspace_tests::corpus;
 
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/corpus")
-}
+/// How much of a recording is pushed at a time, as `bktrace replay` reads it.
+const CHUNK: usize = 64 * 1024;
+
+const DAEMONS: [&str; 3] = ["docker-20.10", "docker-26.1", "docker-28.5"];
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
-const DAEMONS: [&str; 3] = ["docker-20.10", "docker-26.1", "docker-28.5"];
-
-/// Every recorded stream: (daemon, name, path).
-fn streams() -> Vec<(String, String, PathBuf)> {
-    let mut out = Vec::new();
-    for daemon in DAEMONS {
-        let dir = corpus_dir().join(daemon);
-        let mut names: Vec<_> = fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-            .collect();
-        names.sort();
-        for path in names {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            out.push((daemon.to_string(), name, path));
-        }
-    }
-    out
+/// What rendering a recording gave.
+struct Rendered {
+    text: String,
+    /// The build's failure, if it failed.
+    failure: Option<BuildFailure>,
+    /// Names of the steps still running when the body ended.
+    interrupted: Vec<String>,
 }
 
-fn render(body: &[u8], mode: Mode, chunk: usize) -> (String, ReplayOutcome) {
+/// Renders a recorded body the way `bktrace replay` does: `chunk` bytes at a time through a
+/// decoder, every event at `Time(0)` (a replay has no clock).
+fn render(body: &[u8], mode: Mode, chunk: usize) -> Rendered {
+    let mut decoder = BuildDecoder::with_config(DecoderConfig {
+        records: mode.wants_records(),
+        ..DecoderConfig::default()
+    });
     let mut renderer = Renderer::new(mode, Vec::new(), Options::default());
-    let outcome = bktrace::replay(body, &mut renderer, chunk).expect("replay");
+    let mut failure = None;
+    let mut interrupted = Vec::new();
+    let mut drain = |decoder: &mut BuildDecoder, renderer: &mut Renderer<Vec<u8>>| {
+        while let Some(event) = decoder.poll_event() {
+            match &event {
+                BuildEvent::Failed(f) => failure = Some(f.clone()),
+                BuildEvent::Finished(summary) => {
+                    interrupted = summary
+                        .vertices
+                        .steps
+                        .iter()
+                        .filter(|v| v.outcome == Outcome::Interrupted)
+                        .map(|v| v.name.clone())
+                        .collect();
+                }
+                _ => {}
+            }
+            renderer.event(&event, Time(0)).expect("writing to a Vec");
+        }
+    };
+    for piece in body.chunks(chunk.max(1)) {
+        decoder.push(Bytes::copy_from_slice(piece), Time(0));
+        drain(&mut decoder, &mut renderer);
+    }
+    decoder.finish(Time(0));
+    drain(&mut decoder, &mut renderer);
     let text = String::from_utf8(renderer.into_inner()).expect("output is UTF-8 for the corpus");
-    (text, outcome)
+    Rendered {
+        text,
+        failure,
+        interrupted,
+    }
 }
 
-fn replay(daemon: &str, name: &str, mode: Mode) -> (String, ReplayOutcome) {
-    let body = fs::read(corpus_dir().join(daemon).join(format!("{name}.ndjson"))).unwrap();
-    render(&body, mode, bktrace::REPLAY_CHUNK)
+fn replay(daemon: &str, name: &str, mode: Mode) -> Rendered {
+    render(&corpus::get(daemon, name).bytes(), mode, CHUNK)
 }
 
 fn plain(daemon: &str, name: &str) -> String {
-    replay(daemon, name, Mode::Plain).0
+    replay(daemon, name, Mode::Plain).text
 }
 
 fn json_lines(daemon: &str, name: &str) -> Vec<serde_json::Value> {
     replay(daemon, name, Mode::Json)
-        .0
+        .text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{daemon}/{name}: {e}: {l}")))
         .collect()
 }
 
-#[test]
-fn golden_plain_and_json_for_every_recorded_stream() {
+/// Whether to re-bless instead of compare: `UPDATE_GOLDEN` is set and this is not CI
+/// (`CI=true` or `CI=1`, as the live tests read it).
+fn blessing() -> bool {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| !v.is_empty());
-    let streams = streams();
-    assert!(streams.len() >= 46, "the corpus has 15 + 15 + 16 streams");
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    update && !ci
+}
+
+/// Compares (or, when [`blessing`], writes) the plain and json golden files of one recording.
+fn check_golden(daemon: &str, name: &str) {
+    let body = corpus::get(daemon, name).bytes();
     let mut mismatched = Vec::new();
-    for (daemon, name, path) in &streams {
-        let body = fs::read(path).unwrap();
-        for (mode, ext) in [(Mode::Plain, "plain.txt"), (Mode::Json, "json")] {
-            let (text, _) = render(&body, mode, bktrace::REPLAY_CHUNK);
-            let golden = golden_dir().join(daemon).join(format!("{name}.{ext}"));
-            if update {
-                fs::create_dir_all(golden.parent().unwrap()).unwrap();
-                fs::write(&golden, &text).unwrap();
-                continue;
-            }
-            let expected = fs::read_to_string(&golden).unwrap_or_else(|e| {
-                panic!("{}: {e} (bless with UPDATE_GOLDEN=1)", golden.display())
-            });
-            if expected != text {
-                let line = expected
-                    .lines()
-                    .zip(text.lines())
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(expected.lines().count().min(text.lines().count()));
-                mismatched.push(format!(
-                    "{} (first difference at line {})",
-                    golden.display(),
-                    line + 1
-                ));
-            }
+    for (mode, ext) in [(Mode::Plain, "plain.txt"), (Mode::Json, "json")] {
+        let text = render(&body, mode, CHUNK).text;
+        let golden = golden_dir().join(daemon).join(format!("{name}.{ext}"));
+        if blessing() {
+            fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            fs::write(&golden, &text).unwrap();
+            continue;
+        }
+        let expected = fs::read_to_string(&golden)
+            .unwrap_or_else(|e| panic!("{}: {e} (bless with UPDATE_GOLDEN=1)", golden.display()));
+        if expected != text {
+            let line = expected
+                .lines()
+                .zip(text.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(expected.lines().count().min(text.lines().count()));
+            mismatched.push(format!(
+                "{} differs from line {}:
+  expected: {:?}
+  actual:   {:?}",
+                golden.display(),
+                line + 1,
+                expected.lines().nth(line).unwrap_or("<end>"),
+                text.lines().nth(line).unwrap_or("<end>"),
+            ));
         }
     }
     assert!(
         mismatched.is_empty(),
-        "output differs from the golden files:\n{}",
+        "output differs from the golden files (re-bless with UPDATE_GOLDEN=1 if intended):\n{}",
         mismatched.join("\n")
+    );
+}
+
+/// One `#[test]` per recording, in a module per daemon, and the list of them all.
+macro_rules! golden {
+    ($($daemon:literal => $module:ident { $($test:ident: $name:literal,)* })*) => {
+        $(
+            mod $module {
+                $(
+                    #[test]
+                    fn $test() {
+                        super::check_golden($daemon, $name);
+                    }
+                )*
+            }
+        )*
+        /// Every (daemon, recording) with a golden test above.
+        const FIXTURES: &[(&str, &str)] = &[$($(($daemon, $name),)*)*];
+    };
+}
+
+golden! {
+    "docker-20.10" => docker_20_10 {
+        basic_cached: "basic-cached",
+        basic_nocache: "basic-nocache",
+        biglog: "biglog",
+        build_args: "build-args",
+        classic_v1: "classic-v1",
+        classic_v1_cached: "classic-v1-cached",
+        classic_v1_fails: "classic-v1-fails",
+        client_cancel: "client-cancel",
+        copy_context: "copy-context",
+        missing_base: "missing-base",
+        multistage_parallel: "multistage-parallel",
+        run_fails: "run-fails",
+        scratch_copy: "scratch-copy",
+        syntax_error: "syntax-error",
+        warnings: "warnings",
+    }
+    "docker-26.1" => docker_26_1 {
+        basic_cached: "basic-cached",
+        basic_nocache: "basic-nocache",
+        biglog: "biglog",
+        build_args: "build-args",
+        classic_v1: "classic-v1",
+        classic_v1_cached: "classic-v1-cached",
+        classic_v1_fails: "classic-v1-fails",
+        client_cancel: "client-cancel",
+        copy_context: "copy-context",
+        missing_base: "missing-base",
+        multistage_parallel: "multistage-parallel",
+        run_fails: "run-fails",
+        scratch_copy: "scratch-copy",
+        syntax_error: "syntax-error",
+        warnings: "warnings",
+    }
+    "docker-28.5" => docker_28_5 {
+        basic_cached: "basic-cached",
+        basic_nocache: "basic-nocache",
+        biglog: "biglog",
+        build_args: "build-args",
+        classic_v1: "classic-v1",
+        classic_v1_cached: "classic-v1-cached",
+        classic_v1_fails: "classic-v1-fails",
+        client_cancel: "client-cancel",
+        copy_context: "copy-context",
+        missing_base: "missing-base",
+        multistage_parallel: "multistage-parallel",
+        registry_pull: "registry-pull",
+        run_fails: "run-fails",
+        scratch_copy: "scratch-copy",
+        syntax_error: "syntax-error",
+        warnings: "warnings",
+    }
+}
+
+#[test]
+fn every_recording_has_a_golden_test() {
+    let mut recorded: Vec<(String, String)> = corpus::all()
+        .into_iter()
+        .map(|r| (r.daemon, r.name))
+        .collect();
+    recorded.sort();
+    let mut listed: Vec<(String, String)> = FIXTURES
+        .iter()
+        .map(|(d, n)| (d.to_string(), n.to_string()))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed, recorded,
+        "the golden! list in this file and tests/data/corpus/ differ"
     );
 }
 
 #[test]
 fn output_does_not_depend_on_the_chunking_of_the_body() {
-    for (daemon, name, path) in streams() {
-        let body = fs::read(&path).unwrap();
+    for recording in corpus::all() {
+        let body = recording.bytes();
         for mode in [Mode::Plain, Mode::Json, Mode::RawJson] {
-            let whole = render(&body, mode, body.len().max(1)).0;
-            let small = render(&body, mode, 4093).0;
+            let whole = render(&body, mode, body.len().max(1)).text;
+            let small = render(&body, mode, 4093).text;
             assert!(
                 whole == small,
-                "{daemon}/{name} {mode:?}: output depends on chunking"
+                "{} {mode:?}: output depends on chunking",
+                recording.id()
             );
         }
     }
@@ -140,8 +267,9 @@ fn every_json_line_has_a_known_type_and_the_last_one_finishes_the_build() {
         "build_failed",
         "build_finished",
     ];
-    for (daemon, name, _) in streams() {
-        let lines = json_lines(&daemon, &name);
+    for recording in corpus::all() {
+        let (daemon, name) = (&recording.daemon, &recording.name);
+        let lines = json_lines(daemon, name);
         for line in &lines {
             let kind = line["type"].as_str().unwrap();
             assert!(
@@ -187,7 +315,7 @@ fn every_json_line_has_a_known_type_and_the_last_one_finishes_the_build() {
 #[test]
 fn run_fails_shows_the_step_error_and_the_closing_block() {
     for daemon in DAEMONS {
-        let (text, outcome) = replay(daemon, "run-fails", Mode::Plain);
+        let Rendered { text, failure, .. } = replay(daemon, "run-fails", Mode::Plain);
         let step = "[2/3] RUN echo before-fail && echo to-stderr >&2 && exit 3";
         let error = if daemon == "docker-20.10" {
             "executor failed running [/bin/sh -c echo before-fail && echo to-stderr >&2 && exit 3]: exit code: 3"
@@ -223,7 +351,7 @@ fn run_fails_shows_the_step_error_and_the_closing_block() {
             !text.contains("never"),
             "the step after the failure never ran"
         );
-        let failure = outcome.failure.expect("the build failed");
+        let failure = failure.expect("the build failed");
         assert!(
             failure.message.contains("exit code: 3"),
             "{}",
@@ -398,7 +526,11 @@ fn warnings_show_the_lint_warnings_of_each_daemon() {
 #[test]
 fn client_cancel_leaves_the_running_step_interrupted() {
     for daemon in DAEMONS {
-        let (text, outcome) = replay(daemon, "client-cancel", Mode::Plain);
+        let Rendered {
+            text,
+            failure,
+            interrupted,
+        } = replay(daemon, "client-cancel", Mode::Plain);
         assert!(text.contains(" tick-1\n"), "{daemon}:\n{text}");
         assert!(!text.contains("tick-10"), "{daemon}");
         let last = text.lines().last().unwrap();
@@ -406,14 +538,9 @@ fn client_cancel_leaves_the_running_step_interrupted() {
             last.starts_with('#') && last.ends_with(" ..."),
             "{daemon}: {last}"
         );
-        assert!(outcome.failure.is_none());
-        assert_eq!(
-            outcome.interrupted.len(),
-            1,
-            "{daemon}: {:?}",
-            outcome.interrupted
-        );
-        assert!(outcome.interrupted[0].contains("RUN for i in"));
+        assert!(failure.is_none());
+        assert_eq!(interrupted.len(), 1, "{daemon}: {:?}", interrupted);
+        assert!(interrupted[0].contains("RUN for i in"));
         let json = json_lines(daemon, "client-cancel");
         assert!(
             json.iter()
@@ -426,10 +553,10 @@ fn client_cancel_leaves_the_running_step_interrupted() {
 #[test]
 fn syntax_error_fails_without_a_failed_step() {
     for daemon in DAEMONS {
-        let (text, outcome) = replay(daemon, "syntax-error", Mode::Plain);
+        let Rendered { text, failure, .. } = replay(daemon, "syntax-error", Mode::Plain);
         assert!(!text.contains("ERROR"), "{daemon}:\n{text}");
         assert!(!text.contains("------"), "{daemon}:\n{text}");
-        let failure = outcome.failure.expect("failed");
+        let failure = failure.expect("failed");
         assert!(
             failure.message.contains("unknown instruction"),
             "{}",
@@ -483,14 +610,14 @@ fn classic_builds_map_steps_to_blocks() {
             !text.contains("Successfully built sha256:"),
             "the daemon said it, ours is left out"
         );
-        let (text, outcome) = replay(daemon, "classic-v1-fails", Mode::Plain);
+        let Rendered { text, failure, .. } = replay(daemon, "classic-v1-fails", Mode::Plain);
         assert!(
             text.contains(
                 " ERROR: The command '/bin/sh -c echo x && exit 4' returned a non-zero code: 4\n"
             ),
             "{daemon}:\n{text}"
         );
-        assert_eq!(outcome.failure.unwrap().code, Some(4));
+        assert_eq!(failure.unwrap().code, Some(4));
     }
 }
 
@@ -512,9 +639,10 @@ fn registry_pull_shows_byte_progress() {
 fn rawjson_prints_one_object_per_trace_record() {
     use base64::Engine as _;
     use buildkit_proto::Message as _;
-    for (daemon, name, path) in streams() {
-        let body = fs::read(&path).unwrap();
-        let text = render(&body, Mode::RawJson, bktrace::REPLAY_CHUNK).0;
+    for recording in corpus::all() {
+        let (daemon, name) = (&recording.daemon, &recording.name);
+        let body = recording.bytes();
+        let text = render(&body, Mode::RawJson, CHUNK).text;
         let records: Vec<buildkit_proto::StatusResponse> = body
             .split(|&b| b == b'\n')
             .filter_map(|line| {

@@ -6,7 +6,7 @@ use buildkit_events::{Duration, Time};
 /// decimal units, two decimals, and whole bytes as an integer below 1 kB.
 ///
 /// ```
-/// use bktrace::render::format::bytes;
+/// use buildkit_progressui::format::bytes;
 /// assert_eq!(bytes(0), "0B");
 /// assert_eq!(bytes(451), "451B");
 /// assert_eq!(bytes(1_360), "1.36kB");
@@ -31,7 +31,7 @@ pub fn bytes(n: i64) -> String {
 /// 10 s, 2 below 100 s, else 1.
 ///
 /// ```
-/// use bktrace::render::format::log_elapsed;
+/// use buildkit_progressui::format::log_elapsed;
 /// assert_eq!(log_elapsed(0.0842), "0.084");
 /// assert_eq!(log_elapsed(12.344), "12.34");
 /// assert_eq!(log_elapsed(123.44), "123.4");
@@ -61,7 +61,7 @@ pub fn seconds(d: Duration) -> f64 {
 /// zeros of the fraction dropped, the fraction left out when zero).
 ///
 /// ```
-/// use bktrace::render::format::rfc3339;
+/// use buildkit_progressui::format::rfc3339;
 /// use buildkit_events::Time;
 /// assert_eq!(rfc3339(Time(0)), "1970-01-01T00:00:00Z");
 /// assert_eq!(rfc3339(Time(1_740_623_817_728_358_844)), "2025-02-27T02:36:57.728358844Z");

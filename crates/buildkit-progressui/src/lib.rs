@@ -1,42 +1,43 @@
-//! The renderers: build events in, text out to any [`std::io::Write`].
-//!
-//! - [`plain::Plain`]: BuildKit's plain format (`#N …` blocks);
-//! - [`tty::Tty`]: a live view redrawn in place, built from the pure [`tty::frame`];
-//! - [`json::Json`]: one JSON object per event (schema in the crate's README);
-//! - [`rawjson::RawJson`]: buildx's `--progress=rawjson` objects, one per trace record (it
-//!   reads the raw body, not events).
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 use std::io::{self, Write};
 use std::time::Duration;
 
-use bytes::Bytes;
+use buildkit_events::Time;
 use docker_build::decode::BuildEvent;
 
 pub mod format;
-pub mod gojson;
+mod gojson;
 pub mod json;
 pub mod plain;
 pub mod rawjson;
 pub mod tty;
+pub mod view;
 
 #[cfg(test)]
 pub(crate) mod testing;
 
 /// A renderer of build events.
 pub trait Render {
-    /// Shows one event. [`BuildEvent::Finished`] is the last one; renderers flush on it.
-    fn event(&mut self, event: &BuildEvent) -> io::Result<()>;
+    /// Shows one event, which arrived at `now` (wall-clock time, nanoseconds since the Unix
+    /// epoch; a replay passes [`Time(0)`](Time)). [`BuildEvent::Finished`] is the last event;
+    /// renderers flush on it.
+    fn event(&mut self, event: &BuildEvent, now: Time) -> io::Result<()>;
 
-    /// Live builds call this about every 100 ms of wall time; `quiet` is the wall time since
-    /// the last event. Replays never call it, so their output does not depend on timing.
-    fn idle(&mut self, quiet: Duration) -> io::Result<()> {
-        let _ = quiet;
+    /// Live builds call this about every 100 ms of wall time: `now` is the wall-clock time (as
+    /// for [`Render::event`]), `quiet` the wall time since the last event. Replays never call
+    /// it, so their output does not depend on timing. Passing [`Duration::MAX`] as `quiet`
+    /// shows whatever is held back (e.g. before reporting that the build broke off).
+    fn idle(&mut self, now: Time, quiet: Duration) -> io::Result<()> {
+        let _ = (now, quiet);
         Ok(())
     }
 }
 
-/// The output formats of `--progress` (after `auto` is resolved).
+/// The output formats (BuildKit's `--progress` values, after `auto` is resolved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Mode {
     /// BuildKit's plain text.
     Plain,
@@ -48,8 +49,18 @@ pub enum Mode {
     RawJson,
 }
 
+impl Mode {
+    /// Whether the renderer shows [`BuildEvent::Record`]s, which a decoder emits only when
+    /// asked (`docker_build::decode::DecoderConfig::records`, `BuildStream::with_records`):
+    /// true for [`Mode::RawJson`].
+    pub fn wants_records(self) -> bool {
+        matches!(self, Mode::RawJson)
+    }
+}
+
 /// Any renderer, chosen at run time.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Renderer<W: Write> {
     /// See [`plain::Plain`].
     Plain(plain::Plain<W>),
@@ -68,11 +79,12 @@ pub struct Options {
     pub live: bool,
     /// Colours in the tty view.
     pub color: bool,
-    /// Terminal size for the tty view.
+    /// Terminal size for the tty view, asked before each frame.
     pub size: tty::SizeFn,
 }
 
 impl Default for Options {
+    /// Not live, no colours, 80 columns and no height limit.
     fn default() -> Self {
         Self {
             live: false,
@@ -98,12 +110,19 @@ impl<W: Write> Renderer<W> {
         }
     }
 
-    /// A raw body chunk, before it is decoded (only rawjson uses it).
-    pub fn chunk(&mut self, chunk: &Bytes) -> io::Result<()> {
+    /// The mode of this renderer.
+    pub fn mode(&self) -> Mode {
         match self {
-            Renderer::RawJson(r) => r.push(chunk.clone()),
-            _ => Ok(()),
+            Renderer::Plain(_) => Mode::Plain,
+            Renderer::Tty(_) => Mode::Tty,
+            Renderer::Json(_) => Mode::Json,
+            Renderer::RawJson(_) => Mode::RawJson,
         }
+    }
+
+    /// Whether this renderer shows [`BuildEvent::Record`]s (see [`Mode::wants_records`]).
+    pub fn wants_records(&self) -> bool {
+        self.mode().wants_records()
     }
 
     /// The writer back.
@@ -118,22 +137,19 @@ impl<W: Write> Renderer<W> {
 }
 
 impl<W: Write> Render for Renderer<W> {
-    fn event(&mut self, event: &BuildEvent) -> io::Result<()> {
+    fn event(&mut self, event: &BuildEvent, now: Time) -> io::Result<()> {
         match self {
-            Renderer::Plain(r) => r.event(event),
-            Renderer::Tty(r) => r.event(event),
-            Renderer::Json(r) => r.event(event),
-            Renderer::RawJson(r) => match event {
-                BuildEvent::Finished(_) => r.finish(),
-                _ => Ok(()),
-            },
+            Renderer::Plain(r) => r.event(event, now),
+            Renderer::Tty(r) => r.event(event, now),
+            Renderer::Json(r) => r.event(event, now),
+            Renderer::RawJson(r) => r.event(event, now),
         }
     }
 
-    fn idle(&mut self, quiet: Duration) -> io::Result<()> {
+    fn idle(&mut self, now: Time, quiet: Duration) -> io::Result<()> {
         match self {
-            Renderer::Plain(r) => r.idle(quiet),
-            Renderer::Tty(r) => r.idle(quiet),
+            Renderer::Plain(r) => r.idle(now, quiet),
+            Renderer::Tty(r) => r.idle(now, quiet),
             Renderer::Json(_) | Renderer::RawJson(_) => Ok(()),
         }
     }

@@ -2,67 +2,42 @@
 //!
 //! buildx converts each `StatusResponse` into BuildKit's Go `client.SolveStatus` and writes it
 //! with `json.Encoder.Encode`: one object per line, Go JSON names (`vertexes`, `statuses`,
-//! `logs`, `warnings`, …), `omitempty` fields left out when empty, times as RFC 3339 in UTC
-//! with nanoseconds, byte fields (`data`, `short`, `detail`, …) in base64. This renderer
-//! reads the raw `POST /build` body (the decoded events do not keep the records), decodes
-//! every `moby.buildkit.trace` line and writes the same object. Other body lines (the image
-//! id, daemon text, errors) are not part of buildx's output and are not written.
+//! `logs`, `warnings`, …), `omitempty` fields left out when empty, map keys sorted, times as
+//! RFC 3339 in UTC with nanoseconds, byte fields (`data`, `short`, `detail`, …) in base64. This
+//! renderer writes the same object for every [`BuildEvent::Record`], so the decoder must be
+//! asked for records ([`Mode::wants_records`](crate::Mode::wants_records),
+//! `DecoderConfig::records`). Other events (the image id, daemon text, errors) are not part of
+//! buildx's output and are not written; a classic-builder build has no trace records, so no
+//! output.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
-use base64::Engine as _;
 use buildkit_events::Time;
-use buildkit_proto::pb::{Position, ProgressGroup, Range, SourceInfo};
+use buildkit_proto::pb::{Definition, OpMetadata, Position, Range, Source, SourceInfo};
 use buildkit_proto::{
     Message as _, StatusResponse, Timestamp, Vertex, VertexLog, VertexStatus, VertexWarning,
 };
-use bytes::Bytes;
-use docker_build::ndjson::{LineSplitter, Message, parse_line};
+use docker_build::decode::BuildEvent;
 
-use super::format::rfc3339;
-use super::gojson::GoJson;
+use crate::Render;
+use crate::format::rfc3339;
+use crate::gojson::GoJson;
 
-/// Writes one JSON line per BuildKit trace record found in a `POST /build` body.
+/// How deep definitions nested in source maps are decoded (each level is decoded separately,
+/// so prost's own recursion limit does not bound the nesting); deeper ones are left out.
+const MAX_DEFINITION_DEPTH: usize = 32;
+
+/// Writes one JSON line per [`BuildEvent::Record`].
 #[derive(Debug)]
 pub struct RawJson<W> {
     out: W,
-    lines: LineSplitter,
-    line_no: u64,
-    skipped: u64,
 }
 
 impl<W: Write> RawJson<W> {
     /// A renderer writing to `out`.
     pub fn new(out: W) -> Self {
-        Self {
-            out,
-            lines: LineSplitter::new(),
-            line_no: 0,
-            skipped: 0,
-        }
-    }
-
-    /// Feeds the next chunk of the body (any chunking).
-    pub fn push(&mut self, chunk: Bytes) -> io::Result<()> {
-        self.lines.push(chunk);
-        while let Some(line) = self.lines.next_line() {
-            self.line(line)?;
-        }
-        Ok(())
-    }
-
-    /// The end of the body: handles a last line without a line break and flushes.
-    pub fn finish(&mut self) -> io::Result<()> {
-        if let Some(line) = self.lines.finish() {
-            self.line(line)?;
-        }
-        self.out.flush()
-    }
-
-    /// Trace lines that could not be decoded (they are reported by the event decoder).
-    pub fn skipped(&self) -> u64 {
-        self.skipped
+        Self { out }
     }
 
     /// The writer back.
@@ -70,32 +45,20 @@ impl<W: Write> RawJson<W> {
         self.out
     }
 
-    fn line(&mut self, line: Result<Bytes, usize>) -> io::Result<()> {
-        self.line_no += 1;
-        let Ok(line) = line else {
-            self.skipped += 1;
-            return Ok(());
-        };
-        if line.is_empty() {
-            return Ok(());
-        }
-        let Ok(Message::Trace(aux)) = parse_line(line, self.line_no) else {
-            return Ok(());
-        };
-        let record = base64::engine::general_purpose::STANDARD
-            .decode(&aux)
-            .ok()
-            .and_then(|wire| StatusResponse::decode(Bytes::from(wire)).ok());
-        match record {
-            Some(record) => {
-                let mut text = solve_status_json(&record);
-                text.push('\n');
-                self.out.write_all(text.as_bytes())
-            }
-            None => {
-                self.skipped += 1;
-                Ok(())
-            }
+    fn record(&mut self, record: &Arc<StatusResponse>) -> io::Result<()> {
+        let mut text = solve_status_json(record);
+        text.push('\n');
+        self.out.write_all(text.as_bytes())
+    }
+}
+
+impl<W: Write> Render for RawJson<W> {
+    /// The records carry their own times: `now` is not used.
+    fn event(&mut self, event: &BuildEvent, _now: Time) -> io::Result<()> {
+        match event {
+            BuildEvent::Record(record) => self.record(record),
+            BuildEvent::Finished(_) => self.out.flush(),
+            _ => Ok(()),
         }
     }
 }
@@ -103,7 +66,7 @@ impl<W: Write> RawJson<W> {
 /// One record as buildx's `rawjson` prints it (without the trailing newline).
 ///
 /// ```
-/// use bktrace::render::rawjson::solve_status_json;
+/// use buildkit_progressui::rawjson::solve_status_json;
 /// use buildkit_proto::{StatusResponse, Timestamp, Vertex};
 ///
 /// let record = StatusResponse {
@@ -276,7 +239,7 @@ fn warning(j: &mut GoJson, w: &VertexWarning) {
     opt_string(j, "url", &w.url);
     if let Some(info) = &w.info {
         j.key("sourceInfo");
-        source_info(j, info);
+        source_info(j, info, 0);
     }
     if !w.ranges.is_empty() {
         j.key("range");
@@ -285,20 +248,27 @@ fn warning(j: &mut GoJson, w: &VertexWarning) {
     j.end_object();
 }
 
-fn source_info(j: &mut GoJson, info: &SourceInfo) {
+fn source_info(j: &mut GoJson, info: &SourceInfo, depth: usize) {
     j.begin_object();
     opt_string(j, "filename", &info.filename);
     opt_bytes(j, "data", &info.data);
-    if !info.definition.is_empty() {
+    if !info.definition.is_empty() && depth < MAX_DEFINITION_DEPTH {
         // Kept as opaque bytes by buildkit-proto; decoded here to print it as Go does. A
         // definition that does not decode is left out rather than guessed.
-        if let Ok(def) = Definition::decode(info.definition.as_ref()) {
+        if let Ok(def) = Definition::decode(info.definition.clone()) {
             j.key("definition");
-            definition(j, &def);
+            definition(j, &def, depth + 1);
         }
     }
     opt_string(j, "language", &info.language);
     j.end_object();
+}
+
+/// The entries of a protobuf map in the order Go's `encoding/json` writes them: by key.
+fn sorted<V>(map: &std::collections::HashMap<String, V>) -> Vec<(&String, &V)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
 }
 
 fn ranges(j: &mut GoJson, ranges: &[Range]) {
@@ -325,7 +295,7 @@ fn position(j: &mut GoJson, p: &Position) {
     j.end_object();
 }
 
-fn definition(j: &mut GoJson, d: &Definition) {
+fn definition(j: &mut GoJson, d: &Definition, depth: usize) {
     j.begin_object();
     if !d.def.is_empty() {
         j.key("def");
@@ -338,61 +308,53 @@ fn definition(j: &mut GoJson, d: &Definition) {
     if !d.metadata.is_empty() {
         j.key("metadata");
         j.begin_object();
-        for (digest, meta) in &d.metadata {
+        for (digest, meta) in sorted(&d.metadata) {
             j.key(digest);
             op_metadata(j, meta);
         }
         j.end_object();
     }
-    if let Some(source) = &d.source {
+    if let Some(s) = &d.source {
         j.key("Source");
-        j.begin_object();
-        if !source.locations.is_empty() {
-            j.key("locations");
-            j.begin_object();
-            for (digest, locations) in &source.locations {
-                j.key(digest);
-                j.begin_object();
-                if !locations.locations.is_empty() {
-                    j.key("locations");
-                    j.begin_array();
-                    for l in &locations.locations {
-                        j.begin_object();
-                        opt_int(j, "sourceIndex", i64::from(l.source_index));
-                        if !l.ranges.is_empty() {
-                            j.key("ranges");
-                            ranges(j, &l.ranges);
-                        }
-                        j.end_object();
-                    }
-                    j.end_array();
-                }
-                j.end_object();
-            }
-            j.end_object();
-        }
-        if !source.infos.is_empty() {
-            j.key("infos");
-            j.begin_array();
-            for info in &source.infos {
-                source_info_full(j, info);
-            }
-            j.end_array();
-        }
-        j.end_object();
+        source(j, s, depth);
     }
     j.end_object();
 }
 
-fn source_info_full(j: &mut GoJson, info: &SourceInfoFull) {
+fn source(j: &mut GoJson, source: &Source, depth: usize) {
     j.begin_object();
-    opt_string(j, "filename", &info.filename);
-    opt_bytes(j, "data", &info.data);
-    if let Some(def) = &info.definition {
-        j.key("definition");
-        definition(j, def);
+    if !source.locations.is_empty() {
+        j.key("locations");
+        j.begin_object();
+        for (digest, locations) in sorted(&source.locations) {
+            j.key(digest);
+            j.begin_object();
+            if !locations.locations.is_empty() {
+                j.key("locations");
+                j.begin_array();
+                for l in &locations.locations {
+                    j.begin_object();
+                    opt_int(j, "sourceIndex", i64::from(l.source_index));
+                    if !l.ranges.is_empty() {
+                        j.key("ranges");
+                        ranges(j, &l.ranges);
+                    }
+                    j.end_object();
+                }
+                j.end_array();
+            }
+            j.end_object();
+        }
+        j.end_object();
     }
-    opt_string(j, "language", &info.language);
+    if !source.infos.is_empty() {
+        j.key("infos");
+        j.begin_array();
+        for info in &source.infos {
+            source_info(j, info, depth);
+        }
+        j.end_array();
+    }
     j.end_object();
 }
 
@@ -402,7 +364,7 @@ fn op_metadata(j: &mut GoJson, m: &OpMetadata) {
     if !m.description.is_empty() {
         j.key("description");
         j.begin_object();
-        for (k, v) in &m.description {
+        for (k, v) in sorted(&m.description) {
             j.key(k);
             j.string(v);
         }
@@ -417,7 +379,7 @@ fn op_metadata(j: &mut GoJson, m: &OpMetadata) {
     if !m.caps.is_empty() {
         j.key("caps");
         j.begin_object();
-        for (k, v) in &m.caps {
+        for (k, v) in sorted(&m.caps) {
             j.key(k);
             j.bool(*v);
         }
@@ -448,105 +410,11 @@ fn op_metadata(j: &mut GoJson, m: &OpMetadata) {
     j.end_object();
 }
 
-// The part of `solver/pb/ops.proto` reachable from `SourceInfo.definition`, which
-// buildkit-proto keeps as opaque bytes. Field numbers from the reference (section 1.4).
-
-/// `pb.Definition`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Definition {
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    def: Vec<Vec<u8>>,
-    #[prost(btree_map = "string, message", tag = "2")]
-    metadata: BTreeMap<String, OpMetadata>,
-    #[prost(message, optional, tag = "3")]
-    source: Option<Source>,
-}
-
-/// `pb.OpMetadata`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct OpMetadata {
-    #[prost(bool, tag = "1")]
-    ignore_cache: bool,
-    #[prost(btree_map = "string, string", tag = "2")]
-    description: BTreeMap<String, String>,
-    #[prost(message, optional, tag = "4")]
-    export_cache: Option<ExportCache>,
-    #[prost(btree_map = "string, bool", tag = "5")]
-    caps: BTreeMap<String, bool>,
-    #[prost(message, optional, tag = "6")]
-    progress_group: Option<ProgressGroup>,
-    #[prost(message, optional, tag = "7")]
-    linux_resources: Option<LinuxResources>,
-}
-
-/// `pb.ExportCache`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ExportCache {
-    #[prost(bool, tag = "1")]
-    value: bool,
-}
-
-/// `pb.LinuxResources` (BuildKit v0.31).
-#[derive(Clone, PartialEq, prost::Message)]
-struct LinuxResources {
-    #[prost(int64, tag = "1")]
-    memory: i64,
-    #[prost(int64, tag = "2")]
-    memory_swap: i64,
-    #[prost(uint64, tag = "3")]
-    cpu_shares: u64,
-    #[prost(uint64, tag = "4")]
-    cpu_period: u64,
-    #[prost(int64, tag = "5")]
-    cpu_quota: i64,
-    #[prost(string, tag = "6")]
-    cpuset_cpus: String,
-    #[prost(string, tag = "7")]
-    cpuset_mems: String,
-}
-
-/// `pb.Source`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Source {
-    #[prost(btree_map = "string, message", tag = "1")]
-    locations: BTreeMap<String, Locations>,
-    #[prost(message, repeated, tag = "2")]
-    infos: Vec<SourceInfoFull>,
-}
-
-/// `pb.Locations`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Locations {
-    #[prost(message, repeated, tag = "1")]
-    locations: Vec<Location>,
-}
-
-/// `pb.Location`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Location {
-    #[prost(int32, tag = "1")]
-    source_index: i32,
-    #[prost(message, repeated, tag = "2")]
-    ranges: Vec<Range>,
-}
-
-/// `pb.SourceInfo` with its definition decoded (nested inside a definition's `Source`).
-#[derive(Clone, PartialEq, prost::Message)]
-struct SourceInfoFull {
-    #[prost(string, tag = "1")]
-    filename: String,
-    #[prost(bytes = "vec", tag = "2")]
-    data: Vec<u8>,
-    #[prost(message, optional, boxed, tag = "3")]
-    definition: Option<Box<Definition>>,
-    #[prost(string, tag = "4")]
-    language: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use buildkit_proto::VertexStatus;
+    use buildkit_proto::pb::{Location, Locations, ProgressGroup};
+    use bytes::Bytes;
 
     #[test]
     fn statuses_keep_current_and_timestamp_and_omit_empty_fields() {
@@ -588,17 +456,16 @@ mod tests {
 
     #[test]
     fn warnings_carry_source_info_with_the_decoded_definition_and_ranges() {
-        let mut meta = BTreeMap::new();
-        meta.insert(
+        let meta = [(
             "sha256:op".to_string(),
             OpMetadata {
                 caps: [("source.image".to_string(), true)].into_iter().collect(),
                 ..Default::default()
             },
-        );
+        )];
         let def = Definition {
-            def: vec![b"op".to_vec()],
-            metadata: meta,
+            def: vec![Bytes::from_static(b"op")],
+            metadata: meta.into_iter().collect(),
             source: None,
         };
         let record = StatusResponse {
@@ -647,6 +514,9 @@ mod tests {
 
     #[test]
     fn body_lines_other_than_trace_records_are_not_printed() {
+        use base64::Engine as _;
+        use docker_build::decode::{BuildDecoder, DecoderConfig};
+
         let record = StatusResponse {
             vertexes: vec![Vertex {
                 digest: "sha256:a".into(),
@@ -666,16 +536,117 @@ mod tests {
         let body = format!(
             "{{\"id\":\"moby.buildkit.trace\",\"aux\":\"{aux}\"}}\r\n{{\"id\":\"moby.image.id\",\"aux\":{{\"ID\":\"sha256:i\"}}}}\r\n{{\"stream\":\"x\\n\"}}\r\n"
         );
+        let mut decoder = BuildDecoder::with_config(DecoderConfig {
+            records: true,
+            ..DecoderConfig::default()
+        });
         let mut raw = RawJson::new(Vec::new());
         // Split in the middle of the trace line.
-        raw.push(Bytes::copy_from_slice(&body.as_bytes()[..20]))
-            .unwrap();
-        raw.push(Bytes::copy_from_slice(&body.as_bytes()[20..]))
-            .unwrap();
-        raw.finish().unwrap();
+        for piece in [&body.as_bytes()[..20], &body.as_bytes()[20..]] {
+            decoder.push(Bytes::copy_from_slice(piece), Time(0));
+            while let Some(event) = decoder.poll_event() {
+                raw.event(&event, Time(0)).unwrap();
+            }
+        }
+        decoder.finish(Time(0));
+        while let Some(event) = decoder.poll_event() {
+            raw.event(&event, Time(0)).unwrap();
+        }
         assert_eq!(
             String::from_utf8(raw.into_inner()).unwrap(),
             "{\"vertexes\":[{\"digest\":\"sha256:a\",\"name\":\"exporting to image\",\"cached\":true,\"error\":\"x \\u003cy\\u003e\",\"progressGroup\":{\"id\":\"g\",\"weak\":true}}]}\n"
         );
+    }
+
+    /// A warning whose source info holds `def`.
+    fn warning_with(def: &Definition) -> StatusResponse {
+        StatusResponse {
+            warnings: vec![VertexWarning {
+                info: Some(SourceInfo {
+                    definition: Bytes::from(def.encode_to_vec()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn map_keys_are_sorted_as_go_writes_them() {
+        let def = Definition {
+            metadata: ["b", "a", "c"]
+                .into_iter()
+                .map(|k| {
+                    let meta = OpMetadata {
+                        description: [("z", "1"), ("y", "2")]
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                        ..Default::default()
+                    };
+                    (k.to_string(), meta)
+                })
+                .collect(),
+            source: Some(Source {
+                locations: [("d2", 1), ("d1", 0)]
+                    .into_iter()
+                    .map(|(k, i)| {
+                        let location = Location {
+                            source_index: i,
+                            ranges: Vec::new(),
+                        };
+                        (
+                            k.to_string(),
+                            Locations {
+                                locations: vec![location],
+                            },
+                        )
+                    })
+                    .collect(),
+                infos: vec![SourceInfo {
+                    filename: "Dockerfile".into(),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        };
+        let json = solve_status_json(&warning_with(&def));
+        let meta = r#"{"description":{"y":"2","z":"1"}}"#;
+        assert_eq!(
+            json,
+            format!(
+                concat!(
+                    r#"{{"warnings":[{{"sourceInfo":{{"definition":{{"metadata":{{"a":{m},"b":{m},"c":{m}}},"#,
+                    r#""Source":{{"locations":{{"d1":{{"locations":[{{}}]}},"d2":{{"locations":[{{"sourceIndex":1}}]}}}},"#,
+                    r#""infos":[{{"filename":"Dockerfile"}}]}}}}}}}}]}}"#
+                ),
+                m = meta
+            )
+        );
+    }
+
+    #[test]
+    fn nested_definitions_are_printed_to_a_bounded_depth() {
+        let mut def = Definition {
+            def: vec![Bytes::from_static(b"x")],
+            ..Default::default()
+        };
+        for _ in 0..100 {
+            def = Definition {
+                source: Some(Source {
+                    infos: vec![SourceInfo {
+                        definition: Bytes::from(def.encode_to_vec()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        }
+        let json = solve_status_json(&warning_with(&def));
+        assert_eq!(json.matches("\"definition\"").count(), MAX_DEFINITION_DEPTH);
+        assert_eq!(json.matches('{').count(), json.matches('}').count());
+        assert!(!json.contains("\"def\""), "the innermost one is too deep");
     }
 }

@@ -51,15 +51,15 @@
 //!   `Successfully built` itself, as the classic builder does). The build's failure message is not printed here: the
 //!   CLI prints it to stderr, as buildx prints its `ERROR:` line.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
-use std::sync::Arc;
 
-use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Progress, Time, Warning};
+use buildkit_events::{Event, LineEnd, Outcome, Progress, Time};
 use docker_build::decode::BuildEvent;
 
-use super::Render;
-use super::format::{bytes, log_elapsed, seconds, seconds_between};
+use crate::Render;
+use crate::format::{bytes, log_elapsed, seconds, seconds_between};
+use crate::view::Vertices;
 
 /// How many lines of a failed step the closing block repeats (`logsBufferSize`).
 const LOGS_BUFFER: usize = 10;
@@ -82,14 +82,15 @@ const TICK_INTERVAL: i128 = 150_000_000;
 #[derive(Debug)]
 pub struct Plain<W> {
     out: W,
-    vertices: HashMap<Arc<str>, Vtx>,
-    /// Digests in the order they first started.
-    order: Vec<Arc<str>>,
-    /// Vertices with something to print (`trace.updates`).
-    updates: HashSet<Arc<str>>,
-    next_index: u32,
+    /// Names, intervals, outcomes and tails of the vertices, in the order they first started.
+    view: Vertices,
+    /// What this printer keeps per vertex, by the vertex's position in `view`.
+    vertices: Vec<Vtx>,
+    /// Vertices with something to print (`trace.updates`), by position.
+    updates: HashSet<usize>,
+    next_number: u32,
     /// The vertex whose block is open (`textMux.current`).
-    current: Option<Arc<str>>,
+    current: Option<usize>,
     not_first: bool,
     /// The last block printed was daemon text (consecutive texts share a block).
     in_text: bool,
@@ -105,19 +106,9 @@ pub struct Plain<W> {
 
 #[derive(Debug, Default)]
 struct Vtx {
-    name: String,
-    /// 0 until first printed.
-    index: u32,
-    started: bool,
-    running: bool,
-    /// Start of the latest interval (log times are relative to it).
-    interval_start: Option<Time>,
-    /// End of the latest interval, for the order of completed vertices.
-    stop: Option<Time>,
-    outcome: Option<Outcome>,
-    /// Sum of merged intervals at the latest completion.
-    duration: Duration,
-    statuses: Vec<Status>,
+    /// The `#N` of its block; 0 until first printed.
+    number: u32,
+    statuses: Vec<Progress>,
     status_updates: HashSet<String>,
     warnings: Vec<bytes::Bytes>,
     warning_idx: usize,
@@ -126,23 +117,12 @@ struct Vtx {
     logs_partial: bool,
     /// How much of `logs[0]` was printed already.
     logs_offset: usize,
-    /// Last complete lines, for the closing block.
-    logs_buffer: VecDeque<Vec<u8>>,
     /// Updates since the vertex last got the printer's attention, and when that began.
     count: u64,
     last_block_time: Option<Time>,
 }
 
-#[derive(Debug, Clone)]
-struct Status {
-    progress: Progress,
-}
-
 impl Vtx {
-    fn is_completed(&self) -> bool {
-        self.started && !self.running
-    }
-
     fn update(&mut self, n: u64, now: Time) {
         if self.count == 0 {
             self.last_block_time = Some(now);
@@ -156,10 +136,10 @@ impl<W: Write> Plain<W> {
     pub fn new(out: W) -> Self {
         Self {
             out,
-            vertices: HashMap::new(),
-            order: Vec::new(),
+            view: Vertices::new(LOGS_BUFFER, LOGS_BUFFER_LINE),
+            vertices: Vec::new(),
             updates: HashSet::new(),
-            next_index: 0,
+            next_number: 0,
             current: None,
             not_first: false,
             in_text: false,
@@ -189,8 +169,8 @@ impl<W: Write> Plain<W> {
     }
 
     /// Moves the clock to `t` (running the ticker's pass if 150 ms passed since the last
-    /// update), applies the event with `apply`, and runs a pass if the display limiter allows.
-    fn step(&mut self, t: Option<Time>, apply: impl FnOnce(&mut Self)) -> io::Result<()> {
+    /// update), applies the vertex event, and runs a pass if the display limiter allows.
+    fn step(&mut self, t: Option<Time>, event: &BuildEvent) -> io::Result<()> {
         if let Some(t) = t {
             if let Some(last) = self.last_update {
                 if t.0 >= last.0 + TICK_INTERVAL {
@@ -201,7 +181,7 @@ impl<W: Write> Plain<W> {
                 self.clock = Some(t);
             }
         }
-        apply(self);
+        self.apply(event);
         let now = self.now();
         self.last_update = Some(now);
         if self
@@ -214,151 +194,107 @@ impl<W: Write> Plain<W> {
         Ok(())
     }
 
-    fn vertex(&mut self, digest: &str) -> &mut Vtx {
-        if !self.vertices.contains_key(digest) {
-            self.vertices.insert(digest.into(), Vtx::default());
-        }
-        self.vertices.get_mut(digest).expect("inserted above")
-    }
-
-    fn started(&mut self, s: &buildkit_events::VertexStarted) {
+    /// Folds a vertex event into the view and this printer's state. Events of a vertex no
+    /// record has started are not shown (see the module notes).
+    fn apply(&mut self, event: &BuildEvent) {
         let now = self.now();
-        let first = !self.vertices.get(&s.digest).is_some_and(|v| v.started);
-        let v = self.vertex(&s.digest);
-        v.name = s.name.clone();
-        v.started = true;
-        v.running = true;
-        v.interval_start = Some(s.started);
-        v.update(1, now);
-        if first {
-            self.order.push(s.digest.clone());
-        }
-        self.updates.insert(s.digest.clone());
-    }
-
-    fn completed(&mut self, c: &buildkit_events::VertexCompleted) {
-        let now = self.now();
-        let first = !self.vertices.get(&c.digest).is_some_and(|v| v.started);
-        let v = self.vertex(&c.digest);
-        if v.name.is_empty() {
-            v.name = c.name.clone();
-        }
-        v.started = true;
-        v.running = false;
-        v.stop = Some(c.completed);
-        v.duration = c.duration;
-        v.outcome = Some(c.outcome.clone());
-        v.update(1, now);
-        if first {
-            self.order.push(c.digest.clone());
-        }
-        self.updates.insert(c.digest.clone());
-    }
-
-    fn log(&mut self, l: &LogLine) {
-        let now = self.now();
-        let Some(v) = self.vertices.get_mut(&l.digest) else {
-            // Output of a vertex no record has started (see the module notes).
+        let Some(i) = self.view.apply(event) else {
             return;
         };
-        if v.logs_partial && !v.logs.is_empty() {
-            v.logs
-                .last_mut()
-                .expect("not empty")
-                .extend_from_slice(&l.bytes);
-        } else {
-            let elapsed = v
-                .interval_start
-                .map_or(0.0, |start| seconds_between(start, l.timestamp));
-            let mut line = format!("{} ", log_elapsed(elapsed)).into_bytes();
-            line.extend_from_slice(&l.bytes);
-            v.logs.push(line);
+        if self.vertices.len() < self.view.len() {
+            self.vertices.resize_with(self.view.len(), Vtx::default);
         }
-        v.logs_partial = l.end == LineEnd::Split;
-        v.update(1, now);
-        self.updates.insert(l.digest.clone());
-    }
-
-    fn progress(&mut self, p: &Progress) {
-        let now = self.now();
-        let Some(v) = self.vertices.get_mut(&p.digest) else {
-            return;
-        };
-        match v.statuses.iter_mut().find(|s| s.progress.id == p.id) {
-            Some(s) => s.progress = p.clone(),
-            // Like BuildKit, a status is listed once it is seen with a start time.
-            None if p.started.is_some() => v.statuses.push(Status {
-                progress: p.clone(),
-            }),
-            None => {}
+        let since = self.view[i].interval_start();
+        let v = &mut self.vertices[i];
+        match event {
+            BuildEvent::Vertex(Event::Started(_) | Event::Completed(_)) => {
+                v.update(1, now);
+                self.updates.insert(i);
+            }
+            BuildEvent::Vertex(Event::Log(l)) => {
+                if v.logs_partial && !v.logs.is_empty() {
+                    v.logs
+                        .last_mut()
+                        .expect("not empty")
+                        .extend_from_slice(&l.bytes);
+                } else {
+                    let elapsed = since.map_or(0.0, |start| seconds_between(start, l.timestamp));
+                    let mut line = format!("{} ", log_elapsed(elapsed)).into_bytes();
+                    line.extend_from_slice(&l.bytes);
+                    v.logs.push(line);
+                }
+                v.logs_partial = l.end == LineEnd::Split;
+                v.update(1, now);
+                self.updates.insert(i);
+            }
+            BuildEvent::Vertex(Event::Progress(p)) => {
+                match v.statuses.iter_mut().find(|s| s.id == p.id) {
+                    Some(s) => *s = p.clone(),
+                    // Like BuildKit, a status is listed once it is seen with a start time.
+                    None if p.started.is_some() => v.statuses.push(p.clone()),
+                    None => {}
+                }
+                v.status_updates.insert(p.id.clone());
+                v.update(1, now);
+                self.updates.insert(i);
+            }
+            BuildEvent::Vertex(Event::Warning(w)) => {
+                v.warnings.push(w.short.clone());
+                v.update(1, now);
+                // BuildKit does not mark the vertex updated for a warning; it shows with the
+                // next update of the vertex.
+            }
+            _ => {}
         }
-        v.status_updates.insert(p.id.clone());
-        v.update(1, now);
-        self.updates.insert(p.digest.clone());
-    }
-
-    fn warning(&mut self, w: &Warning) {
-        let now = self.now();
-        let Some(v) = self.vertices.get_mut(&w.digest) else {
-            return;
-        };
-        v.warnings.push(w.short.clone());
-        v.update(1, now);
-        // BuildKit does not mark the vertex updated for a warning; it shows with the next
-        // update of the vertex.
     }
 
     /// `textMux.print`: one pass.
     fn print(&mut self) -> io::Result<()> {
         let mut completed = Vec::new();
         let mut rest = Vec::new();
-        for digest in &self.order {
-            if !self.updates.contains(digest) {
+        for v in &self.view {
+            let i = v.index();
+            if !self.updates.contains(&i) {
                 continue;
             }
-            if self.vertices[digest].is_completed() {
-                completed.push(digest.clone());
+            if v.is_running() {
+                rest.push(i);
             } else {
-                rest.push(digest.clone());
+                completed.push(i);
             }
         }
-        let current = self.current.clone();
+        let current = self.current;
 
         // Items that have completed are printed first: the open one, then by completion.
-        if let Some(cur) = &current {
-            if completed.contains(cur) {
+        if let Some(cur) = current {
+            if completed.contains(&cur) {
                 self.print_vtx(cur)?;
             }
         }
-        completed.sort_by_key(|d| self.vertices[d].stop);
-        for digest in &completed {
-            if Some(digest) != current.as_ref() {
-                self.print_vtx(digest)?;
+        completed.sort_by_key(|&i| self.view[i].stop());
+        for &i in &completed {
+            if Some(i) != current {
+                self.print_vtx(i)?;
             }
         }
 
         if rest.is_empty() {
-            if let Some(cur) = &current {
-                let v = &self.vertices[cur];
-                if v.started && v.running {
+            if let Some(cur) = current {
+                if self.view[cur].is_running() {
                     return Ok(());
                 }
             }
             // Make any open vertex active.
-            let open = self
-                .order
-                .iter()
-                .find(|d| self.vertices[*d].running)
-                .cloned();
-            if let Some(digest) = open {
-                self.print_vtx(&digest)?;
+            let open = self.view.iter().find(|v| v.is_running()).map(|v| v.index());
+            if let Some(i) = open {
+                self.print_vtx(i)?;
             }
             return Ok(());
         }
 
         // Now the active one.
-        if let Some(cur) = &current {
-            if rest.contains(cur) {
+        if let Some(cur) = current {
+            if rest.contains(&cur) {
                 self.print_vtx(cur)?;
             }
         }
@@ -370,29 +306,27 @@ impl<W: Write> Plain<W> {
             over_limit: bool,
         }
         let now = self.now();
-        if let Some(cur) = &current {
-            if !rest.contains(cur) {
-                rest.push(cur.clone());
+        if let Some(cur) = current {
+            if !rest.contains(&cur) {
+                rest.push(cur);
             }
         }
-        let mut stats: HashMap<&str, Stat> = HashMap::new();
+        let mut stats: HashMap<usize, Stat> = HashMap::new();
         let mut sum = 0.0;
-        let mut max: Option<&str> = None;
-        for digest in &rest {
-            let Some(v) = self.vertices.get(digest) else {
-                continue;
-            };
+        let mut max: Option<usize> = None;
+        for &i in &rest {
+            let v = &self.vertices[i];
             let Some(block) = v.last_block_time else {
                 continue;
             };
             let nanos = now.0 - block.0;
             let block_time = nanos as f64 / 1e9;
             let speed = v.count as f64 / block_time;
-            let over_limit = nanos > MAX_DELAY_NANOS && Some(digest) != current.as_ref();
+            let over_limit = nanos > MAX_DELAY_NANOS && Some(i) != current;
             sum += speed;
-            let faster = max.is_none_or(|m| stats[m].speed < speed);
+            let faster = max.is_none_or(|m| stats[&m].speed < speed);
             stats.insert(
-                digest,
+                i,
                 Stat {
                     block_time,
                     speed,
@@ -401,17 +335,16 @@ impl<W: Write> Plain<W> {
                 },
             );
             if over_limit || faster {
-                max = Some(digest);
+                max = Some(i);
             }
         }
         for stat in stats.values_mut() {
             stat.share = stat.speed / sum;
         }
-        let max = max.map(str::to_string);
 
-        let current_completed = current.as_ref().is_some_and(|c| completed.contains(c));
+        let current_completed = current.is_some_and(|c| completed.contains(&c));
         if current_completed || current.is_none() {
-            if let Some(max) = &max {
+            if let Some(max) = max {
                 self.print_vtx(max)?;
             }
             return Ok(());
@@ -419,16 +352,16 @@ impl<W: Write> Plain<W> {
         // Show items that were held back too long.
         let over = rest
             .iter()
-            .find(|d| stats.get(&***d).is_some_and(|s| s.over_limit))
-            .cloned();
-        if let Some(digest) = over {
-            return self.print_vtx(&digest);
+            .copied()
+            .find(|i| stats.get(i).is_some_and(|s| s.over_limit));
+        if let Some(i) = over {
+            return self.print_vtx(i);
         }
         // Fair split between vertices.
-        let cur = current.as_deref().expect("checked above");
-        if let Some(stat) = stats.get(cur) {
+        let cur = current.expect("checked above");
+        if let Some(stat) = stats.get(&cur) {
             if 1.0 / (1.0 - stat.share) * ANTI_FLICKER_SECS < stat.block_time {
-                if let Some(max) = &max {
+                if let Some(max) = max {
                     self.print_vtx(max)?;
                 }
             }
@@ -436,42 +369,46 @@ impl<W: Write> Plain<W> {
         Ok(())
     }
 
-    /// `textMux.printVtx`.
-    fn print_vtx(&mut self, digest: &str) -> io::Result<()> {
-        if !self.vertices.contains_key(digest) {
-            return Ok(());
-        }
-        if self.vertices[digest].index == 0 {
-            self.next_index += 1;
-            self.vertex(digest).index = self.next_index;
-        }
-        if self.current.as_deref() != Some(digest) {
-            if let Some(old) = self.current.take() {
-                let old = self
-                    .vertices
-                    .get_mut(&old)
-                    .expect("current vertex is known");
-                if old.logs_partial {
-                    self.out.write_all(b"\n")?;
-                }
-                old.logs_offset = 0;
-                old.count = 0;
-                writeln!(self.out, "#{} ...", old.index)?;
+    /// Writes ` ...` for the open block, which the printer leaves while its vertex runs.
+    fn leave_current(&mut self) -> io::Result<()> {
+        if let Some(old) = self.current.take() {
+            let old = &mut self.vertices[old];
+            if old.logs_partial {
+                self.out.write_all(b"\n")?;
             }
+            old.logs_offset = 0;
+            old.count = 0;
+            writeln!(self.out, "#{} ...", old.number)?;
+        }
+        Ok(())
+    }
+
+    /// `textMux.printVtx`.
+    fn print_vtx(&mut self, i: usize) -> io::Result<()> {
+        if self.vertices[i].number == 0 {
+            self.next_number += 1;
+            self.vertices[i].number = self.next_number;
+        }
+        if self.current != Some(i) {
+            self.leave_current()?;
             if self.not_first {
                 self.out.write_all(b"\n")?;
             }
             self.not_first = true;
             self.in_text = false;
-            let v = &self.vertices[digest];
-            writeln!(self.out, "#{} {}", v.index, v.name)?;
+            writeln!(
+                self.out,
+                "#{} {}",
+                self.vertices[i].number,
+                self.view[i].name()
+            )?;
         }
 
-        let v = self.vertices.get_mut(digest).expect("checked above");
-        let index = v.index;
+        let view = &self.view[i];
+        let v = &mut self.vertices[i];
+        let number = v.number;
         let mut open_status = false;
-        for s in &v.statuses {
-            let p = &s.progress;
+        for p in &v.statuses {
             if !v.status_updates.contains(&p.id) {
                 continue;
             }
@@ -485,7 +422,7 @@ impl<W: Write> Plain<W> {
                 }
             }
             self.last.insert(p.id.clone(), (p.current, p.timestamp));
-            let mut line = format!("#{index} {}", p.id);
+            let mut line = format!("#{number} {}", p.id);
             match p.total {
                 Some(total) => line.push_str(&format!(" {} / {}", bytes(p.current), bytes(total))),
                 None if p.current != 0 => line.push_str(&format!(" {}", bytes(p.current))),
@@ -507,31 +444,24 @@ impl<W: Write> Plain<W> {
         v.status_updates.clear();
 
         for w in &v.warnings[v.warning_idx..] {
-            write!(self.out, "#{index} WARN: ")?;
+            write!(self.out, "#{number} WARN: ")?;
             self.out.write_all(w)?;
             self.out.write_all(b"\n")?;
         }
         v.warning_idx = v.warnings.len();
 
         let n = v.logs.len();
-        for (i, line) in v.logs.iter().enumerate() {
-            if i == 0 && v.logs_offset != 0 {
+        for (j, line) in v.logs.iter().enumerate() {
+            if j == 0 && v.logs_offset != 0 {
                 // The rest of a line whose start was printed in an earlier pass.
                 self.out.write_all(&line[v.logs_offset.min(line.len())..])?;
             } else {
-                write!(self.out, "#{index} ")?;
+                write!(self.out, "#{number} ")?;
                 self.out.write_all(line)?;
             }
-            let last_partial = i == n - 1 && v.logs_partial;
+            let last_partial = j == n - 1 && v.logs_partial;
             if !last_partial {
                 self.out.write_all(b"\n")?;
-                if v.logs_buffer.len() == LOGS_BUFFER {
-                    v.logs_buffer.pop_front();
-                }
-                // Kept for the closing block of a failed step: cut, so that ten very long
-                // lines do not stay in memory.
-                v.logs_buffer
-                    .push_back(line[..line.len().min(LOGS_BUFFER_LINE)].to_vec());
             }
         }
         if n > 0 {
@@ -544,25 +474,25 @@ impl<W: Write> Plain<W> {
             }
         }
 
-        self.current = Some(digest.into());
-        if v.is_completed() && !open_status {
+        self.current = Some(i);
+        if !view.is_running() && !open_status {
             self.current = None;
             v.count = 0;
             if v.logs_partial {
                 self.out.write_all(b"\n")?;
             }
-            match &v.outcome {
-                Some(Outcome::Failed(error)) => writeln!(self.out, "#{index} ERROR: {error}")?,
-                Some(Outcome::Canceled) => writeln!(self.out, "#{index} CANCELED")?,
-                Some(Outcome::Cached) => writeln!(self.out, "#{index} CACHED")?,
+            match view.outcome() {
+                Some(Outcome::Failed(error)) => writeln!(self.out, "#{number} ERROR: {error}")?,
+                Some(Outcome::Canceled) => writeln!(self.out, "#{number} CANCELED")?,
+                Some(Outcome::Cached) => writeln!(self.out, "#{number} CACHED")?,
                 // Ours: the body ended while it ran.
-                Some(Outcome::Interrupted) => writeln!(self.out, "#{index} ...")?,
+                Some(Outcome::Interrupted) => writeln!(self.out, "#{number} ...")?,
                 Some(Outcome::Done) | None => {
-                    writeln!(self.out, "#{index} DONE {:.1}s", seconds(v.duration))?
+                    writeln!(self.out, "#{number} DONE {:.1}s", seconds(view.duration()))?
                 }
             }
         }
-        self.updates.remove(digest);
+        self.updates.remove(&i);
         Ok(())
     }
 
@@ -584,18 +514,7 @@ impl<W: Write> Plain<W> {
 
     /// Daemon text (or ours) as a block of its own; consecutive texts share one.
     fn text_block(&mut self, text: &str) -> io::Result<()> {
-        if let Some(old) = self.current.take() {
-            let old = self
-                .vertices
-                .get_mut(&old)
-                .expect("current vertex is known");
-            if old.logs_partial {
-                self.out.write_all(b"\n")?;
-            }
-            old.logs_offset = 0;
-            old.count = 0;
-            writeln!(self.out, "#{} ...", old.index)?;
-        }
+        self.leave_current()?;
         if self.not_first && !self.in_text {
             self.out.write_all(b"\n")?;
         }
@@ -606,20 +525,19 @@ impl<W: Write> Plain<W> {
 
     fn finished(&mut self) -> io::Result<()> {
         self.print()?;
-        // `printErrorLogs`, in the order the vertices started.
-        for digest in &self.order {
-            let v = &self.vertices[digest];
-            if !matches!(v.outcome, Some(Outcome::Failed(_))) {
+        // `printErrorLogs`, in the order the vertices started: each failed step's last lines,
+        // cut as BuildKit's printer keeps them.
+        for v in &self.view {
+            if !matches!(v.outcome(), Some(Outcome::Failed(_))) {
                 continue;
             }
             writeln!(self.out, "------")?;
-            writeln!(self.out, " > {}:", v.name)?;
-            for line in &v.logs {
-                self.out.write_all(line)?;
-                self.out.write_all(b"\n")?;
-            }
-            for line in &v.logs_buffer {
-                self.out.write_all(line)?;
+            writeln!(self.out, " > {}:", v.name())?;
+            for line in v.tail() {
+                let mut text = format!("{} ", log_elapsed(line.elapsed())).into_bytes();
+                text.extend_from_slice(line.bytes());
+                text.truncate(LOGS_BUFFER_LINE);
+                self.out.write_all(&text)?;
                 self.out.write_all(b"\n")?;
             }
             writeln!(self.out, "------")?;
@@ -632,29 +550,26 @@ impl<W: Write> Plain<W> {
 }
 
 impl<W: Write> Render for Plain<W> {
-    fn event(&mut self, event: &BuildEvent) -> io::Result<()> {
+    /// Plain output depends only on the times inside the events: `now` is not used.
+    fn event(&mut self, event: &BuildEvent, _now: Time) -> io::Result<()> {
         match event {
-            BuildEvent::Vertex(Event::Started(s)) => self.step(Some(s.started), |p| p.started(s)),
-            BuildEvent::Vertex(Event::Completed(c)) => {
-                self.step(Some(c.completed), |p| p.completed(c))
-            }
-            BuildEvent::Vertex(Event::Log(l)) => self.step(Some(l.timestamp), |p| p.log(l)),
-            BuildEvent::Vertex(Event::Progress(s)) => {
-                self.step(Some(s.timestamp), |p| p.progress(s))
-            }
-            BuildEvent::Vertex(Event::Warning(w)) => self.step(None, |p| p.warning(w)),
+            BuildEvent::Vertex(Event::Started(s)) => self.step(Some(s.started), event),
+            BuildEvent::Vertex(Event::Completed(c)) => self.step(Some(c.completed), event),
+            BuildEvent::Vertex(Event::Log(l)) => self.step(Some(l.timestamp), event),
+            BuildEvent::Vertex(Event::Progress(p)) => self.step(Some(p.timestamp), event),
+            BuildEvent::Vertex(Event::Warning(_)) => self.step(None, event),
             BuildEvent::ImageBuilt { id } => {
                 self.pending_built = Some(id.clone());
                 Ok(())
             }
             BuildEvent::Message(text) => self.message(text),
-            BuildEvent::BadLine(_) | BuildEvent::Failed(_) => Ok(()),
+            BuildEvent::Record(_) | BuildEvent::BadLine(_) | BuildEvent::Failed(_) => Ok(()),
             BuildEvent::Finished(_) => self.finished(),
         }
     }
 
-    /// BuildKit's ticker: a pass once 150 ms went by without an update.
-    fn idle(&mut self, quiet: std::time::Duration) -> io::Result<()> {
+    /// BuildKit's ticker: a pass once `quiet` reaches 150 ms without an update.
+    fn idle(&mut self, _now: Time, quiet: std::time::Duration) -> io::Result<()> {
         if quiet.as_nanos() >= TICK_INTERVAL as u128 {
             self.refresh()?;
         }
@@ -665,14 +580,14 @@ impl<W: Write> Render for Plain<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::testing::*;
+    use crate::testing::*;
 
     fn render(events: &[BuildEvent]) -> String {
         let mut plain = Plain::new(Vec::new());
         for e in events {
-            plain.event(e).unwrap();
+            plain.event(e, Time(0)).unwrap();
         }
-        plain.event(&finished()).unwrap();
+        plain.event(&finished(), Time(0)).unwrap();
         String::from_utf8(plain.into_inner()).unwrap()
     }
 
@@ -859,14 +774,14 @@ mod tests {
     #[test]
     fn live_idle_passes_print_held_output_after_150ms_of_quiet() {
         let mut plain = Plain::new(Vec::new());
-        plain.event(&started("a", "A", 0)).unwrap();
+        plain.event(&started("a", "A", 0), Time(0)).unwrap();
         // 50 ms after the last pass: the display limiter holds it.
-        plain.event(&log("a", "held", 50)).unwrap();
+        plain.event(&log("a", "held", 50), Time(0)).unwrap();
         let out = |p: &Plain<Vec<u8>>| String::from_utf8(p.out.clone()).unwrap();
         assert_eq!(out(&plain), "#1 A\n");
-        Render::idle(&mut plain, std::time::Duration::from_millis(100)).unwrap();
+        Render::idle(&mut plain, Time(0), std::time::Duration::from_millis(100)).unwrap();
         assert_eq!(out(&plain), "#1 A\n");
-        Render::idle(&mut plain, std::time::Duration::from_millis(150)).unwrap();
+        Render::idle(&mut plain, Time(0), std::time::Duration::from_millis(150)).unwrap();
         assert_eq!(out(&plain), "#1 A\n#1 0.050 held\n");
     }
 

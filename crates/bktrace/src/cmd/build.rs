@@ -1,0 +1,120 @@
+//! `bktrace build`: send a directory to the daemon and show the build's progress.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use buildkit_progressui::Render;
+use docker_build::connection::Daemon;
+use docker_build::decode::BuildEvent;
+use docker_build::{BuildOptions, Builder, build};
+use docker_context::Context;
+
+use super::replay::{ReplayOutcome, note};
+use super::{conclude, key_values, renderer, wall_clock};
+use crate::error::{CliError, one_line};
+use crate::{BuildArgs, Progress};
+
+/// `bktrace build`.
+pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
+    let options = BuildOptions {
+        tags: args.tags.clone(),
+        build_args: key_values("--build-arg", &args.build_args, true)?,
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        pull: args.pull,
+        labels: key_values("--label", &args.labels, false)?,
+        platform: args.platform.clone(),
+        builder: if args.classic {
+            Builder::Classic
+        } else {
+            Builder::BuildKit
+        },
+    };
+    let (dir, dockerfile) = match &args.file {
+        // Like the Docker CLI, -f is relative to the current directory, not to DIR.
+        Some(file) => (absolute(&args.dir), Some(absolute(file))),
+        None => (args.dir.clone(), None),
+    };
+    let context = match &dockerfile {
+        Some(file) => Context::builder(&dir).dockerfile(file).plan()?,
+        None => Context::from_dir(&dir)?,
+    };
+    let record = match &args.record {
+        Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {
+            CliError::Record {
+                path: path.clone(),
+                source,
+            }
+        })?)),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(build_and_render(
+        context,
+        options,
+        args.progress.progress,
+        record,
+    ))
+}
+
+async fn build_and_render(
+    context: Context,
+    options: BuildOptions,
+    progress: Progress,
+    record: Option<BufWriter<File>>,
+) -> Result<ExitCode, CliError> {
+    let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
+    let mut stream = build(&daemon, context, &options).await?;
+    let mut renderer = renderer(progress, true, Box::new(io::stdout()));
+    if renderer.wants_records() {
+        stream = stream.with_records();
+    }
+    if let Some(file) = record {
+        stream = stream.record_to(file);
+    }
+    let mut outcome = ReplayOutcome::default();
+    let mut last_event = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            next = stream.next_event() => match next {
+                None => break,
+                Some(Ok(event)) => {
+                    last_event = std::time::Instant::now();
+                    note(&event, &mut outcome);
+                    if let BuildEvent::BadLine(e) = &event {
+                        eprintln!("warning: {}", one_line(e));
+                    }
+                    renderer.event(&event, wall_clock()).map_err(CliError::Output)?;
+                }
+                Some(Err(e)) => {
+                    // Show what was decoded before the break, then the reason.
+                    renderer
+                        .idle(wall_clock(), std::time::Duration::MAX)
+                        .map_err(CliError::Output)?;
+                    return Err(CliError::Stream(e));
+                }
+            },
+            _ = tick.tick() => {
+                renderer
+                    .idle(wall_clock(), last_event.elapsed())
+                    .map_err(CliError::Output)?;
+            }
+        }
+    }
+    Ok(conclude(&outcome))
+}
+
+/// An absolute form of `path` that `Context::from_dir` can compare with the context
+/// directory: canonical when it exists.
+fn absolute(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}

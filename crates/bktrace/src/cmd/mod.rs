@@ -1,0 +1,145 @@
+//! One module per command, and what they share: the renderer for `--progress`, the wall
+//! clock and terminal size the renderers are given, `KEY=VALUE` flags, and the exit status of
+//! a build or replay.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use buildkit_events::Time;
+use buildkit_progressui::{Mode, Options, Renderer};
+
+use crate::Progress;
+use crate::error::CliError;
+use replay::ReplayOutcome;
+
+pub(crate) mod build;
+pub(crate) mod demo;
+pub(crate) mod images;
+pub(crate) mod replay;
+
+/// The renderer for `--progress`, writing to `out` (stdout).
+fn renderer(progress: Progress, live: bool, out: Box<dyn Write>) -> Renderer<Box<dyn Write>> {
+    let terminal = io::stdout().is_terminal();
+    let mode = match progress {
+        Progress::Auto if terminal => Mode::Tty,
+        Progress::Auto | Progress::Plain => Mode::Plain,
+        Progress::Tty => Mode::Tty,
+        Progress::Json => Mode::Json,
+        Progress::Rawjson => Mode::RawJson,
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let options = Options {
+        live,
+        color: terminal && !no_color,
+        size: stdout_size,
+    };
+    Renderer::new(mode, out, options)
+}
+
+/// The size of the terminal on stdout, or 80 columns and no height limit.
+fn stdout_size() -> (usize, Option<usize>) {
+    match terminal_size::terminal_size() {
+        Some((terminal_size::Width(w), terminal_size::Height(h))) if w > 0 => {
+            (usize::from(w), (h > 0).then_some(usize::from(h)))
+        }
+        _ => (80, None),
+    }
+}
+
+/// The wall-clock time, for the renderers (which read no clock).
+fn wall_clock() -> Time {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => Time(d.as_nanos() as i128),
+        Err(e) => Time(-(e.duration().as_nanos() as i128)),
+    }
+}
+
+/// Prints what the caller needs to know after a replay or a build, and the exit status.
+fn conclude(outcome: &ReplayOutcome) -> ExitCode {
+    match &outcome.failure {
+        Some(failure) => {
+            let message = failure
+                .message
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("error: build failed: {message}");
+            ExitCode::FAILURE
+        }
+        None if !outcome.interrupted.is_empty() && outcome.image_id.is_none() => {
+            eprintln!(
+                "error: the build did not finish: the daemon's output ends while steps were running: {}",
+                outcome.interrupted.join(", ")
+            );
+            ExitCode::FAILURE
+        }
+        None if !outcome.interrupted.is_empty() => {
+            // The daemon built the image; it just never said that these steps completed.
+            eprintln!(
+                "warning: the daemon built the image but never reported these steps complete: {}",
+                outcome.interrupted.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// `KEY=VALUE` pairs of a repeatable flag; with `env_fallback`, `KEY` alone takes the value of
+/// the environment variable (and is skipped when it is unset, as the Docker CLI does).
+fn key_values(
+    flag: &'static str,
+    values: &[String],
+    env_fallback: bool,
+) -> Result<Vec<(String, String)>, CliError> {
+    let mut pairs = Vec::new();
+    for value in values {
+        let invalid = || CliError::KeyValue {
+            flag,
+            value: value.clone(),
+        };
+        match value.split_once('=') {
+            Some(("", _)) => return Err(invalid()),
+            Some((k, v)) => pairs.push((k.to_string(), v.to_string())),
+            None if env_fallback && !value.is_empty() => {
+                if let Ok(v) = std::env::var(value) {
+                    pairs.push((value.clone(), v));
+                }
+            }
+            None => return Err(invalid()),
+        }
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_split_on_the_first_equals_sign() {
+        let pairs = key_values("--label", &["a=b=c".into(), "empty=".into()], false).unwrap();
+        assert_eq!(
+            pairs,
+            [("a".into(), "b=c".into()), ("empty".into(), String::new())]
+        );
+        let err = key_values("--label", &["novalue".into()], false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid --label \"novalue\": expected KEY=VALUE"
+        );
+        assert!(key_values("--build-arg", &["=x".into()], true).is_err());
+    }
+
+    #[test]
+    fn a_build_arg_without_value_comes_from_the_environment() {
+        let path = std::env::var("PATH").expect("PATH is set for tests");
+        let pairs = key_values(
+            "--build-arg",
+            &["PATH".into(), "BKTRACE_SURELY_UNSET_VARIABLE".into()],
+            true,
+        )
+        .unwrap();
+        assert_eq!(pairs, [("PATH".to_string(), path)]);
+    }
+}

@@ -1,0 +1,150 @@
+//! `bktrace replay`: render a recorded `POST /build` body; and [`replay`] itself, which
+//! `bktrace demo` uses too.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use buildkit_events::{Outcome, Time};
+use buildkit_progressui::{Render, Renderer};
+use bytes::Bytes;
+use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure, DecoderConfig};
+use docker_build::ndjson::LineError;
+
+use super::{conclude, renderer};
+use crate::ReplayArgs;
+use crate::error::{CliError, one_line};
+
+/// How much of a recording [`replay`] reads at a time.
+pub(crate) const REPLAY_CHUNK: usize = 64 * 1024;
+
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReplayError {
+    /// Reading the recorded body failed.
+    #[error("reading the recording failed")]
+    Read(#[source] io::Error),
+    /// Writing the rendered output failed.
+    #[error("writing the output failed")]
+    Write(#[source] io::Error),
+}
+
+/// What a replayed build came to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct ReplayOutcome {
+    /// The recorded build's failure, if it failed.
+    pub(crate) failure: Option<BuildFailure>,
+    /// Lines of the recording that could not be used.
+    pub(crate) bad_lines: Vec<LineError>,
+    /// Names of the steps still running when the body ended (the client went away, or the
+    /// recording was cut): such a build did not finish.
+    pub(crate) interrupted: Vec<String>,
+    /// [`BuildEvent::Finished`] was seen.
+    pub(crate) finished: bool,
+    /// The image the daemon reported building, if any.
+    pub(crate) image_id: Option<String>,
+}
+
+/// Renders a recorded `POST /build` body read from `input`, `chunk` bytes at a time, through
+/// a [`BuildDecoder`] into `renderer`. A replay has no clock: every chunk is pushed, and every
+/// event rendered, at `Time(0)` (BuildKit records carry their own times).
+pub(crate) fn replay<R: Read, W: Write>(
+    mut input: R,
+    renderer: &mut Renderer<W>,
+    chunk: usize,
+) -> Result<ReplayOutcome, ReplayError> {
+    let mut decoder = BuildDecoder::with_config(DecoderConfig {
+        records: renderer.wants_records(),
+        ..DecoderConfig::default()
+    });
+    let mut outcome = ReplayOutcome::default();
+    let mut buf = vec![0u8; chunk.max(1)];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReplayError::Read(e)),
+        };
+        decoder.push(Bytes::copy_from_slice(&buf[..n]), Time(0));
+        drain(&mut decoder, renderer, &mut outcome)?;
+    }
+    decoder.finish(Time(0));
+    drain(&mut decoder, renderer, &mut outcome)?;
+    Ok(outcome)
+}
+
+fn drain<W: Write>(
+    decoder: &mut BuildDecoder,
+    renderer: &mut Renderer<W>,
+    outcome: &mut ReplayOutcome,
+) -> Result<(), ReplayError> {
+    while let Some(event) = decoder.poll_event() {
+        note(&event, outcome);
+        renderer
+            .event(&event, Time(0))
+            .map_err(ReplayError::Write)?;
+    }
+    Ok(())
+}
+
+/// Keeps what the caller of a replay or a build needs from an event.
+pub(crate) fn note(event: &BuildEvent, outcome: &mut ReplayOutcome) {
+    match event {
+        BuildEvent::Failed(f) => outcome.failure = Some(f.clone()),
+        BuildEvent::BadLine(e) => outcome.bad_lines.push(e.clone()),
+        BuildEvent::Finished(summary) => {
+            outcome.finished = true;
+            outcome.image_id = summary.image_id.clone();
+            outcome.interrupted = summary
+                .vertices
+                .steps
+                .iter()
+                .filter(|v| v.outcome == Outcome::Interrupted)
+                .map(|v| v.name.clone())
+                .collect();
+        }
+        _ => {}
+    }
+}
+
+/// `bktrace replay FILE|-`.
+pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
+    let input: Box<dyn Read> = if args.file == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        let file = File::open(&args.file).map_err(|source| CliError::Open {
+            path: args.file.clone(),
+            source,
+        })?;
+        Box::new(file)
+    };
+    let out: Box<dyn Write> = Box::new(BufWriter::new(io::stdout().lock()));
+    let mut renderer = renderer(args.progress.progress, false, out);
+    let outcome = replay(input, &mut renderer, REPLAY_CHUNK)?;
+    for bad in &outcome.bad_lines {
+        eprintln!("warning: {}", one_line(bad));
+    }
+    Ok(conclude(&outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use buildkit_progressui::{Mode, Options};
+
+    use super::*;
+
+    #[test]
+    fn a_replay_renders_in_any_chunking_and_reports_the_outcome() {
+        let body =
+            b"{\"stream\":\"Step 1/1 : FROM scratch\\n\"}\r\n{\"aux\":{\"ID\":\"sha256:0\"}}\r\n";
+        let mut renderer = Renderer::new(Mode::Plain, Vec::new(), Options::default());
+        let outcome = replay(&body[..], &mut renderer, 7).unwrap();
+        assert!(outcome.failure.is_none());
+        assert!(outcome.finished);
+        assert_eq!(outcome.image_id.as_deref(), Some("sha256:0"));
+        let text = String::from_utf8(renderer.into_inner()).unwrap();
+        assert!(text.starts_with("#1 "), "{text}");
+    }
+}

@@ -1,0 +1,119 @@
+//! Why bktrace could not do what it was asked, and how that is printed: one line.
+
+use std::error::Error as StdError;
+use std::io;
+use std::path::PathBuf;
+
+use docker_build::connection::ConnectError;
+use docker_build::{BuildError, BuildStreamError};
+use docker_context::ContextError;
+use dockerfile_analysis::{DockerfileError, ReferenceError};
+
+use crate::cmd::replay::ReplayError;
+
+/// Why bktrace could not do what it was asked (a failed build is not one of these).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// The file to replay could not be opened.
+    #[error("cannot read {}", path.display())]
+    Open {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the recording or writing the output failed during a replay.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    /// Writing the output of a build failed.
+    #[error("writing the output failed")]
+    Output(#[source] io::Error),
+    /// The recording file of `--record` could not be created.
+    #[error("cannot create the recording {}", path.display())]
+    Record {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A `--build-arg` or `--label` is not `KEY=VALUE`.
+    #[error("invalid {flag} {value:?}: expected KEY=VALUE")]
+    KeyValue {
+        /// The flag, e.g. `--label`.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
+    /// The build context could not be read.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] io::Error),
+    /// The Docker daemon could not be reached.
+    #[error("{}", connect_message(.0))]
+    Connect(#[source] ConnectError),
+    /// The daemon refused the build or could not be sent it.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The build's event stream broke off.
+    #[error(transparent)]
+    Stream(#[from] BuildStreamError),
+    /// The Dockerfile could not be analysed.
+    #[error("{}: {source}", path.display())]
+    Dockerfile {
+        /// The Dockerfile.
+        path: PathBuf,
+        /// What is wrong with it (with its line).
+        #[source]
+        source: DockerfileError,
+    },
+    /// A reference could not be normalised.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+}
+
+fn connect_message(e: &ConnectError) -> String {
+    match e {
+        ConnectError::Unreachable { host, .. } => {
+            format!("cannot connect to the Docker daemon at {host}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `e` and its sources on one line, `: `-separated (a source already quoted by its parent is
+/// left out).
+pub(crate) fn one_line(e: &dyn StdError) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !part.is_empty() && !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_one_line_with_their_sources() {
+        let inner = io::Error::new(io::ErrorKind::NotFound, "no such\nfile");
+        let e = CliError::Open {
+            path: "x.ndjson".into(),
+            source: inner,
+        };
+        assert_eq!(one_line(&e), "cannot read x.ndjson: no such file");
+        // A transparent wrapper does not repeat its source.
+        let e = CliError::Replay(ReplayError::Read(io::Error::other("boom")));
+        assert_eq!(one_line(&e), "reading the recording failed: boom");
+    }
+}

@@ -1,0 +1,444 @@
+//! The build's vertices as every renderer sees them, folded from [`BuildEvent`]s.
+//!
+//! [`Vertices`] keeps, per vertex and in the order the vertices first started: its name, its
+//! position in that order, its run intervals (how many, when the latest began, whether one is
+//! open), its outcome, its duration (the sum of its merged intervals, BuildKit's `DONE x.xs`),
+//! and a tail of its last complete output lines with the time each began ([`TailLine`]), for the
+//! closing block of a failed step. What only one renderer shows (plain's print numbers and
+//! pending lines, the tty's sanitized last lines, statuses and warnings) stays in that renderer.
+//!
+//! Output of a vertex that no event has started is not kept (the tracker reports it, but no
+//! renderer shows it).
+//!
+//! ```
+//! use buildkit_events::{Event, Outcome, Time, VertexCompleted, VertexStarted};
+//! use buildkit_progressui::view::Vertices;
+//! use docker_build::decode::BuildEvent;
+//!
+//! let mut vertices = Vertices::new(10, 4096);
+//! vertices.apply(&BuildEvent::Vertex(Event::Started(VertexStarted {
+//!     digest: "sha256:a".into(),
+//!     name: "[1/2] FROM x".into(),
+//!     inputs: Vec::new(),
+//!     started: Time(0),
+//!     interval: 0,
+//! })));
+//! assert!(vertices.get("sha256:a").unwrap().is_running());
+//! vertices.apply(&BuildEvent::Vertex(Event::Completed(VertexCompleted {
+//!     digest: "sha256:a".into(),
+//!     name: "[1/2] FROM x".into(),
+//!     outcome: Outcome::Cached,
+//!     started: Time(0),
+//!     completed: Time(5),
+//!     duration: buildkit_events::Duration(5),
+//!     interval: 0,
+//! })));
+//! let v = vertices.get("sha256:a").unwrap();
+//! assert_eq!((v.index(), v.outcome()), (0, Some(&Outcome::Cached)));
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Time};
+use docker_build::decode::BuildEvent;
+
+use crate::format::seconds_between;
+
+/// Every vertex an event started (or completed), in the order they first did.
+#[derive(Debug, Clone)]
+pub struct Vertices {
+    list: Vec<VertexView>,
+    by_digest: HashMap<Arc<str>, usize>,
+    tail_lines: usize,
+    tail_line_bytes: usize,
+    first_start: Option<Time>,
+}
+
+/// One vertex of [`Vertices`].
+#[derive(Debug, Clone)]
+pub struct VertexView {
+    digest: Arc<str>,
+    name: String,
+    index: usize,
+    intervals: u32,
+    interval_start: Option<Time>,
+    running_since: Option<Time>,
+    stop: Option<Time>,
+    outcome: Option<Outcome>,
+    duration: Duration,
+    tail: VecDeque<TailLine>,
+    open: Option<TailLine>,
+}
+
+/// One line of a vertex's output, kept for its closing block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailLine {
+    time: Time,
+    since: Option<Time>,
+    bytes: Vec<u8>,
+}
+
+impl Vertices {
+    /// An empty view that keeps the last `tail_lines` complete lines of each vertex, each cut
+    /// to its first `tail_line_bytes` bytes (`Vertices::new(0, 0)` keeps none).
+    pub fn new(tail_lines: usize, tail_line_bytes: usize) -> Self {
+        Self {
+            list: Vec::new(),
+            by_digest: HashMap::new(),
+            tail_lines,
+            tail_line_bytes,
+            first_start: None,
+        }
+    }
+
+    /// Folds one event into the view. Returns the position of the vertex the event is about
+    /// (see [`VertexView::index`]) when the view knows it: always for a start or a completion,
+    /// for other vertex events only when the vertex has started; `None` for events that are
+    /// about no vertex.
+    pub fn apply(&mut self, event: &BuildEvent) -> Option<usize> {
+        let BuildEvent::Vertex(event) = event else {
+            return None;
+        };
+        match event {
+            Event::Started(s) => {
+                if self.first_start.is_none_or(|f| s.started < f) {
+                    self.first_start = Some(s.started);
+                }
+                let i = self.vertex(&s.digest);
+                let v = &mut self.list[i];
+                v.name.clone_from(&s.name);
+                v.intervals += 1;
+                v.interval_start = Some(s.started);
+                v.running_since = Some(s.started);
+                v.outcome = None;
+                Some(i)
+            }
+            Event::Completed(c) => {
+                let i = self.vertex(&c.digest);
+                let v = &mut self.list[i];
+                if v.name.is_empty() {
+                    v.name.clone_from(&c.name);
+                }
+                v.running_since = None;
+                v.stop = Some(c.completed);
+                v.duration = c.duration;
+                v.outcome = Some(c.outcome.clone());
+                Some(i)
+            }
+            Event::Log(l) => {
+                let i = self.index_of(&l.digest)?;
+                let (lines, bytes) = (self.tail_lines, self.tail_line_bytes);
+                self.list[i].log(l, lines, bytes);
+                Some(i)
+            }
+            Event::Progress(p) => self.index_of(&p.digest),
+            Event::Warning(w) => self.index_of(&w.digest),
+        }
+    }
+
+    fn vertex(&mut self, digest: &Arc<str>) -> usize {
+        if let Some(&i) = self.by_digest.get(digest) {
+            return i;
+        }
+        let i = self.list.len();
+        self.by_digest.insert(Arc::clone(digest), i);
+        self.list.push(VertexView {
+            digest: Arc::clone(digest),
+            name: String::new(),
+            index: i,
+            intervals: 0,
+            interval_start: None,
+            running_since: None,
+            stop: None,
+            outcome: None,
+            duration: Duration(0),
+            tail: VecDeque::new(),
+            open: None,
+        });
+        i
+    }
+
+    /// The position of the vertex `digest` (see [`VertexView::index`]).
+    pub fn index_of(&self, digest: &str) -> Option<usize> {
+        self.by_digest.get(digest).copied()
+    }
+
+    /// The vertex `digest`.
+    pub fn get(&self, digest: &str) -> Option<&VertexView> {
+        self.index_of(digest).map(|i| &self.list[i])
+    }
+
+    /// The vertices in the order they first started.
+    pub fn iter(&self) -> std::slice::Iter<'_, VertexView> {
+        self.list.iter()
+    }
+
+    /// How many vertices there are.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether no vertex started yet.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The earliest start of any vertex.
+    pub fn first_start(&self) -> Option<Time> {
+        self.first_start
+    }
+}
+
+impl std::ops::Index<usize> for Vertices {
+    type Output = VertexView;
+
+    /// The vertex at position `index` (see [`VertexView::index`]).
+    fn index(&self, index: usize) -> &VertexView {
+        &self.list[index]
+    }
+}
+
+impl<'a> IntoIterator for &'a Vertices {
+    type Item = &'a VertexView;
+    type IntoIter = std::slice::Iter<'a, VertexView>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter()
+    }
+}
+
+impl VertexView {
+    fn log(&mut self, l: &LogLine, tail_lines: usize, tail_line_bytes: usize) {
+        if tail_lines == 0 {
+            return;
+        }
+        let since = self.interval_start;
+        // Pieces of one line (and, like BuildKit's printer, whatever follows a piece that was
+        // cut) continue the open line; each vertex has one.
+        let open = self.open.get_or_insert_with(|| TailLine {
+            time: l.timestamp,
+            since,
+            bytes: Vec::new(),
+        });
+        let room = tail_line_bytes.saturating_sub(open.bytes.len());
+        open.bytes
+            .extend_from_slice(&l.bytes[..l.bytes.len().min(room)]);
+        if l.end != LineEnd::Split {
+            let line = self.open.take().expect("opened above");
+            if self.tail.len() == tail_lines {
+                self.tail.pop_front();
+            }
+            self.tail.push_back(line);
+        }
+    }
+
+    /// The vertex digest.
+    pub fn digest(&self) -> &Arc<str> {
+        &self.digest
+    }
+
+    /// The display name (from its latest start).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its position among the vertices, in the order they first started (0-based).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// How many intervals it started (2 after a restart).
+    pub fn intervals(&self) -> u32 {
+        self.intervals
+    }
+
+    /// Start of its latest interval (log times count from it).
+    pub fn interval_start(&self) -> Option<Time> {
+        self.interval_start
+    }
+
+    /// Start of the interval in progress, while it runs.
+    pub fn running_since(&self) -> Option<Time> {
+        self.running_since
+    }
+
+    /// Whether an interval is open.
+    pub fn is_running(&self) -> bool {
+        self.running_since.is_some()
+    }
+
+    /// End of its latest completed interval.
+    pub fn stop(&self) -> Option<Time> {
+        self.stop
+    }
+
+    /// How its latest interval ended; `None` while it runs.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    /// The sum of its merged run intervals at its latest completion (BuildKit's `DONE x.xs`).
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Its last complete output lines, oldest first, then a line still being written (if
+    /// any).
+    pub fn tail(&self) -> impl Iterator<Item = &TailLine> + '_ {
+        self.tail.iter().chain(self.open.as_ref())
+    }
+}
+
+impl TailLine {
+    /// When the line began (the time of the log chunk it began in).
+    pub fn time(&self) -> Time {
+        self.time
+    }
+
+    /// Seconds from the start of the interval in which the line began to the line's time, the
+    /// way BuildKit prefixes output lines (0 when the interval start is unknown).
+    pub fn elapsed(&self) -> f64 {
+        self.since
+            .map_or(0.0, |start| seconds_between(start, self.time))
+    }
+
+    /// The line without its `\n` (cut to the view's limit), as sent: `\r` and invalid UTF-8
+    /// kept.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    fn view(events: &[BuildEvent], lines: usize, bytes: usize) -> Vertices {
+        let mut view = Vertices::new(lines, bytes);
+        for e in events {
+            view.apply(e);
+        }
+        view
+    }
+
+    fn tail(v: &VertexView) -> Vec<(String, String)> {
+        v.tail()
+            .map(|l| {
+                (
+                    format!("{:.3}", l.elapsed()),
+                    String::from_utf8_lossy(l.bytes()).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vertices_keep_the_order_they_first_started_in_and_their_intervals() {
+        let view = view(
+            &[
+                started("b", "B", 0),
+                started("a", "A", 10),
+                completed("b", Outcome::Done, 0, 100, 100),
+                started("b", "B again", 200),
+            ],
+            10,
+            4096,
+        );
+        let order: Vec<&str> = view.iter().map(VertexView::name).collect();
+        assert_eq!(order, ["B again", "A"]);
+        assert_eq!(view.first_start(), Some(ms(0)));
+        let b = view.get("b").unwrap();
+        assert_eq!((b.index(), b.intervals()), (0, 2));
+        assert!(
+            b.is_running() && b.outcome().is_none(),
+            "a restart runs again"
+        );
+        assert_eq!(b.interval_start(), Some(ms(200)));
+        assert_eq!(b.stop(), Some(ms(100)));
+        assert_eq!(b.duration(), Duration(100_000_000));
+        assert_eq!(view.index_of("a"), Some(1));
+        assert_eq!(view[1].digest().as_ref(), "a");
+    }
+
+    #[test]
+    fn completion_gives_the_outcome_and_the_duration() {
+        let view = view(
+            &[
+                started("a", "A", 0),
+                completed("a", Outcome::Failed("exit code: 1".into()), 0, 1500, 1500),
+            ],
+            10,
+            4096,
+        );
+        let a = &view[0];
+        assert!(!a.is_running());
+        assert_eq!(a.outcome(), Some(&Outcome::Failed("exit code: 1".into())));
+        assert_eq!(a.duration(), Duration(1_500_000_000));
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines_with_their_times_and_joins_pieces() {
+        let mut events = vec![started("a", "A", 1000)];
+        for i in 0..12 {
+            events.push(log("a", &format!("line {i}"), 1000 + i * 100));
+        }
+        events.push(log_piece("a", "first ", LineEnd::Split, 2500));
+        events.push(log_piece("a", "second", LineEnd::Unterminated, 2600));
+        events.push(log_piece("a", "open", LineEnd::Split, 2700));
+        let view = view(&events, 3, 4096);
+        assert_eq!(
+            tail(&view[0]),
+            [
+                ("1.000".into(), "line 10".into()),
+                ("1.100".into(), "line 11".into()),
+                ("1.500".into(), "first second".into()),
+                // Still being written: not one of the 3 complete lines.
+                ("1.700".into(), "open".into()),
+            ]
+        );
+        assert_eq!(view[0].tail().last().unwrap().time(), ms(2700));
+    }
+
+    #[test]
+    fn tail_lines_count_from_the_interval_they_began_in_and_are_cut() {
+        let events = [
+            started("a", "A", 0),
+            log("a", "0123456789", 500),
+            completed("a", Outcome::Done, 0, 600, 600),
+            started("a", "A", 5000),
+            log("a", "abc", 5250),
+        ];
+        let view = view(&events, 10, 4);
+        assert_eq!(
+            tail(&view[0]),
+            [
+                ("0.500".into(), "0123".into()),
+                ("0.250".into(), "abc".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn events_of_unknown_vertices_are_not_kept() {
+        let mut view = Vertices::new(10, 4096);
+        assert_eq!(view.apply(&log("x", "lost", 0)), None);
+        assert_eq!(
+            view.apply(&progress("x", "id", 0, None, 0, Some(0), None)),
+            None
+        );
+        assert_eq!(view.apply(&warning("x", "w")), None);
+        assert_eq!(view.apply(&finished()), None);
+        assert!(view.is_empty());
+        assert_eq!(view.apply(&started("x", "X", 10)), Some(0));
+        assert_eq!(view.apply(&warning("x", "w")), Some(0));
+        assert_eq!(view[0].tail().count(), 0);
+    }
+
+    #[test]
+    fn no_tail_is_kept_when_asked_for_none() {
+        let view = view(&[started("a", "A", 0), log("a", "x", 1)], 0, 0);
+        assert_eq!(view[0].tail().count(), 0);
+    }
+}
