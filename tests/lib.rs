@@ -9,6 +9,7 @@
 //! | a whole body into events | [`body::decode_body`], [`body::push_chunked`] + [`body::finish`] |
 //! | per-digest `Started`/`Completed` pairing | [`invariants::check_pairing`] |
 //! | lossless log output | [`invariants::check_lossless_logs`] |
+//! | golden files (`UPDATE_GOLDEN=1`) | [`golden::assert_golden`], [`test_each_recording!`] |
 //! | a live daemon | [`daemon`] (feature `daemon`, on by default) |
 //!
 //! Everything but [`daemon`] is sans-IO apart from reading the corpus and golden files, so the
@@ -19,6 +20,7 @@ pub mod corpus;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod events;
+pub mod golden;
 pub mod invariants;
 
 /// Whether the environment says the run is CI (`CI=true`, any case, or `CI=1`): a missing
