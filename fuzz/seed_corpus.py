@@ -7,7 +7,7 @@ ndjson_decode: every line of the recorded bodies (tests/data/corpus/*/*.ndjson) 
 its own, the small bodies whole, and every trace record's protobuf in record mode (see the mode
 byte in fuzz_targets/ndjson_decode.rs).
 
-dockerignore: every ignore-file text in docker-build's tests (dockerignore.rs unit tests and
+dockerignore: every ignore-file text in docker-context's tests (dockerignore.rs unit tests and
 tests/context.rs), each followed by the paths those tests match (NUL-separated).
 """
 
@@ -117,8 +117,8 @@ def rust_string(lit):
 
 def dockerignore_seeds():
     sources = [
-        os.path.join(ROOT, "crates", "docker-build", "src", "dockerignore.rs"),
-        os.path.join(ROOT, "crates", "docker-build", "tests", "context.rs"),
+        os.path.join(ROOT, "crates", "docker-context", "src", "dockerignore.rs"),
+        os.path.join(ROOT, "crates", "docker-context", "tests", "context.rs"),
     ]
     texts, paths = [], []
     for source in sources:

@@ -1,6 +1,12 @@
-//! The recorded daemon streams under `tests/data/corpus/` (copied from `shared/corpus`).
+//! The recorded daemon streams under `tests/data/corpus/` (copied from `shared/corpus`): the
+//! one listing of the corpus, for the tests, the benchmarks and the fuzz seeds alike.
 
 use std::path::{Path, PathBuf};
+
+use buildkit_proto::{Message as _, StatusResponse};
+use bytes::Bytes;
+
+use crate::body;
 
 /// `tests/data/corpus`.
 pub fn dir() -> PathBuf {
@@ -29,13 +35,14 @@ impl Recording {
 
     /// The JSON lines of the body (framing on `\n`, a trailing `\r` removed).
     pub fn lines(&self) -> Vec<serde_json::Value> {
-        let bytes = self.bytes();
-        bytes
-            .split(|&b| b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap_or_else(|e| panic!("{}: {e}", self.id())))
-            .collect()
+        body::json_lines(&self.bytes())
+    }
+
+    /// Whether BuildKit wrote the body (it holds trace records), rather than the classic builder.
+    pub fn is_buildkit(&self) -> bool {
+        self.bytes()
+            .windows(body::TRACE_PREFIX.len())
+            .any(|w| w == body::TRACE_PREFIX)
     }
 
     /// The base64 `aux` strings of the `moby.buildkit.trace` lines, in order.
@@ -48,6 +55,31 @@ impl Recording {
                     .as_str()
                     .expect("trace aux is a string")
                     .to_string()
+            })
+            .collect()
+    }
+
+    /// The protobuf bytes of the trace records, in order. Panics, naming the record, if an
+    /// `aux` string is not base64.
+    pub fn trace_records(&self) -> Vec<Bytes> {
+        self.trace_aux()
+            .iter()
+            .enumerate()
+            .map(|(i, aux)| {
+                body::decode_aux(aux)
+                    .unwrap_or_else(|e| panic!("{} record {i}: base64: {e}", self.id()))
+            })
+            .collect()
+    }
+
+    /// The trace records decoded. Panics, naming the record, if one does not decode.
+    pub fn statuses(&self) -> Vec<StatusResponse> {
+        self.trace_records()
+            .into_iter()
+            .enumerate()
+            .map(|(i, wire)| {
+                StatusResponse::decode(wire)
+                    .unwrap_or_else(|e| panic!("{} record {i}: protobuf: {e}", self.id()))
             })
             .collect()
     }
@@ -81,6 +113,18 @@ pub fn all() -> Vec<Recording> {
         }
     }
     out
+}
+
+/// The recordings BuildKit wrote (see [`Recording::is_buildkit`]), in the order of [`all`].
+/// Panics if there are none.
+pub fn buildkit() -> Vec<Recording> {
+    let found: Vec<_> = all().into_iter().filter(Recording::is_buildkit).collect();
+    assert!(
+        !found.is_empty(),
+        "no BuildKit recordings in {}",
+        dir().display()
+    );
+    found
 }
 
 /// The recording `daemon/name`, e.g. `("docker-26.1", "run-fails")`. Panics if there is none.

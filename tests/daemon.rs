@@ -37,10 +37,8 @@ pub const BASE_TAG: &str = "latest";
 /// Where the static busybox binary is taken from (Debian's `busybox-static` package).
 const BUSYBOX: &str = "/bin/busybox";
 
-/// Whether the environment says missing prerequisites must fail the tests (`CI=true`).
-pub fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
+/// Whether missing prerequisites must fail the tests (`CI=true`); see [`crate::ci`].
+pub use crate::ci;
 
 /// Connects to the Docker daemon, or explains on stderr why the calling test is skipped.
 ///

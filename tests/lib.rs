@@ -1,5 +1,30 @@
-//! Support code shared by the workspace-level tests in `tests/tests/`.
+//! Test support shared by the workspace: the tests in `tests/tests/`, the crates' own tests, the
+//! benchmarks (`benches/`) and the fuzz targets (`fuzz/`). One helper for each job:
+//!
+//! | job | helper |
+//! |---|---|
+//! | list the recorded daemon bodies | [`corpus::all`], [`corpus::buildkit`], [`corpus::get`], [`corpus::named`] |
+//! | a record as the daemon's NDJSON line | [`body::trace_line`], [`body::push_trace_line`], [`body::push_trace_aux`] |
+//! | an `aux` string back to its protobuf | [`body::decode_aux`], [`corpus::Recording::trace_records`] |
+//! | a whole body into events | [`body::decode_body`], [`body::push_chunked`] + [`body::finish`] |
+//! | per-digest `Started`/`Completed` pairing | [`invariants::check_pairing`] |
+//! | lossless log output | [`invariants::check_lossless_logs`] |
+//! | golden files (`UPDATE_GOLDEN=1`) | [`golden::assert_golden`], [`test_each_recording!`] |
+//! | a live daemon | [`daemon`] (feature `daemon`, on by default) |
+//!
+//! Everything but [`daemon`] is sans-IO apart from reading the corpus and golden files, so the
+//! benchmarks and the fuzz targets take this crate with `default-features = false`.
 
+pub mod body;
 pub mod corpus;
+#[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod events;
+pub mod golden;
+pub mod invariants;
+
+/// Whether the environment says the run is CI (`CI=true`, any case, or `CI=1`): a missing
+/// daemon fails instead of skipping, and golden files are never rewritten.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}

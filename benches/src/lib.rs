@@ -4,14 +4,17 @@
 //! Every input is built in memory from the recorded corpus (`tests/data/corpus`) or synthesized
 //! here, so the benchmarks need nothing but the repository.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use base64::Engine as _;
-use buildkit_events::{Event, Time};
+use buildkit_events::Event;
 use buildkit_proto::{Message as _, StatusResponse, Timestamp, Vertex, VertexLog};
 use bytes::Bytes;
 use docker_build::decode::{BuildDecoder, BuildEvent};
 use docker_build::ndjson::{LineSplitter, Message, parse_line};
+pub use workspace_tests::body::{chunked, push_trace_line};
+use workspace_tests::body::{finish, push_chunks};
+use workspace_tests::corpus;
 
 /// Size of the body chunks fed to the decoders (a typical HTTP read).
 pub const CHUNK: usize = 64 * 1024;
@@ -20,53 +23,13 @@ pub const CHUNK: usize = 64 * 1024;
 /// output as it reads it from the pipe, in reads of up to 32 KiB.
 pub const LOG_CHUNK: usize = 32 * 1024;
 
-/// The recorded daemon bodies: `tests/data/corpus/<daemon>/<name>.ndjson`.
-pub fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/corpus")
-}
-
-/// The BuildKit recordings of the corpus (those with trace records; the classic-builder ones
-/// are left out), as `(daemon/name, body)`, in a stable order.
+/// The BuildKit recordings of the corpus (`tests/data/corpus`, those with trace records; the
+/// classic-builder ones are left out), as `(daemon/name, body)`, in a stable order.
 pub fn buildkit_bodies() -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut daemons: Vec<_> = std::fs::read_dir(corpus_dir())
-        .expect("corpus directory")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    daemons.sort();
-    for daemon in daemons {
-        let mut files: Vec<_> = std::fs::read_dir(&daemon)
-            .expect("daemon directory")
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-            .collect();
-        files.sort();
-        for file in files {
-            let body = std::fs::read(&file).expect("corpus file");
-            if !contains(&body, b"\"moby.buildkit.trace\"") {
-                continue;
-            }
-            let name = format!(
-                "{}/{}",
-                daemon.file_name().unwrap_or_default().to_string_lossy(),
-                file.file_stem().unwrap_or_default().to_string_lossy()
-            );
-            out.push((name, body));
-        }
-    }
-    assert!(
-        !out.is_empty(),
-        "no BuildKit recordings in {:?}",
-        corpus_dir()
-    );
-    out
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    corpus::buildkit()
+        .into_iter()
+        .map(|r| (r.id(), r.bytes()))
+        .collect()
 }
 
 /// The BuildKit recordings concatenated, over and over, until the stream holds at least
@@ -81,35 +44,6 @@ pub fn corpus_stream(target: usize) -> Bytes {
         }
     }
     Bytes::from(out)
-}
-
-/// `data` cut into chunks of `size` bytes (the last may be shorter); the chunks share `data`'s
-/// buffer.
-pub fn chunked(data: &Bytes, size: usize) -> Vec<Bytes> {
-    let mut out = Vec::with_capacity(data.len() / size + 1);
-    let mut at = 0;
-    while at < data.len() {
-        let end = (at + size).min(data.len());
-        out.push(data.slice(at..end));
-        at = end;
-    }
-    out
-}
-
-/// Appends the daemon's line for one record: `{"id":"moby.buildkit.trace","aux":"<base64>"}\r\n`.
-pub fn push_trace_line(out: &mut Vec<u8>, record: &StatusResponse) {
-    out.extend_from_slice(br#"{"id":"moby.buildkit.trace","aux":""#);
-    let wire = record.encode_to_vec();
-    let start = out.len();
-    out.resize(
-        start + base64::encoded_len(wire.len(), true).expect("fits"),
-        0,
-    );
-    let n = base64::engine::general_purpose::STANDARD
-        .encode_slice(&wire, &mut out[start..])
-        .expect("sized");
-    out.truncate(start + n);
-    out.extend_from_slice(b"\"}\r\n");
 }
 
 const DIGEST: &str = "sha256:5f2d1b0c4a9e8d7c6b5a49382716f5e4d3c2b1a09f8e7d6c5b4a392817161514";
@@ -287,34 +221,30 @@ pub struct TrackStats {
     pub bad_lines: u64,
 }
 
-impl TrackStats {
-    fn count(&mut self, event: &BuildEvent) {
-        self.events += 1;
-        match event {
-            BuildEvent::Vertex(Event::Log(l)) => {
-                self.log_lines += 1;
-                self.log_bytes += l.bytes.len() as u64;
+/// Counts the events instead of keeping them.
+impl Extend<BuildEvent> for TrackStats {
+    fn extend<I: IntoIterator<Item = BuildEvent>>(&mut self, events: I) {
+        for event in events {
+            self.events += 1;
+            match event {
+                BuildEvent::Vertex(Event::Log(l)) => {
+                    self.log_lines += 1;
+                    self.log_bytes += l.bytes.len() as u64;
+                }
+                BuildEvent::BadLine(_) => self.bad_lines += 1,
+                _ => {}
             }
-            BuildEvent::BadLine(_) => self.bad_lines += 1,
-            _ => {}
         }
     }
 }
 
-/// The whole decode path: [`BuildDecoder`] fed every chunk, all events polled, then finished.
+/// The whole decode path: [`BuildDecoder`] fed every chunk, all events polled after each, then
+/// finished (the tests' decode loop, [`workspace_tests::body::push_chunks`]).
 pub fn decode_and_track(chunks: &[Bytes]) -> TrackStats {
     let mut stats = TrackStats::default();
     let mut decoder = BuildDecoder::new();
-    for chunk in chunks {
-        decoder.push(chunk.clone(), Time(0));
-        while let Some(event) = decoder.poll_event() {
-            stats.count(&event);
-        }
-    }
-    decoder.finish(Time(0));
-    while let Some(event) = decoder.poll_event() {
-        stats.count(&event);
-    }
+    push_chunks(&mut decoder, chunks.iter().cloned(), &mut stats);
+    finish(&mut decoder, &mut stats);
     stats
 }
 

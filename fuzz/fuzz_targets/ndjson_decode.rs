@@ -9,7 +9,8 @@
 //! - bits 4–7: the chunk bound `1 << n`; chunk sizes are drawn in `1..=bound` from a PRNG
 //!   seeded by the mode byte and the body length.
 //!
-//! Checks, besides "no panic":
+//! Checks, besides "no panic" (the pairing and lossless-log checks are the workspace tests' own,
+//! from `workspace_tests::invariants`):
 //! - the events are the same whatever the chunking (compared with the body in one chunk);
 //! - `Finished` comes exactly once, last, and `Failed` at most once, just before it;
 //! - per digest, `Started`/`Completed` pair up with consecutive interval numbers, a completion
@@ -20,14 +21,13 @@
 
 #![no_main]
 
-use std::collections::{BTreeMap, HashMap};
-
-use base64::Engine as _;
-use buildkit_events::{Event, LineEnd, Time};
+use buildkit_events::{Event, Time};
 use buildkit_proto::{Message as _, StatusResponse};
 use bytes::Bytes;
 use docker_build::decode::{BuildDecoder, BuildEvent, DecoderConfig};
 use libfuzzer_sys::fuzz_target;
+use workspace_tests::body::{finish, push_chunks, push_trace_aux};
+use workspace_tests::invariants::{check_lossless_logs, check_pairing};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -62,7 +62,9 @@ fuzz_target!(|data: &[u8]| {
     );
 
     check_order(&whole);
-    check_pairing(&whole);
+    if let Err(e) = check_pairing(&whole) {
+        panic!("{e}");
+    }
     for event in &whole {
         if let BuildEvent::Vertex(Event::Log(l)) = event {
             assert!(!l.bytes.contains(&b'\n'), "newline inside a line: {l:?}");
@@ -75,18 +77,18 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn run(body: &Bytes, sizes: &[usize], config: DecoderConfig) -> Vec<BuildEvent> {
-    let mut decoder = BuildDecoder::with_config(config);
-    let mut events = Vec::new();
+    let mut chunks = Vec::with_capacity(sizes.len());
     let mut at = 0;
     for &size in sizes {
         let end = (at + size).min(body.len());
-        decoder.push(body.slice(at..end), Time(0));
-        events.extend(std::iter::from_fn(|| decoder.poll_event()));
+        chunks.push(body.slice(at..end));
         at = end;
     }
     assert_eq!(at, body.len());
-    decoder.finish(Time(0));
-    events.extend(std::iter::from_fn(|| decoder.poll_event()));
+    let mut decoder = BuildDecoder::with_config(config);
+    let mut events = Vec::new();
+    push_chunks(&mut decoder, chunks, &mut events);
+    finish(&mut decoder, &mut events);
     // Finishing twice adds nothing.
     decoder.finish(Time(0));
     assert!(
@@ -127,13 +129,7 @@ fn split_records(mut rest: &[u8]) -> Vec<&[u8]> {
 fn wrap_records(rest: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     for record in split_records(rest) {
-        body.extend_from_slice(br#"{"id":"moby.buildkit.trace","aux":""#);
-        body.extend_from_slice(
-            base64::engine::general_purpose::STANDARD
-                .encode(record)
-                .as_bytes(),
-        );
-        body.extend_from_slice(b"\"}\r\n");
+        push_trace_aux(&mut body, record);
     }
     body
 }
@@ -157,77 +153,16 @@ fn check_order(events: &[BuildEvent]) {
     }
 }
 
-fn check_pairing(events: &[BuildEvent]) {
-    let mut open: HashMap<&str, (u32, Time)> = HashMap::new();
-    let mut next: HashMap<&str, u32> = HashMap::new();
-    for event in events {
-        match event {
-            BuildEvent::Vertex(Event::Started(s)) => {
-                assert!(!open.contains_key(&*s.digest), "{} started twice", s.digest);
-                let want = next.entry(&*s.digest).or_insert(0);
-                assert_eq!(s.interval, *want, "{}: interval", s.digest);
-                *want += 1;
-                open.insert(&*s.digest, (s.interval, s.started));
-            }
-            BuildEvent::Vertex(Event::Completed(c)) => {
-                let Some((interval, started)) = open.remove(&*c.digest) else {
-                    panic!("{} completed without a start", c.digest);
-                };
-                assert_eq!(
-                    (c.interval, c.started),
-                    (interval, started),
-                    "{} completed another interval",
-                    c.digest
-                );
-                assert!(
-                    c.completed >= c.started,
-                    "{} completed before it started",
-                    c.digest
-                );
-            }
-            BuildEvent::Finished(_) => {
-                assert!(open.is_empty(), "left running after Finished: {open:?}");
-            }
-            _ => {}
-        }
-    }
-}
-
 /// The log bytes per (vertex, stream) that the records carry, decoded independently of the
 /// tracker, against what the events carry.
 fn check_lossless(rest: &[u8], events: &[BuildEvent]) {
-    let mut want: BTreeMap<(String, i64), Vec<u8>> = BTreeMap::new();
-    for record in split_records(rest) {
-        // Every record decoded: one the tracker rejected would have been a BadLine.
-        for (vertex, stream, msg) in decode_logs(record) {
-            want.entry((vertex, stream))
-                .or_default()
-                .extend_from_slice(&msg);
-        }
-    }
-    want.retain(|_, v| !v.is_empty());
-    let mut got: BTreeMap<(String, i64), Vec<u8>> = BTreeMap::new();
-    for event in events {
-        if let BuildEvent::Vertex(Event::Log(l)) = event {
-            let bytes = got
-                .entry((l.digest.to_string(), l.stream.number()))
-                .or_default();
-            bytes.extend_from_slice(&l.bytes);
-            if l.end == LineEnd::Newline {
-                bytes.push(b'\n');
-            }
-        }
-    }
-    assert!(want == got, "log bytes differ:\n{want:?}\n{got:?}");
-}
-
-fn decode_logs(record: &[u8]) -> Vec<(String, i64, Vec<u8>)> {
-    match StatusResponse::decode(record) {
-        Ok(r) => r
-            .logs
-            .into_iter()
-            .map(|l| (l.vertex, l.stream, l.msg.to_vec()))
-            .collect(),
-        Err(_) => Vec::new(),
+    // Every record decoded: one the tracker rejected would have been a BadLine. (One that does
+    // not decode here carries no logs the events could show.)
+    let records: Vec<StatusResponse> = split_records(rest)
+        .into_iter()
+        .filter_map(|r| StatusResponse::decode(r).ok())
+        .collect();
+    if let Err(e) = check_lossless_logs(&records, events) {
+        panic!("{e}");
     }
 }

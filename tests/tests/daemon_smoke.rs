@@ -4,28 +4,16 @@
 
 use std::convert::Infallible;
 
-use base64::Engine as _;
 use buildkit_proto::{Message as _, StatusResponse};
 use bytes::Bytes;
 use docker_build::connection::{BuildRequestError, ConnectError, Daemon, DockerHost};
 use futures_util::StreamExt as _;
+use workspace_tests::body::{decode_aux, json_lines};
 use workspace_tests::daemon;
 
 /// A request body holding `context` in one chunk.
 fn body(context: Vec<u8>) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
     futures_util::stream::once(async move { Ok(Bytes::from(context)) })
-}
-
-/// Splits an NDJSON body into JSON values, accepting `\r\n` and `\n` line ends.
-fn json_lines(body: &[u8]) -> Vec<serde_json::Value> {
-    body.split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            serde_json::from_slice(line)
-                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(line)))
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -77,11 +65,10 @@ async fn buildkit_build_streams_trace_records_and_an_image_id() {
         match line["id"].as_str() {
             Some("moby.buildkit.trace") => {
                 let aux = line["aux"].as_str().expect("trace aux is a base64 string");
-                let proto = base64::engine::general_purpose::STANDARD
-                    .decode(aux)
+                let proto = decode_aux(aux)
                     .unwrap_or_else(|e| panic!("trace aux is not base64 ({e}): {aux}"));
                 statuses.push(
-                    StatusResponse::decode(proto.as_slice())
+                    StatusResponse::decode(proto)
                         .unwrap_or_else(|e| panic!("not a StatusResponse ({e}): {aux}")),
                 );
             }

@@ -2,22 +2,13 @@
 //! comes out as build-level events, whatever the chunking.
 
 use buildkit_events::{Event, Outcome, Time};
-use bytes::Bytes;
-use docker_build::decode::{BuildDecoder, BuildEvent};
+use docker_build::decode::BuildEvent;
+use workspace_tests::body::{TRACE_PREFIX, decode_body as decode_chunked};
 use workspace_tests::corpus::{self, Recording, named as find};
 use workspace_tests::events::{log_lines, outcomes as completed, summary};
 
 fn log_text(events: &[BuildEvent]) -> String {
     log_lines(events).iter().map(|l| format!("{l}\n")).collect()
-}
-
-fn decode_chunked(body: &[u8], chunk: usize) -> Vec<BuildEvent> {
-    let mut decoder = BuildDecoder::new();
-    for piece in body.chunks(chunk.max(1)) {
-        decoder.push(Bytes::copy_from_slice(piece), Time(0));
-    }
-    decoder.finish(Time(0));
-    std::iter::from_fn(|| decoder.poll_event()).collect()
 }
 
 fn decode(rec: &Recording) -> Vec<BuildEvent> {
@@ -272,10 +263,10 @@ fn a_body_cut_mid_line_reports_the_fragment_and_keeps_what_came_before() {
     let body = rec.bytes();
     // Cut inside the base64 of the last trace record.
     let last_trace = body
-        .windows(b"moby.buildkit.trace".len())
-        .rposition(|w| w == b"moby.buildkit.trace")
+        .windows(TRACE_PREFIX.len())
+        .rposition(|w| w == TRACE_PREFIX)
         .unwrap();
-    let cut = &body[..last_trace + 60];
+    let cut = &body[..last_trace + TRACE_PREFIX.len() + 50];
     let events = decode_chunked(cut, 1000);
     let bad: Vec<_> = events
         .iter()

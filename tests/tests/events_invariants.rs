@@ -3,14 +3,12 @@
 //! and the facts each recorded build is known to show (see `tests/data/corpus/README.md`
 //! and `capture.sh`).
 
-use std::collections::{BTreeMap, HashMap};
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use buildkit_events::{Event, LineEnd, LogLine, Outcome, Stream, Summary, Tracker, VertexState};
 use buildkit_proto::{Message, StatusResponse};
 use bytes::Bytes;
+use workspace_tests::body::decode_aux;
 use workspace_tests::corpus::{self, Recording, get as recording};
+use workspace_tests::invariants::{check_lossless_logs, check_pairing};
 
 /// Everything the tracker said about one recording.
 struct Run {
@@ -81,9 +79,9 @@ impl Run {
 
 fn run(rec: &Recording) -> Run {
     let mut tracker = Tracker::new();
-    for (i, aux) in rec.trace_aux().iter().enumerate() {
+    for (i, wire) in rec.trace_records().into_iter().enumerate() {
         tracker
-            .handle_aux(aux.as_bytes())
+            .handle_protobuf(wire)
             .unwrap_or_else(|e| panic!("{} record {i}: {e}", rec.id()));
     }
     let live = std::iter::from_fn(|| tracker.poll_event()).collect();
@@ -112,36 +110,16 @@ fn each(name: &str) -> impl Iterator<Item = Run> + '_ {
 fn every_completed_follows_its_started_and_nothing_is_left_running() {
     for rec in corpus::all() {
         let r = run(&rec);
-        let mut open: HashMap<&str, (u32, buildkit_events::Time)> = HashMap::new();
-        let mut next: HashMap<&str, u32> = HashMap::new();
-        for e in r.all() {
-            match e {
-                Event::Started(s) => {
-                    assert!(
-                        open.insert(&s.digest, (s.interval, s.started)).is_none(),
-                        "{}: {} started twice",
-                        r.id,
-                        s.name
-                    );
-                    let want = next.entry(&s.digest).or_insert(0);
-                    assert_eq!(s.interval, *want, "{}: {}", r.id, s.name);
-                    *want += 1;
-                }
-                Event::Completed(c) => {
-                    let (interval, started) = open
-                        .remove(c.digest.as_ref())
-                        .unwrap_or_else(|| panic!("{}: {} completed unstarted", r.id, c.name));
-                    assert_eq!((c.interval, c.started), (interval, started), "{}", r.id);
-                    assert!(c.completed >= c.started, "{}: {}", r.id, c.name);
-                }
-                _ => {}
-            }
-        }
-        assert!(open.is_empty(), "{}: left running {open:?}", r.id);
+        let pairing = check_pairing(r.all()).unwrap_or_else(|e| panic!("{}: {e}", r.id));
+        assert!(
+            pairing.running.is_empty(),
+            "{}: left running {pairing:?}",
+            r.id
+        );
         assert_eq!(r.tracker.running().count(), 0, "{}", r.id);
         // The summary agrees with the events.
         assert_eq!(r.summary.counts.total(), r.summary.steps.len(), "{}", r.id);
-        assert_eq!(r.summary.steps.len(), next.len(), "{}", r.id);
+        assert_eq!(r.summary.steps.len(), pairing.started, "{}", r.id);
     }
 }
 
@@ -149,41 +127,9 @@ fn every_completed_follows_its_started_and_nothing_is_left_running() {
 fn every_log_byte_comes_out() {
     let mut total = 0usize;
     for rec in corpus::all() {
-        let mut raw: BTreeMap<(String, i64), Vec<u8>> = BTreeMap::new();
-        for aux in rec.trace_aux() {
-            let response =
-                StatusResponse::decode(STANDARD.decode(aux).unwrap().as_slice()).unwrap();
-            for log in response.logs {
-                raw.entry((log.vertex, log.stream))
-                    .or_default()
-                    .extend_from_slice(&log.msg);
-            }
-        }
-        raw.retain(|_, v| !v.is_empty());
         let r = run(&rec);
-        let mut out: BTreeMap<(String, i64), Vec<u8>> = BTreeMap::new();
-        for e in r.all() {
-            if let Event::Log(l) = e {
-                let bytes = out
-                    .entry((l.digest.to_string(), l.stream.number()))
-                    .or_default();
-                bytes.extend_from_slice(&l.bytes);
-                if l.end == LineEnd::Newline {
-                    bytes.push(b'\n');
-                }
-                assert!(!l.bytes.contains(&b'\n'), "{}: newline inside a line", r.id);
-            }
-        }
-        assert_eq!(
-            out.keys().collect::<Vec<_>>(),
-            raw.keys().collect::<Vec<_>>(),
-            "{}",
-            r.id
-        );
-        for (key, bytes) in &raw {
-            assert!(out[key] == *bytes, "{}: log bytes of {key:?} differ", r.id);
-            total += bytes.len();
-        }
+        total += check_lossless_logs(&rec.statuses(), r.all())
+            .unwrap_or_else(|e| panic!("{}: {e}", r.id));
     }
     assert!(total > 500_000, "only {total} log bytes checked");
 }
@@ -191,24 +137,24 @@ fn every_log_byte_comes_out() {
 #[test]
 fn aux_protobuf_and_decoded_feeding_agree() {
     for rec in corpus::all() {
-        let by_aux = run(&rec);
-        let mut by_proto = Tracker::new();
+        let by_proto = run(&rec);
+        let mut by_aux = Tracker::new();
         let mut by_response = Tracker::new();
         for aux in rec.trace_aux() {
-            let wire = Bytes::from(STANDARD.decode(aux).unwrap());
-            by_response.handle_response(StatusResponse::decode(wire.clone()).unwrap());
-            by_proto.handle_protobuf(wire).unwrap();
+            by_aux.handle_aux(aux.as_bytes()).unwrap();
+            let wire = decode_aux(&aux).unwrap();
+            by_response.handle_response(StatusResponse::decode(wire).unwrap());
         }
-        for mut t in [by_proto, by_response] {
+        for mut t in [by_aux, by_response] {
             let mut events: Vec<Event> = std::iter::from_fn(|| t.poll_event()).collect();
             let summary = t.finish();
             events.extend(std::iter::from_fn(|| t.poll_event()));
             assert!(
-                events == by_aux.all().cloned().collect::<Vec<_>>(),
+                events == by_proto.all().cloned().collect::<Vec<_>>(),
                 "{}",
-                by_aux.id
+                by_proto.id
             );
-            assert_eq!(summary, by_aux.summary, "{}", by_aux.id);
+            assert_eq!(summary, by_proto.summary, "{}", by_proto.id);
         }
     }
 }
@@ -225,7 +171,7 @@ fn a_broken_record_is_reported_with_its_index_and_skipped() {
             let err = t.handle_aux(&broken).unwrap_err();
             assert_eq!(err.to_string(), "record 5: invalid base64 at byte offset 7");
             // Cut the decoded protobuf short instead.
-            let wire = STANDARD.decode(a).unwrap();
+            let wire = decode_aux(a).unwrap();
             let err = t
                 .handle_protobuf(Bytes::copy_from_slice(&wire[..wire.len() - 1]))
                 .unwrap_err();

@@ -10,10 +10,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use buildkit_events::{Event, LineEnd, Outcome, RecordError, Stream, Time};
-use buildkit_proto::{Message as _, StatusResponse, Timestamp, Vertex, VertexLog};
+use buildkit_proto::{StatusResponse, Timestamp, Vertex, VertexLog};
 use bytes::Bytes;
 use docker_build::connection::{Daemon, DockerHost};
 use docker_build::decode::{BuildDecoder, BuildEvent};
@@ -23,35 +21,13 @@ use docker_context::Context;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::watch;
+use workspace_tests::body::{TRACE_PREFIX, drain, finish, push_chunked, trace_line};
 use workspace_tests::corpus::{self, Recording, get as recording};
 use workspace_tests::daemon::{base_image, daemon, tar_context, unique_marker};
 use workspace_tests::events::summary;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// `{"id":"moby.buildkit.trace","aux":"` — what the daemon writes before a record's base64.
-const TRACE_PREFIX: &[u8] = br#"{"id":"moby.buildkit.trace","aux":""#;
-
-/// Drains every event the decoder has queued.
-fn drain(decoder: &mut BuildDecoder, out: &mut Vec<BuildEvent>) {
-    while let Some(event) = decoder.poll_event() {
-        out.push(event);
-    }
-}
-
-/// Pushes `bytes` in chunks of at most `chunk` bytes, draining events as they come.
-fn push_chunked(decoder: &mut BuildDecoder, bytes: &[u8], chunk: usize, out: &mut Vec<BuildEvent>) {
-    for piece in bytes.chunks(chunk.max(1)) {
-        decoder.push(Bytes::copy_from_slice(piece), Time(0));
-        drain(decoder, out);
-    }
-}
-
-fn finish(decoder: &mut BuildDecoder, out: &mut Vec<BuildEvent>) {
-    decoder.finish(Time(0));
-    drain(decoder, out);
-}
 
 /// The lines of a body, each with its terminator (`\r\n` in every recording).
 fn split_lines(body: &[u8]) -> Vec<&[u8]> {
@@ -98,21 +74,6 @@ fn is_bad_line(e: &BuildEvent) -> bool {
 
 fn is_finished(e: &BuildEvent) -> bool {
     matches!(e, BuildEvent::Finished(_))
-}
-
-fn buildkit_recordings() -> Vec<Recording> {
-    let all: Vec<Recording> = corpus::all()
-        .into_iter()
-        .filter(|r| !r.name.starts_with("classic"))
-        .collect();
-    assert!(all.len() >= 10, "the corpus holds BuildKit recordings");
-    all
-}
-
-/// `{"id":"moby.buildkit.trace","aux":"<base64 of record>"}\r\n`.
-fn trace_line(record: &StatusResponse) -> Vec<u8> {
-    let aux = STANDARD.encode(record.encode_to_vec());
-    format!("{{\"id\":\"moby.buildkit.trace\",\"aux\":\"{aux}\"}}\r\n").into_bytes()
 }
 
 /// A timestamp `ms` milliseconds after an arbitrary epoch in 2023.
@@ -246,7 +207,7 @@ fn check_cut(rec: &Recording, lines: &[&[u8]], uncut: &Uncut, k: usize, offset: 
 #[test]
 fn a_body_cut_mid_line_or_mid_base64_keeps_every_earlier_event_and_reports_the_fragment_once() {
     let mut cuts = 0;
-    for rec in buildkit_recordings() {
+    for rec in corpus::buildkit() {
         let body = rec.bytes();
         let lines = split_lines(&body);
         assert!(
@@ -735,7 +696,7 @@ fn logs_for_digests_never_announced_come_out_with_their_digest() {
 
 #[test]
 fn invalid_base64_and_invalid_protobuf_records_are_bad_lines_and_change_nothing_else() {
-    for rec in buildkit_recordings() {
+    for rec in corpus::buildkit() {
         let body = rec.bytes();
         let lines = split_lines(&body);
         if lines.len() < 4 {

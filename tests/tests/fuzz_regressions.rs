@@ -4,10 +4,10 @@
 //! The fuzz input of `ndjson_decode` is a mode byte followed by the body; only the body is
 //! kept here (the crash did not depend on the mode).
 
-use buildkit_events::Time;
 use bytes::Bytes;
-use docker_build::decode::{BuildDecoder, BuildEvent};
+use docker_build::decode::BuildEvent;
 use docker_build::ndjson::parse_line;
+use workspace_tests::body::decode_body;
 
 /// `(name, body)` of the `ndjson_decode` crashes.
 const NDJSON_DECODE: &[(&str, &[u8])] = &[
@@ -20,24 +20,11 @@ const NDJSON_DECODE: &[(&str, &[u8])] = &[
     ),
 ];
 
-fn decode(body: &[u8], chunk: usize) -> Vec<BuildEvent> {
-    let body = Bytes::copy_from_slice(body);
-    let mut decoder = BuildDecoder::new();
-    let mut events = Vec::new();
-    for at in (0..body.len()).step_by(chunk.max(1)) {
-        decoder.push(body.slice(at..(at + chunk).min(body.len())), Time(0));
-        events.extend(std::iter::from_fn(|| decoder.poll_event()));
-    }
-    decoder.finish(Time(0));
-    events.extend(std::iter::from_fn(|| decoder.poll_event()));
-    events
-}
-
 #[test]
 fn ndjson_decode_crashes_decode_without_panic() {
     for (name, body) in NDJSON_DECODE {
         for chunk in [body.len(), 1, 7] {
-            let events = decode(body, chunk);
+            let events = decode_body(body, chunk);
             assert!(
                 matches!(events.last(), Some(BuildEvent::Finished(_))),
                 "{name} in chunks of {chunk}: {events:?}"

@@ -1,6 +1,7 @@
 //! Golden event transcripts: every recorded daemon stream under `tests/data/corpus/` is fed
 //! through `buildkit_events::Tracker`, and the events plus the final summary are rendered in
-//! a line-oriented text format and compared with `tests/golden/events/<daemon>/<name>.txt`.
+//! a line-oriented text format and compared with `tests/golden/events/<daemon>/<name>.txt`,
+//! one test per recording (`docker_26_1::run_fails`, …).
 //!
 //! After an intended change of the tracker's output, re-bless the transcripts with
 //!
@@ -8,7 +9,8 @@
 //! UPDATE_GOLDEN=1 cargo test -p workspace-tests --test golden_events
 //! ```
 //!
-//! and read the diff before committing it.
+//! and read the diff before committing it (the rule is `workspace_tests::golden`'s: nothing is
+//! written under `CI=true`).
 //!
 //! # Format
 //! A `#` header, then one event per line, then the summary after `== summary`:
@@ -43,18 +45,25 @@ use std::path::{Path, PathBuf};
 
 use buildkit_events::{Duration, Event, LineEnd, Outcome, Summary, Time, Tracker};
 use workspace_tests::corpus;
+use workspace_tests::golden::{assert_golden, unexpected_files};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/events")
 }
 
+fn golden_file(rec: &corpus::Recording) -> PathBuf {
+    golden_dir()
+        .join(&rec.daemon)
+        .join(format!("{}.txt", rec.name))
+}
+
 /// Renders the transcript of one recording.
 fn transcript(rec: &corpus::Recording) -> String {
-    let aux = rec.trace_aux();
+    let records = rec.trace_records();
     let mut tracker = Tracker::new();
-    for (i, a) in aux.iter().enumerate() {
+    for (i, wire) in records.iter().enumerate() {
         tracker
-            .handle_aux(a.as_bytes())
+            .handle_protobuf(wire.clone())
             .unwrap_or_else(|e| panic!("{} record {i}: {e}", rec.id()));
     }
     let mut events = Vec::new();
@@ -65,7 +74,39 @@ fn transcript(rec: &corpus::Recording) -> String {
     while let Some(e) = tracker.poll_event() {
         events.push(e);
     }
-    render(&rec.id(), aux.len(), &events, &summary)
+    render(&rec.id(), records.len(), &events, &summary)
+}
+
+fn golden_transcript(rec: &corpus::Recording) {
+    assert_golden(golden_file(rec), &transcript(rec));
+}
+
+workspace_tests::test_each_recording! {
+    golden_transcript;
+    docker_20_10 = "docker-20.10":
+        basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
+        classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
+        run_fails, scratch_copy, syntax_error, warnings;
+    docker_26_1 = "docker-26.1":
+        basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
+        classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
+        run_fails, scratch_copy, syntax_error, warnings;
+    docker_28_5 = "docker-28.5":
+        basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
+        classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
+        registry_pull, run_fails, scratch_copy, syntax_error, warnings;
+}
+
+/// No transcript may outlive its recording.
+#[test]
+fn every_golden_transcript_has_its_recording() {
+    let expected: Vec<PathBuf> = corpus::all().iter().map(golden_file).collect();
+    assert_eq!(expected.len(), 46, "the corpus holds 46 recordings");
+    let stale = unexpected_files(golden_dir(), &expected);
+    assert!(
+        stale.is_empty(),
+        "golden transcripts without a recording: {stale:?}"
+    );
 }
 
 struct Renderer {
@@ -293,81 +334,6 @@ fn render(id: &str, records: usize, events: &[Event], summary: &Summary) -> Stri
         }
     }
     out
-}
-
-/// Where two texts first differ, for the failure message.
-fn diff_hint(expected: &str, actual: &str) -> String {
-    let exp: Vec<&str> = expected.lines().collect();
-    let act: Vec<&str> = actual.lines().collect();
-    let first = exp
-        .iter()
-        .zip(&act)
-        .position(|(a, b)| a != b)
-        .unwrap_or(exp.len().min(act.len()));
-    let show = |lines: &[&str]| -> String {
-        lines
-            .iter()
-            .skip(first)
-            .take(3)
-            .map(|l| format!("      {l}\n"))
-            .collect()
-    };
-    format!(
-        "first difference at line {} ({} expected lines, {} actual)\n    expected:\n{}    actual:\n{}",
-        first + 1,
-        exp.len(),
-        act.len(),
-        show(&exp),
-        show(&act)
-    )
-}
-
-#[test]
-fn every_recording_matches_its_golden_transcript() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1");
-    let recordings = corpus::all();
-    assert_eq!(recordings.len(), 46, "the corpus holds 46 recordings");
-    let mut failures = Vec::new();
-    let mut expected_files = Vec::new();
-    for rec in &recordings {
-        let path = golden_dir()
-            .join(&rec.daemon)
-            .join(format!("{}.txt", rec.name));
-        expected_files.push(path.clone());
-        let actual = transcript(rec);
-        if update {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &actual).unwrap();
-            continue;
-        }
-        match std::fs::read_to_string(&path) {
-            Err(e) => failures.push(format!("{}: missing {} ({e})", rec.id(), path.display())),
-            Ok(expected) if expected != actual => failures.push(format!(
-                "{}: transcript differs from {}\n  {}",
-                rec.id(),
-                path.display(),
-                diff_hint(&expected, &actual)
-            )),
-            Ok(_) => {}
-        }
-    }
-    // No transcript may outlive its recording.
-    for daemon in std::fs::read_dir(golden_dir()).expect("golden dir exists") {
-        let daemon = daemon.unwrap().path();
-        for file in std::fs::read_dir(&daemon).unwrap() {
-            let file = file.unwrap().path();
-            if !expected_files.contains(&file) {
-                failures.push(format!("{} has no recording", file.display()));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} golden transcript problem(s); re-bless with \
-         `UPDATE_GOLDEN=1 cargo test -p workspace-tests --test golden_events` if intended:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
 }
 
 #[test]

@@ -14,10 +14,7 @@ fn bktrace(args: &[&str]) -> Output {
 }
 
 fn corpus(daemon: &str, name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data/corpus")
-        .join(daemon)
-        .join(format!("{name}.ndjson"))
+    workspace_tests::corpus::get(daemon, name).path
 }
 
 fn text(bytes: &[u8]) -> String {
