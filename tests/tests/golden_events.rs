@@ -41,6 +41,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use buildkit_events::{Duration, Event, LineEnd, Outcome, Summary, Time, Tracker};
 use workspace_tests::corpus;
 
@@ -54,7 +56,7 @@ fn transcript(rec: &corpus::Recording) -> String {
     let mut tracker = Tracker::new();
     for (i, a) in aux.iter().enumerate() {
         tracker
-            .handle_aux(a.as_bytes())
+            .handle_protobuf(STANDARD.decode(a).expect("base64").into())
             .unwrap_or_else(|e| panic!("{} record {i}: {e}", rec.id()));
     }
     let mut events = Vec::new();

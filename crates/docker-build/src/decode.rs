@@ -13,7 +13,7 @@ use buildkit_proto::StatusResponse;
 use bytes::Bytes;
 
 use crate::classic::ClassicMapper;
-use crate::ndjson::{DEFAULT_MAX_LINE, LineError, LineSplitter, Message, parse_line};
+use crate::ndjson::{DEFAULT_MAX_LINE, LineError, LineSplitter, Message, decode_trace, parse_line};
 
 /// Something that happened during a build.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,13 +236,19 @@ impl BuildDecoder {
             Err(e) => return self.bad(e),
         };
         match message {
-            Message::Trace(aux) => match self.tracker.handle_aux(&aux) {
-                Ok(()) => {}
-                Err(source) => self.bad(LineError::Trace {
-                    line: line_no,
-                    source,
-                }),
-            },
+            Message::Trace(aux) => {
+                let result = decode_trace(&aux, line_no).and_then(|wire| {
+                    self.tracker
+                        .handle_protobuf(wire)
+                        .map_err(|source| LineError::Trace {
+                            line: line_no,
+                            source,
+                        })
+                });
+                if let Err(e) = result {
+                    self.bad(e);
+                }
+            }
             Message::ImageId(id) => {
                 self.drain_tracker();
                 self.image_id = Some(id.clone());
