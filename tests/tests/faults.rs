@@ -834,6 +834,7 @@ impl Proxy {
                                 pipe(client, up, cut).await;
                             }
                         }
+                        other => panic!("no proxy for {other}"),
                     }
                 });
             }

@@ -521,6 +521,7 @@ fn run_build(args: BuildArgs) -> Result<ExitCode, CliError> {
         } else {
             Builder::BuildKit
         },
+        ..Default::default()
     };
     let (dir, dockerfile) = match &args.file {
         // Like the Docker CLI, -f is relative to the current directory, not to DIR.

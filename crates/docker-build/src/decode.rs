@@ -1,6 +1,6 @@
 //! The transport-free core: `POST /build` body bytes in, [`BuildEvent`]s out.
 //!
-//! The live path ([`crate::build()`]), replays of recorded bodies and the tests all use
+//! The live path (`build()`, feature `daemon`), replays of recorded bodies and the tests all use
 //! [`BuildDecoder`]. It does no I/O and reads no clock: the caller passes body chunks in any
 //! chunking, with the time each arrived (used only by the classic builder, whose text carries no
 //! times).
@@ -17,6 +17,7 @@ use crate::ndjson::{DEFAULT_MAX_LINE, LineError, LineSplitter, Message, decode_t
 
 /// Something that happened during a build.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum BuildEvent {
     /// A vertex event from BuildKit's trace (or a classic-builder step in the same vocabulary).
     Vertex(Event),
@@ -49,7 +50,9 @@ pub struct BuildFailure {
 /// The vertex a failure is attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedStep {
+    /// The vertex's digest, as in its [`Event::Started`] and [`Event::Completed`] events.
     pub digest: Arc<str>,
+    /// The vertex's name, e.g. `[2/3] RUN make`.
     pub name: String,
     /// The vertex's own error text (BuildKit's per-step message).
     pub error: String,
@@ -69,7 +72,14 @@ pub struct BuildSummary {
 }
 
 /// Limits of a [`BuildDecoder`].
-#[derive(Debug, Clone)]
+///
+/// ```
+/// use docker_build::DecoderConfig;
+///
+/// let config = DecoderConfig { max_line: 1 << 20, ..Default::default() };
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecoderConfig {
     /// Longest body line accepted; longer ones are dropped and reported.
     pub max_line: usize,
@@ -89,16 +99,14 @@ impl Default for DecoderConfig {
 /// Decodes a `POST /build` response body into [`BuildEvent`]s.
 ///
 /// ```
-/// use buildkit_events::Time;
-/// use bytes::Bytes;
-/// use docker_build::decode::{BuildDecoder, BuildEvent};
+/// use docker_build::{BuildDecoder, BuildEvent, Time};
 ///
 /// let body = concat!(
 ///     "{\"stream\":\"Step 1/1 : RUN echo hi\"}\r\n{\"stream\":\"\\n\"}\r\n",
 ///     "{\"stream\":\"hi\\n\"}\r\n{\"aux\":{\"ID\":\"sha256:abc\"}}\r\n",
 /// );
 /// let mut decoder = BuildDecoder::new();
-/// decoder.push(Bytes::from(body), Time(0));
+/// decoder.push(body, Time(0));
 /// decoder.finish(Time(1));
 /// let events: Vec<BuildEvent> = std::iter::from_fn(|| decoder.poll_event()).collect();
 /// assert!(events.contains(&BuildEvent::ImageBuilt { id: "sha256:abc".into() }));
@@ -146,11 +154,14 @@ impl BuildDecoder {
     }
 
     /// Feeds the next chunk of the body, received at `now`.
-    pub fn push(&mut self, chunk: Bytes, now: Time) {
+    ///
+    /// A [`Bytes`] chunk is kept without copying (whole lines in it become slices of it);
+    /// `Vec<u8>`, `&'static [u8]`, `String` and `&'static str` convert without copying too.
+    pub fn push(&mut self, chunk: impl Into<Bytes>, now: Time) {
         if self.finished {
             return;
         }
-        self.lines.push(chunk);
+        self.lines.push(chunk.into());
         while let Some(line) = self.lines.next_line() {
             self.line(line, now);
         }

@@ -648,8 +648,8 @@ impl<W: Write> Render for Plain<W> {
                 Ok(())
             }
             BuildEvent::Message(text) => self.message(text),
-            BuildEvent::BadLine(_) | BuildEvent::Failed(_) => Ok(()),
             BuildEvent::Finished(_) => self.finished(),
+            _ => Ok(()),
         }
     }
 

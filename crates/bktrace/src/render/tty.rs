@@ -176,7 +176,7 @@ impl TtyState {
                 self.finished = true;
                 self.pending = summary.vertices.pending;
             }
-            BuildEvent::Message(_) | BuildEvent::BadLine(_) | BuildEvent::Failed(_) => {}
+            _ => {}
         }
     }
 
