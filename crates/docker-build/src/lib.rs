@@ -146,3 +146,8 @@ pub use docker_context::{Context, ContextError};
 #[cfg(all(doctest, feature = "daemon", unix))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// This crate's README examples, compiled as doctests.
+#[cfg(all(doctest, feature = "daemon", unix))]
+#[doc = include_str!("../README.md")]
+pub struct CrateReadmeDoctests;
