@@ -127,7 +127,7 @@ async fn refused(daemon: &Daemon, query: &str) -> (u16, String) {
         .expect_err("the daemon should refuse this query");
     assert!(error.to_string().contains("HTTP"), "{error}");
     match error {
-        BuildRequestError::Status { status, message } => (status.as_u16(), message),
+        BuildRequestError::Status { status, message } => (status, message),
         other => panic!("expected an HTTP status error, got {other:?}"),
     }
 }

@@ -118,6 +118,71 @@ mod tests {
         assert!(client.iter().any(|d| d == "tonic"), "{client:?}");
     }
 
+    /// Names of the crates in `package`'s normal dependency tree without its default features.
+    fn normal_deps_without_default_features(package: &str) -> Vec<String> {
+        let out = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+                "--no-default-features",
+                "-p",
+            ])
+            .arg(package)
+            .output()
+            .expect("run cargo tree");
+        assert!(
+            out.status.success(),
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn docker_build_core_has_no_async_runtime_no_http_stack_and_no_context() {
+        let core = normal_deps_without_default_features("docker-build");
+        assert!(core.iter().any(|d| d == "buildkit-events"), "{core:?}");
+        let forbidden = [
+            "tokio",
+            "hyper",
+            "hyper-util",
+            "http",
+            "http-body-util",
+            "bollard",
+            "tonic",
+            "futures-core",
+            "docker-context",
+            "tar",
+        ];
+        for name in forbidden {
+            assert!(
+                !core.iter().any(|d| d == name),
+                "docker-build without default features depends on {name}: {core:?}"
+            );
+        }
+        // The default features are the daemon side, so the check above is not vacuous.
+        let daemon = normal_deps("docker-build", &[]);
+        for name in ["tokio", "hyper", "bollard", "docker-context"] {
+            assert!(daemon.iter().any(|d| d == name), "{name}: {daemon:?}");
+        }
+    }
+
+    #[test]
+    fn buildkit_events_does_not_decode_base64() {
+        // Undoing the daemon's base64 is docker-build's job; the tracker takes protobuf.
+        assert_free_of("buildkit-events", &[], &["base64"]);
+    }
+
     /// Cargo's build scripts: a `build.rs` next to a `Cargo.toml`, or a manifest's `build = …`
     /// (a module named `build.rs`, such as bktrace's `cmd/build.rs`, is not one).
     #[test]

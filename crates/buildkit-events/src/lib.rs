@@ -1,18 +1,20 @@
 //! A sans-IO tracker that turns BuildKit's progress stream into per-vertex events.
 //!
 //! BuildKit reports a build as a stream of `moby.buildkit.v1.StatusResponse` records (over
-//! gRPC `Control/Status`, or base64-encoded in the `aux` field of the Docker daemon's
-//! `{"id":"moby.buildkit.trace",…}` lines during `POST /build?version=2`). Each record holds
-//! full snapshots of some vertices, status updates, raw log chunks and warnings. The
-//! [`Tracker`] keeps the state BuildKit's own progress printer keeps and yields a small,
+//! gRPC `Control/Status`, or protobuf-encoded and then base64-encoded in the `aux` field of the
+//! Docker daemon's `{"id":"moby.buildkit.trace",…}` lines during `POST /build?version=2`). Each
+//! record holds full snapshots of some vertices, status updates, raw log chunks and warnings.
+//! The [`Tracker`] keeps the state BuildKit's own progress printer keeps and yields a small,
 //! closed set of [`Event`]s: a vertex [started](Event::Started) or
 //! [completed](Event::Completed) an interval, printed a [line](Event::Log), made
 //! [progress](Event::Progress) on a sub-task, or raised a [warning](Event::Warning).
 //!
 //! The tracker does no I/O, spawns nothing and never reads a clock: every time it reports
-//! comes from the records. Feed it with [`Tracker::handle_aux`], [`Tracker::handle_protobuf`]
-//! or [`Tracker::handle_response`], drain [`Tracker::poll_event`], and call
-//! [`Tracker::finish`] at the end of the input for the last events and a [`Summary`].
+//! comes from the records. Feed it decoded records with [`Tracker::handle_response`] or
+//! protobuf bytes with [`Tracker::handle_protobuf`], drain [`Tracker::poll_event`], and call
+//! [`Tracker::finish`] at the end of the input for the last events and a [`Summary`]. Undoing
+//! a transport's encoding (the daemon's base64) is the transport's job: the `docker-build`
+//! crate does it for the daemon's build stream.
 //!
 //! # Example
 //!
@@ -43,7 +45,7 @@
 //!     }],
 //!     ..Default::default()
 //! });
-//! // The rest of the line arrives in the next record, encoded as the daemon sends it.
+//! // The rest of the line arrives in the next record, protobuf-encoded as BuildKit sends it.
 //! let record = StatusResponse {
 //!     logs: vec![VertexLog {
 //!         vertex: "sha256:aaaa".into(),
@@ -53,9 +55,7 @@
 //!     }],
 //!     ..Default::default()
 //! };
-//! use base64::Engine as _;
-//! let aux = base64::engine::general_purpose::STANDARD.encode(record.encode_to_vec());
-//! tracker.handle_aux(aux.as_bytes()).unwrap();
+//! tracker.handle_protobuf(record.encode_to_vec().into()).unwrap();
 //! // The vertex completes.
 //! tracker.handle_response(StatusResponse {
 //!     vertexes: vec![run(ts(1_000), ts(2_500))],

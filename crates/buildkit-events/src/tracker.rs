@@ -5,13 +5,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use buildkit_proto::{
     Message as _, StatusResponse, Vertex, VertexLog, VertexStatus, VertexWarning,
 };
 use bytes::Bytes;
 
-use crate::error::{RecordError, base64_offset};
+use crate::error::RecordError;
 use crate::event::{
     Duration, Event, LineEnd, LogLine, Outcome, Progress, Stream, Time, VertexCompleted,
     VertexStarted, Warning,
@@ -422,27 +421,6 @@ impl Tracker {
                 Err(RecordError::Protobuf {
                     record,
                     len,
-                    source,
-                })
-            }
-        }
-    }
-
-    /// Decodes the `aux` string of a `{"id":"moby.buildkit.trace","aux":"…"}` line (standard
-    /// base64 with padding, given as its bytes) and applies the record.
-    ///
-    /// # Errors
-    /// [`RecordError::Base64`] or [`RecordError::Protobuf`]; the tracker is unchanged except
-    /// that the record counts towards [`Tracker::records`].
-    pub fn handle_aux(&mut self, base64: &[u8]) -> Result<(), RecordError> {
-        match base64::engine::general_purpose::STANDARD.decode(base64) {
-            Ok(wire) => self.handle_protobuf(Bytes::from(wire)),
-            Err(source) => {
-                let record = self.records;
-                self.records += 1;
-                Err(RecordError::Base64 {
-                    record,
-                    offset: base64_offset(&source, base64.len()),
                     source,
                 })
             }

@@ -51,7 +51,7 @@ pub enum Mode {
 
 impl Mode {
     /// Whether the renderer shows [`BuildEvent::Record`]s, which a decoder emits only when
-    /// asked (`docker_build::decode::DecoderConfig::records`, `BuildStream::with_records`):
+    /// asked (`docker_build::DecoderConfig::records`, also in `BuildOptions::decoder`):
     /// true for [`Mode::RawJson`].
     pub fn wants_records(self) -> bool {
         matches!(self, Mode::RawJson)

@@ -563,8 +563,10 @@ impl<W: Write> Render for Plain<W> {
                 Ok(())
             }
             BuildEvent::Message(text) => self.message(text),
-            BuildEvent::Record(_) | BuildEvent::BadLine(_) | BuildEvent::Failed(_) => Ok(()),
             BuildEvent::Finished(_) => self.finished(),
+            // Records, bad lines and the failure: the CLI reports the latter two on stderr,
+            // as buildx prints its `ERROR:` line.
+            _ => Ok(()),
         }
     }
 

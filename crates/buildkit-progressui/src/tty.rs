@@ -171,11 +171,9 @@ impl TtyState {
                 self.finished = true;
                 self.pending = summary.vertices.pending;
             }
-            BuildEvent::Vertex(Event::Started(_) | Event::Completed(_))
-            | BuildEvent::Record(_)
-            | BuildEvent::Message(_)
-            | BuildEvent::BadLine(_)
-            | BuildEvent::Failed(_) => {}
+            // Started, Completed: the shared view holds them; records, messages, bad lines
+            // and the failure are not part of the live view.
+            _ => {}
         }
     }
 

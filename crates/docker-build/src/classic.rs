@@ -20,7 +20,7 @@ const STDERR_OFF: &str = "\x1b[0m";
 
 /// What a complete line of classic text means, once the step bookkeeping is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClassicLine {
+pub(crate) enum ClassicLine {
     /// Bookkeeping the mapper consumed (step headers, ` ---> …` lines).
     Consumed,
     /// A daemon message that belongs to no step (`Successfully built …`, `Successfully tagged …`).

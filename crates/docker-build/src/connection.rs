@@ -1,14 +1,19 @@
-//! Connecting to a Docker daemon, and the raw `POST /build` request.
+//! Connecting to a Docker daemon, and the raw `POST /build` request (feature `daemon`).
 //!
 //! [`DockerHost`] follows Docker's own conventions (`DOCKER_HOST`, default
 //! `unix:///var/run/docker.sock`). [`Daemon`] is a connected, version-negotiated handle: it gives
 //! access to a [`bollard::Docker`] client for ordinary API calls (ping, images, …) and sends
-//! `POST /build` itself with hyper, because bollard cannot read the build response body (it
-//! expects `aux` to be an object, while BuildKit's `moby.buildkit.trace` lines carry a base64
-//! string there).
+//! `POST /build` itself with hyper, because bollard cannot hand out the build response body as
+//! bytes: its `build_image` parses each line into its own types, and without bollard's
+//! `buildkit` feature the first `moby.buildkit.trace` line (whose `aux` is a base64 string, not
+//! an object) is an error (the crate README has the details and the numbers).
 //!
 //! The build response is handed out as raw body chunks ([`BuildResponse`]); splitting it into
-//! JSON lines is left to the caller.
+//! JSON lines is left to the caller (e.g. [`BuildDecoder`](crate::BuildDecoder)).
+//!
+//! Unix sockets (`unix://`) are available on Unix platforms only (`cfg(unix)`); elsewhere
+//! connecting to one fails with an [`std::io::ErrorKind::Unsupported`] source, and only
+//! `tcp://` hosts work. TLS, SSH and named pipes are not supported.
 //!
 //! ```no_run
 //! use docker_build::connection::Daemon;
@@ -42,10 +47,14 @@ use futures_core::Stream;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{CONTENT_TYPE, HOST};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::AbortHandle;
+
+/// The source of an error from the HTTP stack or bollard, boxed so that their types are not
+/// part of this crate's API (downcast to inspect it).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The address Docker uses when `DOCKER_HOST` is unset or empty.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -76,8 +85,10 @@ const BOLLARD_TIMEOUT_SECS: u64 = 120;
 /// # Ok::<(), docker_build::connection::HostError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DockerHost {
-    /// A Unix domain socket, e.g. `unix:///var/run/docker.sock`.
+    /// A Unix domain socket, e.g. `unix:///var/run/docker.sock`. Parsed on every platform;
+    /// connecting needs a Unix platform.
     Unix(PathBuf),
     /// Plain HTTP over TCP, e.g. `tcp://127.0.0.1:2375`.
     Tcp {
@@ -90,6 +101,7 @@ pub enum DockerHost {
 
 /// Why a Docker host address or environment could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostError {
     /// An environment variable asks for TLS, which this crate does not support.
     #[error(
@@ -293,6 +305,7 @@ impl FromStr for DockerHost {
 
 /// Why [`Daemon::connect`] or [`Daemon::connect_to`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The Docker host from the environment could not be used.
     #[error("cannot use the Docker host from the environment")]
@@ -303,18 +316,20 @@ pub enum ConnectError {
     Unreachable {
         /// The address tried.
         host: DockerHost,
-        /// What bollard reported.
+        /// What bollard reported (a `bollard::errors::Error`), or an
+        /// [`std::io::ErrorKind::Unsupported`] I/O error for a Unix socket on a platform
+        /// without them.
         #[source]
-        source: bollard::errors::Error,
+        source: BoxError,
     },
     /// `GET /version` failed or returned no usable `ApiVersion`.
     #[error("cannot negotiate the API version with the Docker daemon at {host}")]
     Version {
         /// The daemon's address.
         host: DockerHost,
-        /// What bollard reported.
+        /// What bollard reported (a `bollard::errors::Error`).
         #[source]
-        source: bollard::errors::Error,
+        source: BoxError,
     },
 }
 
@@ -353,38 +368,65 @@ impl Daemon {
     /// Connects to `host`: pings the daemon and negotiates the API version (the daemon's
     /// `ApiVersion`, capped at the newest version bollard speaks).
     pub async fn connect_to(host: DockerHost) -> Result<Self, ConnectError> {
+        let unreachable = |source: BoxError| ConnectError::Unreachable {
+            host: host.clone(),
+            source,
+        };
         let version = bollard::API_DEFAULT_VERSION;
         let docker = match &host {
+            #[cfg(unix)]
             DockerHost::Unix(path) => bollard::Docker::connect_with_unix(
                 &path.to_string_lossy(),
                 BOLLARD_TIMEOUT_SECS,
                 version,
             ),
+            #[cfg(not(unix))]
+            DockerHost::Unix(_) => return Err(unreachable(Box::new(unix_unsupported()))),
             DockerHost::Tcp { .. } => {
                 bollard::Docker::connect_with_http(&host.to_string(), BOLLARD_TIMEOUT_SECS, version)
             }
         };
-        let unreachable = |source| ConnectError::Unreachable {
-            host: host.clone(),
-            source,
-        };
-        let docker = docker.map_err(unreachable)?;
-        docker.ping().await.map_err(unreachable)?;
+        let docker = docker.map_err(|e| unreachable(Box::new(e)))?;
+        docker.ping().await.map_err(|e| unreachable(Box::new(e)))?;
         let docker = docker
             .negotiate_version()
             .await
             .map_err(|source| ConnectError::Version {
                 host: host.clone(),
-                source,
+                source: Box::new(source),
             })?;
+        Ok(Self::from_bollard(docker, host))
+    }
+
+    /// A `Daemon` from a bollard client you already hold, and the address it talks to (bollard
+    /// does not tell its address, and `POST /build` goes over a connection of its own).
+    ///
+    /// No I/O: the daemon is not pinged, and the API version is the client's current
+    /// [`client_version`](bollard::Docker::client_version) (call
+    /// [`negotiate_version`](bollard::Docker::negotiate_version) first to match the daemon).
+    ///
+    /// ```no_run
+    /// use docker_build::bollard::Docker;
+    /// use docker_build::connection::{Daemon, DockerHost};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let docker = Docker::connect_with_unix("/var/run/docker.sock", 120, docker_build::bollard::API_DEFAULT_VERSION)?
+    ///     .negotiate_version()
+    ///     .await?;
+    /// let daemon = Daemon::from_bollard(docker, DockerHost::parse("unix:///var/run/docker.sock")?);
+    /// println!("talking API {}", daemon.api_version());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_bollard(docker: bollard::Docker, host: DockerHost) -> Self {
         let api_version = docker.client_version().to_string();
-        Ok(Daemon {
+        Daemon {
             inner: Arc::new(DaemonInner {
                 host,
                 docker,
                 api_version,
             }),
-        })
+        }
     }
 
     /// The bollard client, already set to [`Daemon::api_version`].
@@ -449,19 +491,22 @@ impl Daemon {
             .header(HOST, self.host().authority())
             .header(CONTENT_TYPE, "application/x-tar")
             .body(StreamBody::new(DataFrames(Box::pin(body))))
-            .map_err(BuildRequestError::InvalidRequest)?;
+            .map_err(|e| BuildRequestError::InvalidRequest(Box::new(e)))?;
 
         let connect_error = |source| BuildRequestError::Connect {
             host: self.host().clone(),
             source,
         };
         let (response, connection) = match self.host() {
+            #[cfg(unix)]
             DockerHost::Unix(path) => {
                 let io = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(connect_error)?;
                 send(io, request).await?
             }
+            #[cfg(not(unix))]
+            DockerHost::Unix(_) => return Err(connect_error(unix_unsupported())),
             DockerHost::Tcp { host, port } => {
                 let io = tokio::net::TcpStream::connect((host.as_str(), *port))
                     .await
@@ -476,10 +521,13 @@ impl Daemon {
                 .into_body()
                 .collect()
                 .await
-                .map_err(|source| BuildRequestError::ErrorBody { status, source })?
+                .map_err(|source| BuildRequestError::ErrorBody {
+                    status: status.as_u16(),
+                    source: Box::new(source),
+                })?
                 .to_bytes();
             return Err(BuildRequestError::Status {
-                status,
+                status: status.as_u16(),
                 message: daemon_message(&body),
             });
         }
@@ -492,41 +540,43 @@ impl Daemon {
 
 /// Why [`Daemon::post_build`] failed before the response body started.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildRequestError {
     /// The query string does not make a valid request URI.
     #[error("invalid build request")]
-    InvalidRequest(#[source] hyper::http::Error),
+    InvalidRequest(#[source] BoxError),
     /// The connection to the daemon could not be opened.
     #[error("cannot connect to the Docker daemon at {host}")]
     Connect {
         /// The daemon's address.
         host: DockerHost,
-        /// The socket error.
+        /// The socket error ([`std::io::ErrorKind::Unsupported`] for a Unix socket on a
+        /// platform without them).
         #[source]
         source: std::io::Error,
     },
     /// The HTTP/1 handshake on the new connection failed.
     #[error("HTTP handshake with the Docker daemon failed")]
-    Handshake(#[source] hyper::Error),
+    Handshake(#[source] BoxError),
     /// Sending the request (including the request body) or reading the response head failed.
     #[error("sending the build request to the Docker daemon failed")]
-    Send(#[source] hyper::Error),
+    Send(#[source] BoxError),
     /// The daemon answered with a non-success status before any build output.
     #[error("the Docker daemon refused the build (HTTP {status}): {message}")]
     Status {
-        /// The HTTP status, e.g. 400 for an invalid parameter.
-        status: StatusCode,
+        /// The HTTP status code, e.g. 400 for an invalid parameter.
+        status: u16,
         /// The daemon's `message` (or the raw body text when it is not JSON).
         message: String,
     },
     /// The daemon answered with a non-success status, and its body could not be read.
     #[error("the Docker daemon refused the build (HTTP {status}), and reading its reason failed")]
     ErrorBody {
-        /// The HTTP status.
-        status: StatusCode,
+        /// The HTTP status code.
+        status: u16,
         /// The read error.
         #[source]
-        source: hyper::Error,
+        source: BoxError,
     },
 }
 
@@ -563,7 +613,9 @@ impl Stream for BuildResponse {
                     Ok(data) if !data.is_empty() => return Poll::Ready(Some(Ok(data))),
                     _ => continue,
                 },
-                Some(Err(source)) => return Poll::Ready(Some(Err(BodyError::Read(source)))),
+                Some(Err(source)) => {
+                    return Poll::Ready(Some(Err(BodyError::Read(Box::new(source)))));
+                }
                 None => return Poll::Ready(None),
             }
         }
@@ -572,10 +624,11 @@ impl Stream for BuildResponse {
 
 /// Why reading the build response body failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BodyError {
     /// The connection failed or closed before the response was complete.
     #[error("reading the build response from the Docker daemon failed")]
-    Read(#[source] hyper::Error),
+    Read(#[source] BoxError),
 }
 
 /// Aborts the task driving a hyper connection when dropped.
@@ -587,8 +640,6 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Adapts the caller's byte stream to the frame stream `StreamBody` wants.
 struct DataFrames<E>(Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send>>);
@@ -616,15 +667,24 @@ where
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
-        .map_err(BuildRequestError::Handshake)?;
+        .map_err(|e| BuildRequestError::Handshake(Box::new(e)))?;
     // Errors of the connection also reach the pending request or the body, so the task's own
     // result is not needed.
     let guard = AbortOnDrop(tokio::spawn(connection).abort_handle());
     let response = sender
         .send_request(request)
         .await
-        .map_err(BuildRequestError::Send)?;
+        .map_err(|e| BuildRequestError::Send(Box::new(e)))?;
     Ok((response, guard))
+}
+
+/// The error of connecting to a Unix socket where there are none.
+#[cfg(not(unix))]
+fn unix_unsupported() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "Unix sockets are not supported on this platform; use a tcp:// DOCKER_HOST",
+    )
 }
 
 /// The `message` of a daemon error body `{"message":"..."}`, or the body text itself.
@@ -639,7 +699,7 @@ fn daemon_message(body: &[u8]) -> String {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
@@ -943,6 +1003,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bollard_client_of_the_callers_drives_builds() {
+        let mut fake = fake::start("1.41", fake::Build::Complete);
+        let DockerHost::Unix(path) = &fake.host else {
+            unreachable!()
+        };
+        let docker = bollard::Docker::connect_with_unix(
+            &path.to_string_lossy(),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+        let daemon = Daemon::from_bollard(docker, fake.host.clone());
+        assert_eq!(daemon.api_version(), "1.41");
+        let mut response = daemon
+            .post_build("version=2", tar_body(b"CONTEXT"))
+            .await
+            .unwrap();
+        while let Some(chunk) = response.next_chunk().await {
+            chunk.unwrap();
+        }
+        let request = fake.events.recv().await.unwrap();
+        assert!(
+            request.starts_with("POST /v1.41/build?version=2 "),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
     async fn missing_socket_is_unreachable_and_named() {
         let path = std::env::temp_dir().join("docker-build-no-such-dir/docker.sock");
         let err = Daemon::connect_to(DockerHost::Unix(path.clone()))
@@ -1064,6 +1155,37 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, BuildRequestError::Connect { .. }), "{err:?}");
         assert!(err.to_string().contains(&host.to_string()), "{err}");
+    }
+
+    #[tokio::test]
+    async fn build_decodes_with_the_options_decoder_config_and_the_stream_is_fused() {
+        use futures_core::FusedStream;
+
+        let fake = fake::start("1.41", fake::Build::Complete);
+        let daemon = connect(&fake).await;
+        let mut options = crate::BuildOptions::default();
+        options.decoder.max_line = 1;
+        let context = crate::Context::from_tar(Bytes::from_static(b"CONTEXT"));
+        let mut events = crate::build(&daemon, context, &options).await.unwrap();
+        assert!(!events.is_terminated());
+        let mut got = Vec::new();
+        while let Some(event) = events.next_event().await {
+            got.push(event.unwrap());
+        }
+        assert!(events.is_terminated());
+        assert!(events.next_event().await.is_none());
+        // The fake's body is `one\ntwo\n`: both lines are over the configured bound.
+        let too_long = got
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    crate::BuildEvent::BadLine(crate::LineError::TooLong { max: 1, .. })
+                )
+            })
+            .count();
+        assert_eq!(too_long, 2, "{got:?}");
+        assert!(matches!(got.last(), Some(crate::BuildEvent::Finished(_))));
     }
 
     #[tokio::test]

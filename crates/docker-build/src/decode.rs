@@ -1,6 +1,6 @@
 //! The transport-free core: `POST /build` body bytes in, [`BuildEvent`]s out.
 //!
-//! The live path ([`crate::build()`]), replays of recorded bodies and the tests all use
+//! The live path (`build()`, feature `daemon`), replays of recorded bodies and the tests all use
 //! [`BuildDecoder`]. It does no I/O and reads no clock: the caller passes body chunks in any
 //! chunking, with the time each arrived (used only by the classic builder, whose text carries no
 //! times).
@@ -9,14 +9,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use buildkit_events::{Event, LogLine, Summary, Time, Tracker};
-use buildkit_proto::StatusResponse;
+use buildkit_proto::{Message as _, StatusResponse};
 use bytes::Bytes;
 
 use crate::classic::ClassicMapper;
-use crate::ndjson::{DEFAULT_MAX_LINE, LineError, LineSplitter, Message, parse_line};
+use crate::ndjson::{DEFAULT_MAX_LINE, LineError, LineSplitter, Message, decode_trace, parse_line};
 
 /// Something that happened during a build.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum BuildEvent {
     /// A vertex event from BuildKit's trace (or a classic-builder step in the same vocabulary).
     Vertex(Event),
@@ -54,9 +55,9 @@ pub struct BuildFailure {
 /// The vertex a failure is attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedStep {
-    /// The vertex digest.
+    /// The vertex's digest, as in its [`Event::Started`] and [`Event::Completed`] events.
     pub digest: Arc<str>,
-    /// Its display name, e.g. `[2/3] RUN make`.
+    /// The vertex's name, e.g. `[2/3] RUN make`.
     pub name: String,
     /// The vertex's own error text (BuildKit's per-step message).
     pub error: String,
@@ -78,7 +79,14 @@ pub struct BuildSummary {
 }
 
 /// Limits and options of a [`BuildDecoder`].
-#[derive(Debug, Clone)]
+///
+/// ```
+/// use docker_build::DecoderConfig;
+///
+/// let config = DecoderConfig { max_line: 1 << 20, records: true, ..Default::default() };
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecoderConfig {
     /// Longest body line accepted; longer ones are dropped and reported.
     pub max_line: usize,
@@ -102,16 +110,14 @@ impl Default for DecoderConfig {
 /// Decodes a `POST /build` response body into [`BuildEvent`]s.
 ///
 /// ```
-/// use buildkit_events::Time;
-/// use bytes::Bytes;
-/// use docker_build::decode::{BuildDecoder, BuildEvent};
+/// use docker_build::{BuildDecoder, BuildEvent, Time};
 ///
 /// let body = concat!(
 ///     "{\"stream\":\"Step 1/1 : RUN echo hi\"}\r\n{\"stream\":\"\\n\"}\r\n",
 ///     "{\"stream\":\"hi\\n\"}\r\n{\"aux\":{\"ID\":\"sha256:abc\"}}\r\n",
 /// );
 /// let mut decoder = BuildDecoder::new();
-/// decoder.push(Bytes::from(body), Time(0));
+/// decoder.push(body, Time(0));
 /// decoder.finish(Time(1));
 /// let events: Vec<BuildEvent> = std::iter::from_fn(|| decoder.poll_event()).collect();
 /// assert!(events.contains(&BuildEvent::ImageBuilt { id: "sha256:abc".into() }));
@@ -161,18 +167,15 @@ impl BuildDecoder {
         }
     }
 
-    /// Turns [`BuildEvent::Record`]s on or off from the next record on (see
-    /// [`DecoderConfig::records`]).
-    pub fn set_records(&mut self, on: bool) {
-        self.records = on;
-    }
-
     /// Feeds the next chunk of the body, received at `now`.
-    pub fn push(&mut self, chunk: Bytes, now: Time) {
+    ///
+    /// A [`Bytes`] chunk is kept without copying (whole lines in it become slices of it);
+    /// `Vec<u8>`, `&'static [u8]`, `String` and `&'static str` convert without copying too.
+    pub fn push(&mut self, chunk: impl Into<Bytes>, now: Time) {
         if self.finished {
             return;
         }
-        self.lines.push(chunk);
+        self.lines.push(chunk.into());
         while let Some(line) = self.lines.next_line() {
             self.line(line, now);
         }
@@ -258,17 +261,6 @@ impl BuildDecoder {
             Err(e) => return self.bad(e),
         };
         match message {
-            Message::Trace(aux) if self.records => match decode_aux(&aux) {
-                Some(record) => {
-                    let record = Arc::new(record);
-                    self.drain_tracker();
-                    self.queue
-                        .push_back(BuildEvent::Record(Arc::clone(&record)));
-                    self.tracker.handle_response(StatusResponse::clone(&record));
-                }
-                // The tracker decodes it again, to report the same error as without records.
-                None => self.trace(&aux, line_no),
-            },
             Message::Trace(aux) => self.trace(&aux, line_no),
             Message::ImageId(id) => {
                 self.drain_tracker();
@@ -323,8 +315,26 @@ impl BuildDecoder {
     }
 
     /// Feeds a trace record's `aux` string to the tracker.
+    /// A trace line: undoes the base64, and hands the record to the tracker (and out as a
+    /// [`BuildEvent::Record`] first, when records are asked for).
     fn trace(&mut self, aux: &[u8], line_no: u64) {
-        if let Err(source) = self.tracker.handle_aux(aux) {
+        let wire = match decode_trace(aux, line_no) {
+            Ok(wire) => wire,
+            Err(e) => return self.bad(e),
+        };
+        if self.records {
+            // An undecodable record falls through: the tracker reports it as it does without
+            // records.
+            if let Ok(record) = StatusResponse::decode(wire.clone()) {
+                let record = Arc::new(record);
+                self.drain_tracker();
+                self.queue
+                    .push_back(BuildEvent::Record(Arc::clone(&record)));
+                self.tracker.handle_response(StatusResponse::clone(&record));
+                return;
+            }
+        }
+        if let Err(source) = self.tracker.handle_protobuf(wire) {
             self.bad(LineError::Trace {
                 line: line_no,
                 source,
@@ -355,15 +365,6 @@ impl BuildDecoder {
             self.queue.push_back(BuildEvent::Vertex(e));
         }
     }
-}
-
-/// The record in a trace line's `aux` string (base64 of a protobuf `StatusResponse`), if it
-/// decodes. Log payloads are slices of the decoded buffer, not copies.
-fn decode_aux(aux: &[u8]) -> Option<StatusResponse> {
-    use base64::Engine as _;
-    use buildkit_proto::Message as _;
-    let wire = base64::engine::general_purpose::STANDARD.decode(aux).ok()?;
-    StatusResponse::decode(Bytes::from(wire)).ok()
 }
 
 #[cfg(test)]

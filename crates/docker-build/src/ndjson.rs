@@ -3,8 +3,10 @@
 //! The daemon writes one JSON object per line, each ending in `\r\n` (`\n` alone is accepted
 //! too). HTTP chunks do not follow lines: a line can be split across chunks, and one chunk can
 //! hold many lines. [`LineSplitter`] reassembles lines without copying the ones that arrive
-//! whole; [`parse_line`] types one line as a [`Message`].
+//! whole; [`parse_line`] types one line as a [`Message`], and [`decode_trace`] undoes the
+//! base64 of a trace record's `aux`, giving the protobuf bytes of one `StatusResponse`.
 
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 
@@ -41,6 +43,7 @@ pub struct LineSplitter {
 
 /// A line of the body that could not be used. The stream goes on after it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LineError {
     /// The line grew past the configured bound and was dropped (its length so far is given).
     #[error("line {line}: longer than {max} bytes ({len} bytes), dropped")]
@@ -62,8 +65,24 @@ pub enum LineError {
         /// The first bytes of the line, lossily decoded.
         excerpt: String,
     },
-    /// A `moby.buildkit.trace` record whose `aux` could not be decoded.
-    #[error("line {line}: {source}")]
+    /// The `aux` string of a `moby.buildkit.trace` line is not standard, padded base64.
+    #[error("line {line}: trace record is not valid base64 (byte offset {offset})")]
+    Base64 {
+        /// 1-based line number in the body.
+        line: u64,
+        /// Byte offset in the `aux` string of the offending symbol, or the string's length
+        /// when the string ends wrongly (truncated, bad padding).
+        offset: usize,
+        /// The base64 decoder's own description.
+        #[source]
+        source: Base64Error,
+    },
+    /// A `moby.buildkit.trace` record whose protobuf could not be decoded.
+    ///
+    /// The source's [`record`](buildkit_events::RecordError::record) index counts the records
+    /// that reached the tracker; a line that failed as [`LineError::Base64`] is not among them.
+    /// `line` is the position in the body.
+    #[error("line {line}: trace record did not decode")]
     Trace {
         /// 1-based line number in the body.
         line: u64,
@@ -72,6 +91,12 @@ pub enum LineError {
         source: buildkit_events::RecordError,
     },
 }
+
+/// Why a trace record's `aux` is not base64 (the decoder's description, without tying this
+/// crate's API to the base64 crate's version).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(transparent)]
+pub struct Base64Error(base64::DecodeError);
 
 impl Default for LineSplitter {
     fn default() -> Self {
@@ -185,9 +210,11 @@ fn trim_eol(mut line: Bytes) -> Bytes {
 
 /// One line of the build response, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message {
     /// `{"id":"moby.buildkit.trace","aux":"<base64>"}`: the base64 text of one protobuf
-    /// `StatusResponse` (decoded by `buildkit_events::Tracker::handle_aux`).
+    /// `StatusResponse` ([`decode_trace`] gives the protobuf bytes for
+    /// [`Tracker::handle_protobuf`](buildkit_events::Tracker::handle_protobuf)).
     Trace(Bytes),
     /// `{"id":"moby.image.id","aux":{"ID":…}}` (BuildKit) or `{"aux":{"ID":…}}` (classic).
     ImageId(String),
@@ -316,6 +343,38 @@ pub fn parse_line(line: Bytes, line_no: u64) -> Result<Message, LineError> {
         });
     }
     Ok(Message::Other(line))
+}
+
+/// Decodes the base64 `aux` of a [`Message::Trace`] (standard alphabet, padded) into the
+/// protobuf bytes of one `StatusResponse`. `line_no` only labels the error.
+///
+/// ```
+/// use bytes::Bytes;
+/// use docker_build::ndjson::{LineError, decode_trace};
+///
+/// assert_eq!(decode_trace(b"CgA=", 1).unwrap(), Bytes::from_static(b"\x0a\x00"));
+/// let err = decode_trace(b"Cg*A", 7).unwrap_err();
+/// assert!(matches!(err, LineError::Base64 { line: 7, offset: 2, .. }));
+/// assert_eq!(err.to_string(), "line 7: trace record is not valid base64 (byte offset 2)");
+/// ```
+pub fn decode_trace(aux: &[u8], line_no: u64) -> Result<Bytes, LineError> {
+    match base64::engine::general_purpose::STANDARD.decode(aux) {
+        Ok(wire) => Ok(Bytes::from(wire)),
+        Err(source) => Err(LineError::Base64 {
+            line: line_no,
+            offset: base64_offset(&source, aux.len()),
+            source: Base64Error(source),
+        }),
+    }
+}
+
+/// The byte offset a base64 error points at.
+fn base64_offset(err: &base64::DecodeError, input_len: usize) -> usize {
+    match *err {
+        base64::DecodeError::InvalidByte(offset, _)
+        | base64::DecodeError::InvalidLastSymbol(offset, _) => offset,
+        base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidPadding => input_len,
+    }
 }
 
 #[cfg(test)]

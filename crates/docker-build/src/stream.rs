@@ -1,4 +1,7 @@
 //! Live builds: `POST /build` on a daemon, the body decoded into [`BuildEvent`]s as it arrives.
+//!
+//! Needs the `daemon` feature and a Unix platform (build contexts come from [`docker_context`],
+//! which is Unix-only).
 
 use std::io::Write;
 use std::pin::Pin;
@@ -8,113 +11,18 @@ use std::time::SystemTime;
 
 use buildkit_events::Time;
 use bytes::Bytes;
-use futures_core::Stream;
+use futures_core::{FusedStream, Stream};
 
 use crate::connection::{BodyError, BuildRequestError, BuildResponse, Daemon};
 use docker_context::{Context, ContextError};
 
 use crate::decode::{BuildDecoder, BuildEvent, DecoderConfig};
+use crate::options::BuildOptions;
 use crate::upload::ContextStream;
-
-/// Which of the daemon's builders runs the build.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Builder {
-    /// BuildKit (`version=2`): per-vertex records with times, logs and progress.
-    #[default]
-    BuildKit,
-    /// The classic builder (`version=1`, still the API's default): text, mapped to the same
-    /// events (each `Step N/M` a vertex).
-    Classic,
-}
-
-/// What to build and how; the daemon's `POST /build` parameters.
-///
-/// ```
-/// use docker_build::{BuildOptions, Builder};
-///
-/// let options = BuildOptions {
-///     tags: vec!["app:dev".into()],
-///     build_args: vec![("VERSION".into(), "1.2".into())],
-///     no_cache: true,
-///     ..Default::default()
-/// };
-/// assert_eq!(
-///     options.query("Dockerfile"),
-///     "version=2&dockerfile=Dockerfile&t=app%3Adev&buildargs=%7B%22VERSION%22%3A%221.2%22%7D&nocache=1&rm=1&forcerm=1"
-/// );
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BuildOptions {
-    /// Names for the image (`name:tag`), each sent as `t=`.
-    pub tags: Vec<String>,
-    /// `ARG` values, in order (later ones win).
-    pub build_args: Vec<(String, String)>,
-    /// The stage to build (`--target`).
-    pub target: Option<String>,
-    /// Do not use the build cache.
-    pub no_cache: bool,
-    /// Always try to pull newer base images.
-    pub pull: bool,
-    /// Labels to set on the image.
-    pub labels: Vec<(String, String)>,
-    /// Target platform, e.g. `linux/amd64`.
-    pub platform: Option<String>,
-    /// BuildKit (default) or the classic builder.
-    pub builder: Builder,
-}
-
-impl BuildOptions {
-    /// The encoded query string for `POST /build`, with `dockerfile` the Dockerfile's path
-    /// inside the context.
-    pub fn query(&self, dockerfile: &str) -> String {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        q.append_pair(
-            "version",
-            match self.builder {
-                Builder::BuildKit => "2",
-                Builder::Classic => "1",
-            },
-        );
-        q.append_pair("dockerfile", dockerfile);
-        for tag in &self.tags {
-            q.append_pair("t", tag);
-        }
-        if !self.build_args.is_empty() {
-            q.append_pair("buildargs", &json_object(&self.build_args));
-        }
-        if !self.labels.is_empty() {
-            q.append_pair("labels", &json_object(&self.labels));
-        }
-        if let Some(target) = &self.target {
-            q.append_pair("target", target);
-        }
-        if let Some(platform) = &self.platform {
-            q.append_pair("platform", platform);
-        }
-        if self.no_cache {
-            q.append_pair("nocache", "1");
-        }
-        if self.pull {
-            q.append_pair("pull", "1");
-        }
-        // Remove the classic builder's intermediate containers, also after a failure, as the
-        // docker CLI does.
-        q.append_pair("rm", "1");
-        q.append_pair("forcerm", "1");
-        q.finish()
-    }
-}
-
-fn json_object(pairs: &[(String, String)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = pairs
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    serde_json::Value::Object(map).to_string()
-}
 
 /// Why a build could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// The daemon could not be reached or refused the request before any output.
     #[error(transparent)]
@@ -123,6 +31,7 @@ pub enum BuildError {
 
 /// Why a running build's event stream ended early.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildStreamError {
     /// The connection to the daemon broke before the build ended. Every event decoded before
     /// the break was delivered first.
@@ -151,14 +60,12 @@ fn running_list(running: &[String]) -> String {
 }
 
 /// Starts a build of `context` on `daemon`; its events arrive through the returned stream as
-/// the daemon sends them. Dropping the stream closes the connection and the daemon cancels the
-/// build.
+/// the daemon sends them, decoded with `options.decoder`. Dropping the stream closes the
+/// connection and the daemon cancels the build.
 ///
 /// ```no_run
-/// use docker_build::{build, BuildOptions};
 /// use docker_build::connection::Daemon;
-/// use docker_context::Context;
-/// use docker_build::decode::BuildEvent;
+/// use docker_build::{BuildEvent, BuildOptions, Context, build};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let daemon = Daemon::connect().await?;
@@ -187,7 +94,7 @@ pub async fn build(
     let response = daemon.post_build(&query, body).await?;
     Ok(BuildStream::new(
         response,
-        DecoderConfig::default(),
+        options.decoder.clone(),
         context_error,
     ))
 }
@@ -216,16 +123,19 @@ impl<S: Stream<Item = Result<Bytes, ContextError>>> Stream for RememberError<S> 
     }
 }
 
-/// The events of a running build. Implements [`Stream`]; [`BuildStream::next_event`] does the
-/// same without futures-util.
+/// The events of a running build. Implements [`Stream`] and [`FusedStream`];
+/// [`BuildStream::next_event`] does the same without futures-util.
 ///
-/// Ends after [`BuildEvent::Finished`], or after one `Err` when the build could not finish.
+/// Ends after [`BuildEvent::Finished`], or after one `Err` when the build could not finish;
+/// once it has ended, it keeps returning `None`.
 pub struct BuildStream {
     response: BuildResponse,
     decoder: BuildDecoder,
     record: Option<Box<dyn Write + Send>>,
     context_error: Arc<Mutex<Option<ContextError>>>,
     state: State,
+    /// `poll_next` returned `None`.
+    terminated: bool,
 }
 
 enum State {
@@ -263,6 +173,7 @@ impl BuildStream {
             record: None,
             context_error,
             state: State::Streaming,
+            terminated: false,
         }
     }
 
@@ -271,14 +182,6 @@ impl BuildStream {
     /// [`BuildStreamError::Record`].
     pub fn record_to(mut self, writer: impl Write + Send + 'static) -> Self {
         self.record = Some(Box::new(writer));
-        self
-    }
-
-    /// Also emits every BuildKit trace record as a [`BuildEvent::Record`], before the vertex
-    /// events derived from it (see [`DecoderConfig::records`]), e.g. for buildx's rawjson
-    /// output.
-    pub fn with_records(mut self) -> Self {
-        self.decoder.set_records(true);
         self
     }
 
@@ -307,7 +210,10 @@ impl Stream for BuildStream {
                 return Poll::Ready(Some(Ok(event)));
             }
             match std::mem::replace(&mut this.state, State::Done) {
-                State::Done => return Poll::Ready(None),
+                State::Done => {
+                    this.terminated = true;
+                    return Poll::Ready(None);
+                }
                 State::Failing(error) => return Poll::Ready(Some(Err(error))),
                 State::Streaming => this.state = State::Streaming,
             }
@@ -354,5 +260,11 @@ impl Stream for BuildStream {
                 }
             }
         }
+    }
+}
+
+impl FusedStream for BuildStream {
+    fn is_terminated(&self) -> bool {
+        self.terminated
     }
 }

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use buildkit_progressui::Render;
 use docker_build::connection::Daemon;
 use docker_build::decode::BuildEvent;
-use docker_build::{BuildOptions, Builder, build};
+use docker_build::{BuildOptions, Builder, DecoderConfig, build};
 use docker_context::Context;
 
 use super::replay::{ReplayOutcome, note};
-use super::{conclude, key_values, renderer, wall_clock};
+use super::{conclude, key_values, progress_mode, renderer, wall_clock};
 use crate::error::{CliError, one_line};
 use crate::{BuildArgs, Progress};
 
@@ -30,6 +30,10 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
             Builder::Classic
         } else {
             Builder::BuildKit
+        },
+        decoder: DecoderConfig {
+            records: progress_mode(args.progress.progress).wants_records(),
+            ..DecoderConfig::default()
         },
     };
     let (dir, dockerfile) = match &args.file {
@@ -71,9 +75,6 @@ async fn build_and_render(
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     let mut stream = build(&daemon, context, &options).await?;
     let mut renderer = renderer(progress, true, Box::new(io::stdout()));
-    if renderer.wants_records() {
-        stream = stream.with_records();
-    }
     if let Some(file) = record {
         stream = stream.record_to(file);
     }

@@ -20,13 +20,7 @@ pub(crate) mod replay;
 /// The renderer for `--progress`, writing to `out` (stdout).
 fn renderer(progress: Progress, live: bool, out: Box<dyn Write>) -> Renderer<Box<dyn Write>> {
     let terminal = io::stdout().is_terminal();
-    let mode = match progress {
-        Progress::Auto if terminal => Mode::Tty,
-        Progress::Auto | Progress::Plain => Mode::Plain,
-        Progress::Tty => Mode::Tty,
-        Progress::Json => Mode::Json,
-        Progress::Rawjson => Mode::RawJson,
-    };
+    let mode = progress_mode(progress);
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let options = Options {
         live,
@@ -34,6 +28,17 @@ fn renderer(progress: Progress, live: bool, out: Box<dyn Write>) -> Renderer<Box
         size: stdout_size,
     };
     Renderer::new(mode, out, options)
+}
+
+/// The output format of `--progress`, `auto` resolved by whether stdout is a terminal.
+fn progress_mode(progress: Progress) -> Mode {
+    match progress {
+        Progress::Auto if io::stdout().is_terminal() => Mode::Tty,
+        Progress::Auto | Progress::Plain => Mode::Plain,
+        Progress::Tty => Mode::Tty,
+        Progress::Json => Mode::Json,
+        Progress::Rawjson => Mode::RawJson,
+    }
 }
 
 /// The size of the terminal on stdout, or 80 columns and no height limit.
