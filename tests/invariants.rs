@@ -240,7 +240,7 @@ pub fn check_lossless_logs<'a, 'b, E: EventView + 'b>(
 mod tests {
     use std::sync::Arc;
 
-    use buildkit_events::{Duration, Outcome, Time, VertexCompleted, VertexStarted};
+    use buildkit_events::{Elapsed, Outcome, Time, VertexCompleted, VertexStarted};
 
     use super::*;
 
@@ -261,7 +261,7 @@ mod tests {
             outcome: Outcome::Done,
             started: Time(started),
             completed: Time(at),
-            duration: Duration((at - started) as u128),
+            duration: Elapsed((at - started) as u128),
             interval,
         })
     }

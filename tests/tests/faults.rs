@@ -571,7 +571,7 @@ fn ten_thousand_vertices_all_start_and_complete_and_are_counted() {
         }
     }
 
-    let s = &summary(&events).vertices;
+    let s = &summary(&events).summary;
     assert_eq!(s.counts.total(), N);
     assert_eq!(s.counts.cached, N / 10);
     assert_eq!(s.counts.done, N - N / 10);
@@ -680,7 +680,7 @@ fn logs_for_digests_never_announced_come_out_with_their_digest() {
         ]
     );
     assert_eq!(count(&events, is_bad_line), 0);
-    let s = &summary(&events).vertices;
+    let s = &summary(&events).summary;
     assert_eq!(s.counts.done, 1);
     assert_eq!(
         s.counts.total(),

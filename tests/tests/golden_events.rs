@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use buildkit_events::{Duration, Event, LineEnd, Outcome, Summary, Time, Tracker};
+use buildkit_events::{Elapsed, Event, LineEnd, Outcome, Summary, Time, Tracker};
 use workspace_tests::corpus;
 use workspace_tests::golden::{assert_golden, unexpected_files};
 
@@ -134,7 +134,7 @@ impl Renderer {
     }
 }
 
-fn duration(d: Duration) -> String {
+fn duration(d: Elapsed) -> String {
     let ms = d.0 / 1_000_000;
     format!("{}.{:03}s", ms / 1000, ms % 1000)
 }
@@ -177,7 +177,7 @@ fn render(id: &str, records: usize, events: &[Event], summary: &Summary) -> Stri
         Event::Completed(c) => Some(c.completed),
         Event::Log(l) => Some(l.timestamp),
         Event::Progress(p) => Some(p.timestamp),
-        Event::Warning(_) => None,
+        _ => None,
     });
     let mut r = Renderer {
         t0,
@@ -225,6 +225,7 @@ fn render(id: &str, records: usize, events: &[Event], summary: &Summary) -> Stri
                     LineEnd::Newline => {}
                     LineEnd::Split => line.push_str(" split"),
                     LineEnd::Unterminated => line.push_str(" unterminated"),
+                    other => panic!("a new line end needs a transcript form: {other:?}"),
                 }
                 if l.clipped_notice {
                     line.push_str(" clip-notice");
@@ -279,6 +280,7 @@ fn render(id: &str, records: usize, events: &[Event], summary: &Summary) -> Stri
                 }
                 line
             }
+            other => panic!("a new event kind needs a transcript form: {other:?}"),
         };
         out.push_str(&line);
         out.push('\n');
@@ -351,5 +353,5 @@ fn times_are_relative_and_truncated_to_milliseconds() {
     };
     assert_eq!(r.time(Time(2_234_999_999)), "+1.234s");
     assert_eq!(r.time(Time(999_000_000)), "-0.001s");
-    assert_eq!(duration(Duration(61_005_000_000)), "61.005s");
+    assert_eq!(duration(Elapsed(61_005_000_000)), "61.005s");
 }

@@ -11,6 +11,7 @@
 /// lines) are undone before the tracker sees a record; their errors belong to the transport
 /// (`docker-build` reports them as bad lines).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
     /// The bytes are not a valid protobuf `moby.buildkit.v1.StatusResponse`.
     #[error("record {record}: invalid StatusResponse protobuf ({len} bytes)")]

@@ -19,15 +19,15 @@ impl Time {
     /// The span from `earlier` to `self`, or zero if `earlier` is later.
     ///
     /// ```
-    /// use buildkit_events::{Duration, Time};
-    /// assert_eq!(Time(1_500).saturating_duration_since(Time(500)), Duration(1_000));
-    /// assert_eq!(Time(500).saturating_duration_since(Time(1_500)), Duration(0));
+    /// use buildkit_events::{Elapsed, Time};
+    /// assert_eq!(Time(1_500).saturating_duration_since(Time(500)), Elapsed(1_000));
+    /// assert_eq!(Time(500).saturating_duration_since(Time(1_500)), Elapsed(0));
     /// ```
-    pub fn saturating_duration_since(self, earlier: Time) -> Duration {
+    pub fn saturating_duration_since(self, earlier: Time) -> Elapsed {
         if self.0 > earlier.0 {
-            Duration((self.0 - earlier.0).unsigned_abs())
+            Elapsed((self.0 - earlier.0).unsigned_abs())
         } else {
-            Duration(0)
+            Elapsed(0)
         }
     }
 }
@@ -40,9 +40,9 @@ impl From<&buildkit_proto::Timestamp> for Time {
 
 /// A span between two [`Time`]s, in nanoseconds (never negative).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Duration(pub u128);
+pub struct Elapsed(pub u128);
 
-impl Duration {
+impl Elapsed {
     /// The span in nanoseconds.
     pub fn as_nanos(self) -> u128 {
         self.0
@@ -51,7 +51,7 @@ impl Duration {
     /// The span in seconds, e.g. for BuildKit's `DONE 0.7s` (`{:.1}`).
     ///
     /// ```
-    /// assert_eq!(buildkit_events::Duration(1_250_000_000).as_secs_f64(), 1.25);
+    /// assert_eq!(buildkit_events::Elapsed(1_250_000_000).as_secs_f64(), 1.25);
     /// ```
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1e9
@@ -69,14 +69,14 @@ impl Duration {
 /// honoured: `format!("{:>6.1}", d)` → `  0.7s`.
 ///
 /// ```
-/// use buildkit_events::Duration;
-/// let d = Duration(700_000_000);
+/// use buildkit_events::Elapsed;
+/// let d = Elapsed(700_000_000);
 /// assert_eq!(format!("{d}"), "0.700s");
 /// assert_eq!(format!("{d:.1}"), "0.7s");
 /// assert_eq!(format!("[{d:>6.1}]"), "[  0.7s]");
 /// assert_eq!(format!("[{d:<6.1}]"), "[0.7s  ]");
 /// ```
-impl fmt::Display for Duration {
+impl fmt::Display for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let precision = f.precision().unwrap_or(3);
         let text = format!("{:.*}s", precision, self.as_secs_f64());
@@ -111,6 +111,7 @@ fn pad(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
 
 /// One thing that happened to one vertex. Every variant names its vertex by digest.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A vertex began an interval of work (its first, or a restart after completing).
     Started(VertexStarted),
@@ -154,6 +155,7 @@ pub struct VertexStarted {
 
 /// How an interval of a vertex ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// Ran and succeeded.
     Done,
@@ -227,13 +229,14 @@ pub struct VertexCompleted {
     /// End of the interval; for [`Outcome::Interrupted`], the latest time seen in the input.
     pub completed: Time,
     /// Sum of the vertex's merged run intervals so far, as BuildKit's printer computes it.
-    pub duration: Duration,
+    pub duration: Elapsed,
     /// Which interval ended (matches [`VertexStarted::interval`]).
     pub interval: u32,
 }
 
 /// Which output stream a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Stream {
     /// Stream 1, the process's standard output.
     Stdout,
@@ -276,6 +279,7 @@ impl fmt::Display for Stream {
 
 /// How a [`LogLine`]'s bytes ended in the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LineEnd {
     /// Terminated by `\n` (not included in [`LogLine::bytes`]).
     Newline,

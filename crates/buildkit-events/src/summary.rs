@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::event::{Duration, LogLine, Outcome, Time};
+use crate::event::{Elapsed, LogLine, Outcome, Time};
 use crate::name::StepName;
 
 /// How many started vertices ended (their latest interval) with each outcome.
@@ -42,14 +42,14 @@ impl OutcomeCounts {
 ///
 /// ```
 /// # use std::sync::Arc;
-/// use buildkit_events::{Duration, Outcome, Step, Time};
+/// use buildkit_events::{Elapsed, Outcome, Step, Time};
 ///
 /// let step = Step {
 ///     digest: Arc::from("sha256:1"),
 ///     name: "[build 1/3] FROM docker.io/library/alpine".into(),
 ///     inputs: vec![],
 ///     outcome: Outcome::Cached,
-///     duration: Duration(1_000_000),
+///     duration: Elapsed(1_000_000),
 ///     intervals: 2,
 ///     first_started: Time(0),
 ///     last_completed: Time(1_000_000),
@@ -72,7 +72,7 @@ pub struct Step {
     /// The final outcome: that of its latest interval.
     pub outcome: Outcome,
     /// Sum of its merged run intervals (BuildKit's `DONE x.xs`).
-    pub duration: Duration,
+    pub duration: Elapsed,
     /// How many intervals it ran: more than one when BuildKit ran it again (see
     /// [`Step::repeated`]).
     pub intervals: u32,
@@ -128,7 +128,7 @@ pub struct Summary {
     /// Latest completion of any vertex.
     pub last_completed: Option<Time>,
     /// From `first_started` to `last_completed` (zero if either is missing).
-    pub wall_time: Duration,
+    pub wall_time: Elapsed,
     /// Every started vertex that has completed, in the order they first started.
     pub steps: Vec<Step>,
     /// The first vertex that completed with [`Outcome::Failed`].

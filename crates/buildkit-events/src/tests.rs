@@ -199,13 +199,13 @@ fn restart_after_completion_is_a_new_interval() {
         .collect();
     assert_eq!(durations, [100, 120, 130]);
     assert_eq!(t.vertex(A).unwrap().intervals, 3);
-    assert_eq!(t.vertex(A).unwrap().duration(), Duration(130));
+    assert_eq!(t.vertex(A).unwrap().duration(), Elapsed(130));
     // The step-level view: one entry, its final outcome, flagged as repeated.
     let summary = t.finish();
     assert_eq!(summary.steps.len(), 1);
     let step = &summary.steps[0];
     assert!(step.repeated());
-    assert_eq!((step.intervals, step.duration), (3, Duration(130)));
+    assert_eq!((step.intervals, step.duration), (3, Elapsed(130)));
     assert_eq!(
         (step.first_started, step.last_completed),
         (Time(0), Time(150))
@@ -242,7 +242,7 @@ fn overlapping_intervals_merge_and_an_overlapping_open_one_reopens() {
     t.handle_response(rec(vec![vtx(A, Some(0), Some(10))]));
     // Overlaps: joins the first interval, no new run.
     t.handle_response(rec(vec![vtx(A, Some(5), Some(20))]));
-    assert_eq!(t.vertex(A).unwrap().duration(), Duration(20));
+    assert_eq!(t.vertex(A).unwrap().duration(), Elapsed(20));
     // Starts exactly at the merged end while open: the merged interval re-opens.
     t.handle_response(rec(vec![vtx(A, Some(20), None)]));
     t.handle_response(rec(vec![vtx(A, Some(20), Some(30))]));
@@ -255,7 +255,7 @@ fn overlapping_intervals_merge_and_an_overlapping_open_one_reopens() {
             "sha256:aaaa C1@30:DONE",
         ]
     );
-    assert_eq!(t.vertex(A).unwrap().duration(), Duration(30));
+    assert_eq!(t.vertex(A).unwrap().duration(), Elapsed(30));
 }
 
 #[test]
@@ -621,7 +621,7 @@ fn finish_interrupts_running_vertices_and_summarises() {
     assert_eq!(summary.counts.total(), 2);
     assert_eq!(summary.first_started, Some(Time(50)));
     assert_eq!(summary.last_completed, Some(Time(900)));
-    assert_eq!(summary.wall_time, Duration(850));
+    assert_eq!(summary.wall_time, Elapsed(850));
     // First-start order: B started at 50 but A came first in the record.
     let order: Vec<(&str, u128)> = summary
         .steps

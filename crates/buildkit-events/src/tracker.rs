@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::error::RecordError;
 use crate::event::{
-    Duration, Event, LineEnd, LogLine, Outcome, Progress, Stream, Time, VertexCompleted,
+    Elapsed, Event, LineEnd, LogLine, Outcome, Progress, Stream, Time, VertexCompleted,
     VertexStarted, Warning,
 };
 use crate::intervals::{Insert, Intervals, Span};
@@ -56,6 +56,7 @@ impl Default for Config {
 
 /// Where a vertex stands, as far as the records seen so far tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VertexState {
     /// Described (name, inputs) but never started.
     Pending,
@@ -181,8 +182,8 @@ impl VertexInfo {
 
     /// Sum of the merged closed intervals (BuildKit's `DONE x.xs`); a running interval is not
     /// counted until it completes.
-    pub fn duration(&self) -> Duration {
-        Duration(
+    pub fn duration(&self) -> Elapsed {
+        Elapsed(
             self.inner
                 .intervals
                 .closed_total()
@@ -522,7 +523,7 @@ impl Tracker {
             .count();
         let wall_time = match (self.first_start, self.last_completion) {
             (Some(a), Some(b)) => b.saturating_duration_since(a),
-            _ => Duration(0),
+            _ => Elapsed(0),
         };
         let failed = self.first_failed.map(|idx| {
             let vx = &self.vertices[idx];
@@ -638,7 +639,7 @@ impl Tracker {
                         outcome: vx.outcome(),
                         started: Time(start),
                         completed: Time(stop),
-                        duration: Duration(vx.inner.intervals.closed_total_until(stop)),
+                        duration: Elapsed(vx.inner.intervals.closed_total_until(stop)),
                         interval: vx.intervals.saturating_sub(1),
                     };
                     if k == last && busy.binary_search(&&*vx.digest).is_ok() {

@@ -1,6 +1,6 @@
 //! Number and time formats shared by the renderers, each matching the Go code it imitates.
 
-use buildkit_events::{Duration, Time};
+use buildkit_events::{Elapsed, Time};
 
 /// A byte count the way BuildKit's printer shows it (`%.2f` of `tonistiigi/units.Bytes`):
 /// decimal units, two decimals, and whole bytes as an integer below 1 kB.
@@ -52,8 +52,8 @@ pub fn seconds_between(earlier: Time, later: Time) -> f64 {
     (later.0 - earlier.0) as f64 / 1e9
 }
 
-/// A [`Duration`] in seconds.
-pub fn seconds(d: Duration) -> f64 {
+/// A [`Elapsed`] in seconds.
+pub fn seconds(d: Elapsed) -> f64 {
     d.as_secs_f64()
 }
 

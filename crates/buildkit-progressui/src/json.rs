@@ -33,7 +33,7 @@ impl From<Stream> for StreamJson {
         match s {
             Stream::Stdout => StreamJson::Named("stdout"),
             Stream::Stderr => StreamJson::Named("stderr"),
-            Stream::Other(n) => StreamJson::Number(n),
+            other => StreamJson::Number(other.number()),
         }
     }
 }
@@ -128,13 +128,7 @@ enum Out<'a> {
 }
 
 fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Done => "done",
-        Outcome::Cached => "cached",
-        Outcome::Failed(_) => "failed",
-        Outcome::Canceled => "canceled",
-        Outcome::Interrupted => "interrupted",
-    }
+    o.label()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -240,19 +234,19 @@ impl<W: Write> Render for Json<W> {
                 }),
             },
             BuildEvent::Finished(summary) => {
-                let c = &summary.vertices.counts;
+                let c = &summary.summary.counts;
                 let line = Out::BuildFinished {
                     success: summary.failure.is_none(),
                     error: summary.failure.as_ref().map(|f| f.message.as_str()),
                     image_id: summary.image_id.as_deref(),
-                    duration_s: seconds(summary.vertices.wall_time),
+                    duration_s: seconds(summary.summary.wall_time),
                     vertices: Counts {
                         done: c.done,
                         cached: c.cached,
                         failed: c.failed,
                         canceled: c.canceled,
                         interrupted: c.interrupted,
-                        pending: summary.vertices.pending,
+                        pending: summary.summary.pending,
                     },
                 };
                 write_line(&mut self.out, &line)?;

@@ -490,6 +490,7 @@ impl<W: Write> Plain<W> {
                 Some(Outcome::Done) | None => {
                     writeln!(self.out, "#{number} DONE {:.1}s", seconds(view.duration()))?
                 }
+                Some(other) => writeln!(self.out, "#{number} {other}")?,
             }
         }
         self.updates.remove(&i);

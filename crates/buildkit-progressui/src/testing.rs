@@ -1,7 +1,7 @@
 //! Event constructors for the renderers' unit tests (times in milliseconds).
 
 use buildkit_events::{
-    Duration, Event, LineEnd, LogLine, Outcome, OutcomeCounts, Progress, Stream, Summary, Time,
+    Elapsed, Event, LineEnd, LogLine, Outcome, OutcomeCounts, Progress, Stream, Summary, Time,
     VertexCompleted, VertexStarted, Warning,
 };
 use bytes::Bytes;
@@ -34,7 +34,7 @@ pub(crate) fn completed(
         outcome,
         started: ms(start),
         completed: ms(end),
-        duration: Duration(u128::try_from(duration).unwrap() * 1_000_000),
+        duration: Elapsed(u128::try_from(duration).unwrap() * 1_000_000),
         interval: 0,
     }))
 }
@@ -89,12 +89,12 @@ pub(crate) fn warning(digest: &str, short: &str) -> BuildEvent {
 
 pub(crate) fn finished() -> BuildEvent {
     BuildEvent::Finished(Box::new(BuildSummary {
-        vertices: Summary {
+        summary: Summary {
             counts: OutcomeCounts::default(),
             pending: 0,
             first_started: None,
             last_completed: None,
-            wall_time: Duration(0),
+            wall_time: Elapsed(0),
             steps: Vec::new(),
             failed: None,
         },

@@ -169,7 +169,7 @@ impl TtyState {
             BuildEvent::ImageBuilt { id } => self.image_id = Some(id.clone()),
             BuildEvent::Finished(summary) => {
                 self.finished = true;
-                self.pending = summary.vertices.pending;
+                self.pending = summary.summary.pending;
             }
             // Started, Completed: the shared view holds them; records, messages, bad lines
             // and the failure are not part of the live view.
@@ -375,6 +375,7 @@ pub fn frame(
             Some(Outcome::Failed(_)) => ("ERROR ", Tone::Error),
             Some(Outcome::Canceled) => ("CANCELED ", Tone::Canceled),
             Some(Outcome::Interrupted) => ("INTERRUPTED ", Tone::Canceled),
+            Some(_) => ("", Tone::Plain),
         };
         let name = format!("{prefix}{}", v.name().replace('\t', " "));
         let run_time = run_time(v, now);

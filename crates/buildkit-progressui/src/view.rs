@@ -30,7 +30,7 @@
 //!     outcome: Outcome::Cached,
 //!     started: Time(0),
 //!     completed: Time(5),
-//!     duration: buildkit_events::Duration(5),
+//!     duration: buildkit_events::Elapsed(5),
 //!     interval: 0,
 //! })));
 //! let v = vertices.get("sha256:a").unwrap();
@@ -40,7 +40,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use buildkit_events::{Duration, Event, LineEnd, LogLine, Outcome, Time};
+use buildkit_events::{Elapsed, Event, LineEnd, LogLine, Outcome, Time};
 use docker_build::decode::BuildEvent;
 
 use crate::format::seconds_between;
@@ -66,7 +66,7 @@ pub struct VertexView {
     running_since: Option<Time>,
     stop: Option<Time>,
     outcome: Option<Outcome>,
-    duration: Duration,
+    duration: Elapsed,
     tail: VecDeque<TailLine>,
     open: Option<TailLine>,
 }
@@ -134,6 +134,7 @@ impl Vertices {
             }
             Event::Progress(p) => self.index_of(&p.digest),
             Event::Warning(w) => self.index_of(&w.digest),
+            other => self.index_of(other.digest()),
         }
     }
 
@@ -152,7 +153,7 @@ impl Vertices {
             running_since: None,
             stop: None,
             outcome: None,
-            duration: Duration(0),
+            duration: Elapsed(0),
             tail: VecDeque::new(),
             open: None,
         });
@@ -279,7 +280,7 @@ impl VertexView {
     }
 
     /// The sum of its merged run intervals at its latest completion (BuildKit's `DONE x.xs`).
-    pub fn duration(&self) -> Duration {
+    pub fn duration(&self) -> Elapsed {
         self.duration
     }
 
@@ -357,7 +358,7 @@ mod tests {
         );
         assert_eq!(b.interval_start(), Some(ms(200)));
         assert_eq!(b.stop(), Some(ms(100)));
-        assert_eq!(b.duration(), Duration(100_000_000));
+        assert_eq!(b.duration(), Elapsed(100_000_000));
         assert_eq!(view.index_of("a"), Some(1));
         assert_eq!(view[1].digest().as_ref(), "a");
     }
@@ -375,7 +376,7 @@ mod tests {
         let a = &view[0];
         assert!(!a.is_running());
         assert_eq!(a.outcome(), Some(&Outcome::Failed("exit code: 1".into())));
-        assert_eq!(a.duration(), Duration(1_500_000_000));
+        assert_eq!(a.duration(), Elapsed(1_500_000_000));
     }
 
     #[test]

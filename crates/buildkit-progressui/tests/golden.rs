@@ -58,7 +58,7 @@ fn render(body: &[u8], mode: Mode, chunk: usize) -> Rendered {
                 BuildEvent::Failed(f) => failure = Some(f.clone()),
                 BuildEvent::Finished(summary) => {
                     interrupted = summary
-                        .vertices
+                        .summary
                         .steps
                         .iter()
                         .filter(|v| v.outcome == Outcome::Interrupted)

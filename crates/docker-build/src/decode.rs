@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use buildkit_events::{Event, LogLine, Summary, Time, Tracker};
+use buildkit_events::{Event, FailedVertex, Outcome, Step, Summary, Time, Tracker};
 use buildkit_proto::{Message as _, StatusResponse};
 use bytes::Bytes;
 
@@ -48,34 +48,59 @@ pub struct BuildFailure {
     pub message: String,
     /// `errorDetail.code`, when the daemon gave one (the classic builder's exit code).
     pub code: Option<i64>,
-    /// The step that failed, when a vertex carried the error.
-    pub step: Option<FailedStep>,
-}
-
-/// The vertex a failure is attributed to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailedStep {
-    /// The vertex's digest, as in its [`Event::Started`] and [`Event::Completed`] events.
-    pub digest: Arc<str>,
-    /// The vertex's name, e.g. `[2/3] RUN make`.
-    pub name: String,
-    /// The vertex's own error text (BuildKit's per-step message).
-    pub error: String,
-    /// Its last log lines, oldest first (at most `buildkit_events::Config::log_tail_lines`,
-    /// 10 by default), each with its stream and the time it began; [`LogLine::text`] gives
-    /// the text.
-    pub last_lines: Vec<LogLine>,
+    /// The step that failed, when a vertex carried the error: the tracker's first failed
+    /// vertex, with its error text and its last log lines (timestamped).
+    pub step: Option<FailedVertex>,
 }
 
 /// What the whole build came to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildSummary {
-    /// Per-vertex outcomes and times, from the tracker.
-    pub vertices: Summary,
+    /// Per-step outcomes, counts and times, from the tracker.
+    pub summary: Summary,
     /// The image id the daemon reported, if any.
     pub image_id: Option<String>,
     /// The failure, if the build failed.
     pub failure: Option<BuildFailure>,
+}
+
+impl BuildSummary {
+    /// Whether the build succeeded: the daemon reported no error, and no step was left
+    /// running unless the daemon reported the image anyway (it built it, and only its report
+    /// of some steps' completion is missing). A body that ends while steps run and no image
+    /// was reported (the client went away, the connection or recording was cut) is not a
+    /// success.
+    ///
+    /// ```
+    /// use docker_build::decode::{BuildDecoder, BuildEvent};
+    /// use docker_build::Time;
+    ///
+    /// let finished = |body: &'static str| {
+    ///     let mut decoder = BuildDecoder::new();
+    ///     decoder.push(body, Time(0));
+    ///     decoder.finish(Time(1));
+    ///     std::iter::from_fn(|| decoder.poll_event())
+    ///         .find_map(|e| match e { BuildEvent::Finished(s) => Some(s), _ => None })
+    ///         .unwrap()
+    /// };
+    /// let built = "{\"stream\":\"Step 1/1 : FROM scratch\\n\"}\r\n{\"aux\":{\"ID\":\"sha256:0\"}}\r\n";
+    /// assert!(finished(built).succeeded());
+    /// let cut = "{\"stream\":\"Step 1/1 : RUN sleep 9\\n\"}\r\n";
+    /// assert!(!finished(cut).succeeded());
+    /// let failed = "{\"errorDetail\":{\"message\":\"boom\"},\"error\":\"boom\"}\r\n";
+    /// assert!(!finished(failed).succeeded());
+    /// ```
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none() && (self.image_id.is_some() || self.interrupted().next().is_none())
+    }
+
+    /// The steps the body left running ([`Outcome::Interrupted`]), in the order they started.
+    pub fn interrupted(&self) -> impl Iterator<Item = &Step> + '_ {
+        self.summary
+            .steps
+            .iter()
+            .filter(|s| s.outcome == Outcome::Interrupted)
+    }
 }
 
 /// Limits and options of a [`BuildDecoder`].
@@ -193,24 +218,19 @@ impl BuildDecoder {
         self.classic.finish(now, &mut self.scratch);
         self.feed_scratch();
         self.finished = true;
-        let vertices = self.tracker.finish();
+        let summary = self.tracker.finish();
         self.drain_tracker();
         let failure = self.error.take().map(|(message, code)| BuildFailure {
             message,
             code,
-            step: vertices.failed.as_ref().map(|f| FailedStep {
-                digest: f.digest.clone(),
-                name: f.name.clone(),
-                error: f.error.clone(),
-                last_lines: f.last_lines.clone(),
-            }),
+            step: summary.failed.clone(),
         });
         if let Some(f) = &failure {
             self.queue.push_back(BuildEvent::Failed(f.clone()));
         }
         self.queue
             .push_back(BuildEvent::Finished(Box::new(BuildSummary {
-                vertices,
+                summary,
                 image_id: self.image_id.clone(),
                 failure,
             })));

@@ -116,7 +116,7 @@ pub mod stream;
 #[cfg(all(feature = "daemon", unix))]
 mod upload;
 
-pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, DecoderConfig, FailedStep};
+pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, DecoderConfig};
 pub use ndjson::LineError;
 pub use options::{BuildOptions, Builder};
 #[cfg(all(feature = "daemon", unix))]
@@ -125,7 +125,7 @@ pub use stream::{BuildError, BuildStream, BuildStreamError, build};
 
 /// The types the events carry, from [`buildkit_events`].
 pub use buildkit_events::{
-    Config as TrackerConfig, Duration, Event, FailedVertex, LineEnd, LogLine, Outcome,
+    Config as TrackerConfig, Elapsed, Event, FailedVertex, LineEnd, LogLine, Outcome,
     OutcomeCounts, Progress, ProgressGroup, RecordError, Step, StepName, Stream as LogStream,
     Summary, Time, Tracker, VertexCompleted, VertexInfo, VertexStarted, VertexState, Warning,
 };

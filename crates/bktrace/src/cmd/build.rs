@@ -11,8 +11,7 @@ use docker_build::decode::BuildEvent;
 use docker_build::{BuildOptions, Builder, DecoderConfig, build};
 use docker_context::Context;
 
-use super::replay::{ReplayOutcome, note};
-use super::{conclude, key_values, progress_mode, renderer, wall_clock};
+use super::{BuildOutcome, conclude, key_values, progress_mode, renderer, wall_clock};
 use crate::error::{CliError, one_line};
 use crate::{BuildArgs, Progress};
 
@@ -78,7 +77,7 @@ async fn build_and_render(
     if let Some(file) = record {
         stream = stream.record_to(file);
     }
-    let mut outcome = ReplayOutcome::default();
+    let mut outcome = BuildOutcome::default();
     let mut last_event = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -88,7 +87,7 @@ async fn build_and_render(
                 None => break,
                 Some(Ok(event)) => {
                     last_event = std::time::Instant::now();
-                    note(&event, &mut outcome);
+                    outcome.note(&event);
                     if let BuildEvent::BadLine(e) = &event {
                         eprintln!("warning: {}", one_line(e));
                     }

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 
 use buildkit_events::Time;
 use buildkit_progressui::{Mode, Options, Renderer};
+use docker_build::decode::{BuildEvent, BuildSummary};
+use docker_build::ndjson::LineError;
 
 use crate::Progress;
 use crate::error::CliError;
-use replay::ReplayOutcome;
 
 pub(crate) mod build;
 pub(crate) mod demo;
@@ -60,33 +61,62 @@ fn wall_clock() -> Time {
 }
 
 /// Prints what the caller needs to know after a replay or a build, and the exit status.
-fn conclude(outcome: &ReplayOutcome) -> ExitCode {
-    match &outcome.failure {
-        Some(failure) => {
-            let message = failure
-                .message
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            eprintln!("error: build failed: {message}");
-            ExitCode::FAILURE
+fn conclude(outcome: &BuildOutcome) -> ExitCode {
+    let Some(summary) = &outcome.finished else {
+        // The decoder always ends with a summary; without one nothing says the build worked.
+        eprintln!("error: the build's output ended without a result");
+        return ExitCode::FAILURE;
+    };
+    let interrupted = || {
+        summary
+            .interrupted()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(failure) = &summary.failure {
+        let message = failure
+            .message
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!("error: build failed: {message}");
+        ExitCode::FAILURE
+    } else if !summary.succeeded() {
+        eprintln!(
+            "error: the build did not finish: the daemon's output ends while steps were running: {}",
+            interrupted()
+        );
+        ExitCode::FAILURE
+    } else if summary.interrupted().next().is_some() {
+        // The daemon built the image; it just never said that these steps completed.
+        eprintln!(
+            "warning: the daemon built the image but never reported these steps complete: {}",
+            interrupted()
+        );
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// What a build, live or replayed, came to: what [`conclude`] needs, gathered from the events.
+#[derive(Debug, Default)]
+pub(crate) struct BuildOutcome {
+    /// The decoder's closing summary ([`BuildEvent::Finished`]), once it came.
+    finished: Option<Box<BuildSummary>>,
+    /// Lines of the body that could not be used.
+    bad_lines: Vec<LineError>,
+}
+
+impl BuildOutcome {
+    /// Keeps what the caller of a replay or a build needs from an event.
+    fn note(&mut self, event: &BuildEvent) {
+        match event {
+            BuildEvent::BadLine(e) => self.bad_lines.push(e.clone()),
+            BuildEvent::Finished(summary) => self.finished = Some(summary.clone()),
+            _ => {}
         }
-        None if !outcome.interrupted.is_empty() && outcome.image_id.is_none() => {
-            eprintln!(
-                "error: the build did not finish: the daemon's output ends while steps were running: {}",
-                outcome.interrupted.join(", ")
-            );
-            ExitCode::FAILURE
-        }
-        None if !outcome.interrupted.is_empty() => {
-            // The daemon built the image; it just never said that these steps completed.
-            eprintln!(
-                "warning: the daemon built the image but never reported these steps complete: {}",
-                outcome.interrupted.join(", ")
-            );
-            ExitCode::SUCCESS
-        }
-        None => ExitCode::SUCCESS,
     }
 }
 

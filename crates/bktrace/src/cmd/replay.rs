@@ -6,13 +6,12 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use buildkit_events::{Outcome, Time};
+use buildkit_events::Time;
 use buildkit_progressui::{Render, Renderer};
 use bytes::Bytes;
-use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure, DecoderConfig};
-use docker_build::ndjson::LineError;
+use docker_build::decode::{BuildDecoder, DecoderConfig};
 
-use super::{conclude, renderer};
+use super::{BuildOutcome, conclude, renderer};
 use crate::ReplayArgs;
 use crate::error::{CliError, one_line};
 
@@ -30,22 +29,6 @@ pub(crate) enum ReplayError {
     Write(#[source] io::Error),
 }
 
-/// What a replayed build came to.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct ReplayOutcome {
-    /// The recorded build's failure, if it failed.
-    pub(crate) failure: Option<BuildFailure>,
-    /// Lines of the recording that could not be used.
-    pub(crate) bad_lines: Vec<LineError>,
-    /// Names of the steps still running when the body ended (the client went away, or the
-    /// recording was cut): such a build did not finish.
-    pub(crate) interrupted: Vec<String>,
-    /// [`BuildEvent::Finished`] was seen.
-    pub(crate) finished: bool,
-    /// The image the daemon reported building, if any.
-    pub(crate) image_id: Option<String>,
-}
-
 /// Renders a recorded `POST /build` body read from `input`, `chunk` bytes at a time, through
 /// a [`BuildDecoder`] into `renderer`. A replay has no clock: every chunk is pushed, and every
 /// event rendered, at `Time(0)` (BuildKit records carry their own times).
@@ -53,12 +36,12 @@ pub(crate) fn replay<R: Read, W: Write>(
     mut input: R,
     renderer: &mut Renderer<W>,
     chunk: usize,
-) -> Result<ReplayOutcome, ReplayError> {
+) -> Result<BuildOutcome, ReplayError> {
     let mut decoder = BuildDecoder::with_config(DecoderConfig {
         records: renderer.wants_records(),
         ..DecoderConfig::default()
     });
-    let mut outcome = ReplayOutcome::default();
+    let mut outcome = BuildOutcome::default();
     let mut buf = vec![0u8; chunk.max(1)];
     loop {
         let n = match input.read(&mut buf) {
@@ -78,35 +61,15 @@ pub(crate) fn replay<R: Read, W: Write>(
 fn drain<W: Write>(
     decoder: &mut BuildDecoder,
     renderer: &mut Renderer<W>,
-    outcome: &mut ReplayOutcome,
+    outcome: &mut BuildOutcome,
 ) -> Result<(), ReplayError> {
     while let Some(event) = decoder.poll_event() {
-        note(&event, outcome);
+        outcome.note(&event);
         renderer
             .event(&event, Time(0))
             .map_err(ReplayError::Write)?;
     }
     Ok(())
-}
-
-/// Keeps what the caller of a replay or a build needs from an event.
-pub(crate) fn note(event: &BuildEvent, outcome: &mut ReplayOutcome) {
-    match event {
-        BuildEvent::Failed(f) => outcome.failure = Some(f.clone()),
-        BuildEvent::BadLine(e) => outcome.bad_lines.push(e.clone()),
-        BuildEvent::Finished(summary) => {
-            outcome.finished = true;
-            outcome.image_id = summary.image_id.clone();
-            outcome.interrupted = summary
-                .vertices
-                .steps
-                .iter()
-                .filter(|v| v.outcome == Outcome::Interrupted)
-                .map(|v| v.name.clone())
-                .collect();
-        }
-        _ => {}
-    }
 }
 
 /// `bktrace replay FILE|-`.
@@ -141,9 +104,10 @@ mod tests {
             b"{\"stream\":\"Step 1/1 : FROM scratch\\n\"}\r\n{\"aux\":{\"ID\":\"sha256:0\"}}\r\n";
         let mut renderer = Renderer::new(Mode::Plain, Vec::new(), Options::default());
         let outcome = replay(&body[..], &mut renderer, 7).unwrap();
-        assert!(outcome.failure.is_none());
-        assert!(outcome.finished);
-        assert_eq!(outcome.image_id.as_deref(), Some("sha256:0"));
+        let summary = outcome.finished.expect("the decoder always finishes");
+        assert!(summary.failure.is_none());
+        assert!(summary.succeeded());
+        assert_eq!(summary.image_id.as_deref(), Some("sha256:0"));
         let text = String::from_utf8(renderer.into_inner()).unwrap();
         assert!(text.starts_with("#1 "), "{text}");
     }
