@@ -514,7 +514,6 @@ mod tests {
 
     #[test]
     fn body_lines_other_than_trace_records_are_not_printed() {
-        use base64::Engine as _;
         use docker_build::decode::{BuildDecoder, DecoderConfig};
 
         let record = StatusResponse {
@@ -532,17 +531,15 @@ mod tests {
             }],
             ..Default::default()
         };
-        let aux = base64::engine::general_purpose::STANDARD.encode(record.encode_to_vec());
-        let body = format!(
-            "{{\"id\":\"moby.buildkit.trace\",\"aux\":\"{aux}\"}}\r\n{{\"id\":\"moby.image.id\",\"aux\":{{\"ID\":\"sha256:i\"}}}}\r\n{{\"stream\":\"x\\n\"}}\r\n"
-        );
+        let mut body = workspace_tests::body::trace_line(&record);
+        body.extend_from_slice(b"{\"id\":\"moby.image.id\",\"aux\":{\"ID\":\"sha256:i\"}}\r\n{\"stream\":\"x\\n\"}\r\n");
         let mut decoder = BuildDecoder::with_config(DecoderConfig {
             records: true,
             ..DecoderConfig::default()
         });
         let mut raw = RawJson::new(Vec::new());
         // Split in the middle of the trace line.
-        for piece in [&body.as_bytes()[..20], &body.as_bytes()[20..]] {
+        for piece in [&body[..20], &body[20..]] {
             decoder.push(Bytes::copy_from_slice(piece), Time(0));
             while let Some(event) = decoder.poll_event() {
                 raw.event(&event, Time(0)).unwrap();

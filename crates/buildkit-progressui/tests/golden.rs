@@ -10,12 +10,12 @@
 //! ```
 //!
 //! and read the diff: each file must still say what the build did (see the corpus README).
-//! Under `CI=true` nothing is written and a difference always fails.
+//! The rule is `workspace_tests::golden`'s, the same for every golden test of the workspace:
+//! under `CI=true` nothing is written and a difference always fails.
 //!
 //! Besides the comparison, the tests below check facts of particular builds directly, and
 //! that the output does not depend on how the body is chunked.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use buildkit_events::{Outcome, Time};
@@ -23,14 +23,24 @@ use buildkit_progressui::{Mode, Options, Render, Renderer};
 use bytes::Bytes;
 use docker_build::decode::{BuildDecoder, BuildEvent, BuildFailure, DecoderConfig};
 use workspace_tests::corpus;
+use workspace_tests::golden::{assert_golden, unexpected_files};
 
 /// How much of a recording is pushed at a time, as `bktrace replay` reads it.
 const CHUNK: usize = 64 * 1024;
 
 const DAEMONS: [&str; 3] = ["docker-20.10", "docker-26.1", "docker-28.5"];
 
+/// The golden modes and the extension of their files.
+const GOLDEN_MODES: [(Mode, &str); 2] = [(Mode::Plain, "plain.txt"), (Mode::Json, "json")];
+
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn golden_file(rec: &corpus::Recording, ext: &str) -> PathBuf {
+    golden_dir()
+        .join(&rec.daemon)
+        .join(format!("{}.{ext}", rec.name))
 }
 
 /// What rendering a recording gave.
@@ -100,140 +110,42 @@ fn json_lines(daemon: &str, name: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Whether to re-bless instead of compare: `UPDATE_GOLDEN` is set and this is not CI
-/// (`CI=true` or `CI=1`, as the live tests read it).
-fn blessing() -> bool {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| !v.is_empty());
-    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-    update && !ci
-}
-
-/// Compares (or, when [`blessing`], writes) the plain and json golden files of one recording.
-fn check_golden(daemon: &str, name: &str) {
-    let body = corpus::get(daemon, name).bytes();
-    let mut mismatched = Vec::new();
-    for (mode, ext) in [(Mode::Plain, "plain.txt"), (Mode::Json, "json")] {
-        let text = render(&body, mode, CHUNK).text;
-        let golden = golden_dir().join(daemon).join(format!("{name}.{ext}"));
-        if blessing() {
-            fs::create_dir_all(golden.parent().unwrap()).unwrap();
-            fs::write(&golden, &text).unwrap();
-            continue;
-        }
-        let expected = fs::read_to_string(&golden)
-            .unwrap_or_else(|e| panic!("{}: {e} (bless with UPDATE_GOLDEN=1)", golden.display()));
-        if expected != text {
-            let line = expected
-                .lines()
-                .zip(text.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or(expected.lines().count().min(text.lines().count()));
-            mismatched.push(format!(
-                "{} differs from line {}:
-  expected: {:?}
-  actual:   {:?}",
-                golden.display(),
-                line + 1,
-                expected.lines().nth(line).unwrap_or("<end>"),
-                text.lines().nth(line).unwrap_or("<end>"),
-            ));
-        }
-    }
-    assert!(
-        mismatched.is_empty(),
-        "output differs from the golden files (re-bless with UPDATE_GOLDEN=1 if intended):\n{}",
-        mismatched.join("\n")
-    );
-}
-
-/// One `#[test]` per recording, in a module per daemon, and the list of them all.
-macro_rules! golden {
-    ($($daemon:literal => $module:ident { $($test:ident: $name:literal,)* })*) => {
-        $(
-            mod $module {
-                $(
-                    #[test]
-                    fn $test() {
-                        super::check_golden($daemon, $name);
-                    }
-                )*
-            }
-        )*
-        /// Every (daemon, recording) with a golden test above.
-        const FIXTURES: &[(&str, &str)] = &[$($(($daemon, $name),)*)*];
-    };
-}
-
-golden! {
-    "docker-20.10" => docker_20_10 {
-        basic_cached: "basic-cached",
-        basic_nocache: "basic-nocache",
-        biglog: "biglog",
-        build_args: "build-args",
-        classic_v1: "classic-v1",
-        classic_v1_cached: "classic-v1-cached",
-        classic_v1_fails: "classic-v1-fails",
-        client_cancel: "client-cancel",
-        copy_context: "copy-context",
-        missing_base: "missing-base",
-        multistage_parallel: "multistage-parallel",
-        run_fails: "run-fails",
-        scratch_copy: "scratch-copy",
-        syntax_error: "syntax-error",
-        warnings: "warnings",
-    }
-    "docker-26.1" => docker_26_1 {
-        basic_cached: "basic-cached",
-        basic_nocache: "basic-nocache",
-        biglog: "biglog",
-        build_args: "build-args",
-        classic_v1: "classic-v1",
-        classic_v1_cached: "classic-v1-cached",
-        classic_v1_fails: "classic-v1-fails",
-        client_cancel: "client-cancel",
-        copy_context: "copy-context",
-        missing_base: "missing-base",
-        multistage_parallel: "multistage-parallel",
-        run_fails: "run-fails",
-        scratch_copy: "scratch-copy",
-        syntax_error: "syntax-error",
-        warnings: "warnings",
-    }
-    "docker-28.5" => docker_28_5 {
-        basic_cached: "basic-cached",
-        basic_nocache: "basic-nocache",
-        biglog: "biglog",
-        build_args: "build-args",
-        classic_v1: "classic-v1",
-        classic_v1_cached: "classic-v1-cached",
-        classic_v1_fails: "classic-v1-fails",
-        client_cancel: "client-cancel",
-        copy_context: "copy-context",
-        missing_base: "missing-base",
-        multistage_parallel: "multistage-parallel",
-        registry_pull: "registry-pull",
-        run_fails: "run-fails",
-        scratch_copy: "scratch-copy",
-        syntax_error: "syntax-error",
-        warnings: "warnings",
+/// Compares (or re-blesses, see the module docs) the plain and json golden files of one
+/// recording.
+fn golden_output(rec: &corpus::Recording) {
+    let body = rec.bytes();
+    for (mode, ext) in GOLDEN_MODES {
+        assert_golden(golden_file(rec, ext), &render(&body, mode, CHUNK).text);
     }
 }
 
+workspace_tests::test_each_recording! {
+    golden_output;
+    docker_20_10 = "docker-20.10":
+        basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
+        classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
+        run_fails, scratch_copy, syntax_error, warnings;
+    docker_26_1 = "docker-26.1":
+        basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
+        classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
+        run_fails, scratch_copy, syntax_error, warnings;
+    docker_28_5 = "docker-28.5":
+        basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
+        classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
+        registry_pull, run_fails, scratch_copy, syntax_error, warnings;
+}
+
+/// No golden file may outlive its recording.
 #[test]
-fn every_recording_has_a_golden_test() {
-    let mut recorded: Vec<(String, String)> = corpus::all()
-        .into_iter()
-        .map(|r| (r.daemon, r.name))
-        .collect();
-    recorded.sort();
-    let mut listed: Vec<(String, String)> = FIXTURES
+fn every_golden_file_has_its_recording() {
+    let expected: Vec<PathBuf> = corpus::all()
         .iter()
-        .map(|(d, n)| (d.to_string(), n.to_string()))
+        .flat_map(|rec| GOLDEN_MODES.map(|(_, ext)| golden_file(rec, ext)))
         .collect();
-    listed.sort();
-    assert_eq!(
-        listed, recorded,
-        "the golden! list in this file and tests/data/corpus/ differ"
+    let stale = unexpected_files(golden_dir(), &expected);
+    assert!(
+        stale.is_empty(),
+        "golden files without a recording: {stale:?}"
     );
 }
 
@@ -638,25 +550,10 @@ fn registry_pull_shows_byte_progress() {
 #[test]
 fn rawjson_prints_one_object_per_trace_record() {
     use base64::Engine as _;
-    use buildkit_proto::Message as _;
     for recording in corpus::all() {
         let (daemon, name) = (&recording.daemon, &recording.name);
-        let body = recording.bytes();
-        let text = render(&body, Mode::RawJson, CHUNK).text;
-        let records: Vec<buildkit_proto::StatusResponse> = body
-            .split(|&b| b == b'\n')
-            .filter_map(|line| {
-                let line = std::str::from_utf8(line).unwrap().trim_end_matches('\r');
-                let v: serde_json::Value = serde_json::from_str(line).ok()?;
-                if v["id"] != "moby.buildkit.trace" {
-                    return None;
-                }
-                let wire = base64::engine::general_purpose::STANDARD
-                    .decode(v["aux"].as_str()?)
-                    .unwrap();
-                Some(buildkit_proto::StatusResponse::decode(wire.as_slice()).unwrap())
-            })
-            .collect();
+        let text = render(&recording.bytes(), Mode::RawJson, CHUNK).text;
+        let records = recording.statuses();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), records.len(), "{daemon}/{name}");
         for (line, record) in lines.iter().zip(&records) {
