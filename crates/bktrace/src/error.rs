@@ -53,8 +53,8 @@ pub(crate) enum CliError {
     #[error("cannot start the async runtime")]
     Runtime(#[source] io::Error),
     /// The Docker daemon could not be reached.
-    #[error("{}", connect_message(.0))]
-    Connect(#[source] ConnectError),
+    #[error(transparent)]
+    Connect(ConnectError),
     /// The daemon refused the build or could not be sent it.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -62,7 +62,7 @@ pub(crate) enum CliError {
     #[error(transparent)]
     Stream(#[from] BuildStreamError),
     /// The Dockerfile could not be analysed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Dockerfile {
         /// The Dockerfile.
         path: PathBuf,
@@ -75,23 +75,14 @@ pub(crate) enum CliError {
     Reference(#[from] ReferenceError),
 }
 
-fn connect_message(e: &ConnectError) -> String {
-    match e {
-        ConnectError::Unreachable { host, .. } => {
-            format!("cannot connect to the Docker daemon at {host}")
-        }
-        other => other.to_string(),
-    }
-}
-
-/// `e` and its sources on one line, `: `-separated (a source already quoted by its parent is
-/// left out).
+/// `e` and its sources on one line, `: `-separated. No error of the workspace repeats its
+/// source in its own message, so each part is printed once.
 pub(crate) fn one_line(e: &dyn StdError) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         let part = s.to_string();
-        if !part.is_empty() && !text.ends_with(&part) {
+        if !part.is_empty() {
             text.push_str(": ");
             text.push_str(&part);
         }

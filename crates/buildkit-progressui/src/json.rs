@@ -131,6 +131,18 @@ fn outcome_name(o: &Outcome) -> &'static str {
     o.label()
 }
 
+/// An error and its sources, `: `-separated (no error repeats its source in its message).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -221,7 +233,7 @@ impl<W: Write> Render for Json<W> {
             BuildEvent::Record(_) => return Ok(()),
             BuildEvent::Message(text) => Out::Message { text },
             BuildEvent::BadLine(e) => Out::BadLine {
-                error: e.to_string(),
+                error: error_chain(e),
             },
             BuildEvent::Failed(f) => Out::BuildFailed {
                 message: &f.message,
@@ -256,5 +268,37 @@ impl<W: Write> Render for Json<W> {
             _ => return Ok(()),
         };
         write_line(&mut self.out, &line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use docker_build::decode::BuildDecoder;
+
+    use super::*;
+
+    #[test]
+    fn a_bad_line_carries_the_whole_error_chain() {
+        // Valid base64 of bytes that are no StatusResponse (field number 0 is invalid).
+        let body = "{\"id\":\"moby.buildkit.trace\",\"aux\":\"AAA=\"}\r\n";
+        let mut decoder = BuildDecoder::new();
+        decoder.push(body, Time(0));
+        decoder.finish(Time(0));
+        let mut json = Json::new(Vec::new());
+        while let Some(event) = decoder.poll_event() {
+            json.event(&event, Time(0)).unwrap();
+        }
+        let out = String::from_utf8(json.into_inner()).unwrap();
+        let bad: serde_json::Value = out
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["type"] == "bad_line")
+            .expect("a bad_line object");
+        let error = bad["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("line 1: trace record did not decode: "),
+            "{error}"
+        );
+        assert!(error.contains("invalid StatusResponse protobuf"), "{error}");
     }
 }

@@ -312,7 +312,7 @@ pub enum ConnectError {
     Host(#[from] HostError),
     /// Nothing answered `GET /_ping` at the address (for a Unix socket this includes a socket file
     /// that does not exist).
-    #[error("no Docker daemon reachable at {host}")]
+    #[error("cannot connect to the Docker daemon at {host}")]
     Unreachable {
         /// The address tried.
         host: DockerHost,

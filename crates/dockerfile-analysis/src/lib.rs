@@ -372,7 +372,7 @@ pub enum DockerfileError {
     },
     /// Variable expansion failed (unterminated `${`, unclosed quote,
     /// `${VAR:?}` on an unset variable, an automatic platform ARG, …).
-    #[error("line {line}: cannot expand `{written}`: {source}")]
+    #[error("line {line}: cannot expand `{written}`")]
     Expansion {
         /// Line of the instruction.
         line: usize,

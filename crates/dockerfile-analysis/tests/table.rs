@@ -106,7 +106,14 @@ impl Row {
         match (&self.expect, result) {
             (Expect::Images { syntax, images }, Ok(found)) => compare(found, *syntax, images),
             (Expect::Error { line, contains }, Err(err)) => {
-                let message = err.to_string();
+                // The message with its sources, as a program prints the chain (each error's
+                // own message never repeats its source).
+                let mut message = err.to_string();
+                let mut source = std::error::Error::source(&err);
+                while let Some(s) = source {
+                    message = format!("{message}: {s}");
+                    source = s.source();
+                }
                 if err.line() != *line {
                     return Err(format!(
                         "error line {:?}, expected {line:?}: {message}",
