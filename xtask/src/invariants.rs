@@ -87,24 +87,70 @@ mod tests {
 
     /// The renderers are pure: no terminal library and no command-line parser (the caller
     /// detects the terminal), and no clock read in their source.
-    ///
-    /// docker-build's HTTP stack (tokio, hyper) is still in the tree through its decoder
-    /// types; once it is an optional default feature, `ASYNC_AND_HTTP` belongs here too.
     #[test]
     fn buildkit_progressui_is_pure() {
         let mut forbidden = ASYNC_AND_HTTP.to_vec();
         forbidden.extend(["clap", "terminal_size", "crossterm", "indicatif"]);
         assert_free_of("buildkit-progressui", &[], &forbidden);
-        let src = workspace_root().join("crates/buildkit-progressui/src");
-        for entry in std::fs::read_dir(&src).unwrap().flatten() {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
+    }
+
+    /// The `.rs` files under `dir` (relative to the workspace root), recursively.
+    fn rust_files(dir: &str) -> Vec<std::path::PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    if entry.file_name() != "target" {
+                        walk(&path, out);
+                    }
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&workspace_root().join(dir), &mut out);
+        out
+    }
+
+    /// The sans-IO code takes every time from its input or its caller: it never reads a clock.
+    #[test]
+    fn sans_io_code_reads_no_clock() {
+        let mut files = rust_files("crates/buildkit-progressui/src");
+        files.extend(rust_files("crates/buildkit-events/src"));
+        files.extend(rust_files("crates/dockerfile-analysis/src"));
+        for module in ["ndjson", "classic", "decode", "options"] {
+            files.push(workspace_root().join(format!("crates/docker-build/src/{module}.rs")));
+        }
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
             for clock in ["Instant", "SystemTime", "UNIX_EPOCH"] {
                 assert!(
                     !text.contains(clock),
-                    "{} mentions {clock}: the renderers take the time from their caller",
-                    entry.path().display()
+                    "{} mentions {clock}: sans-IO code takes the time from its input",
+                    path.display()
                 );
             }
+        }
+    }
+
+    /// Every protobuf type comes from `proto/` through `cargo xtask proto`.
+    #[test]
+    fn no_hand_written_protobuf_messages() {
+        let mut files = Vec::new();
+        for dir in ["crates", "tests", "benches", "xtask", "fuzz"] {
+            files.extend(rust_files(dir));
+        }
+        let generated = workspace_root().join("crates/buildkit-proto/src/generated");
+        // Spelled in two pieces so that this file does not match itself.
+        let derive = ["prost::", "Message)"].concat();
+        for path in files.iter().filter(|p| !p.starts_with(&generated)) {
+            let text = std::fs::read_to_string(path).unwrap();
+            assert!(
+                !text.contains(&derive),
+                "{} derives a protobuf message by hand; add it to proto/ instead",
+                path.display()
+            );
         }
     }
 
