@@ -154,3 +154,9 @@ impl<W: Write> Render for Renderer<W> {
         }
     }
 }
+
+/// The workspace README's Rust examples (a live build, a replay rendered as plain text),
+/// compiled and run as doctests so they cannot rot.
+#[cfg(all(doctest, unix))]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadmeDoctests;

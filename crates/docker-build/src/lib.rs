@@ -142,11 +142,6 @@ pub use bollard;
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]
 pub use docker_context::{Context, ContextError};
 
-/// The workspace README's Rust example, compiled as a doctest so it cannot rot.
-#[cfg(all(doctest, feature = "daemon", unix))]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
-
 /// This crate's README examples, compiled as doctests.
 #[cfg(all(doctest, feature = "daemon", unix))]
 #[doc = include_str!("../README.md")]
