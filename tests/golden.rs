@@ -119,6 +119,9 @@ pub fn unexpected_files(dir: impl AsRef<Path>, expected: &[PathBuf]) -> Vec<Path
 /// ```ignore
 /// fn golden_transcript(rec: &workspace_tests::corpus::Recording) { /* … */ }
 ///
+/// // Every recording of the corpus (the list is kept in this macro, once):
+/// workspace_tests::test_each_recording!(golden_transcript);
+/// // Or a list of one's own:
 /// workspace_tests::test_each_recording! {
 ///     golden_transcript;
 ///     docker_20_10 = "docker-20.10": basic_cached, run_fails;
@@ -128,6 +131,24 @@ pub fn unexpected_files(dir: impl AsRef<Path>, expected: &[PathBuf]) -> Vec<Path
 /// ```
 #[macro_export]
 macro_rules! test_each_recording {
+    // The corpus, listed once for every golden test of the workspace.
+    ($check:ident) => {
+        $crate::test_each_recording! {
+            $check;
+            docker_20_10 = "docker-20.10":
+                basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
+                classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
+                run_fails, scratch_copy, syntax_error, warnings;
+            docker_26_1 = "docker-26.1":
+                basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
+                classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
+                run_fails, scratch_copy, syntax_error, warnings;
+            docker_28_5 = "docker-28.5":
+                basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
+                classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
+                registry_pull, run_fails, scratch_copy, syntax_error, warnings;
+        }
+    };
     (
         $check:ident;
         $( $module:ident = $daemon:literal : $( $test:ident ),+ $(,)? ; )+

@@ -81,21 +81,7 @@ fn golden_transcript(rec: &corpus::Recording) {
     assert_golden(golden_file(rec), &transcript(rec));
 }
 
-workspace_tests::test_each_recording! {
-    golden_transcript;
-    docker_20_10 = "docker-20.10":
-        basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
-        classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
-        run_fails, scratch_copy, syntax_error, warnings;
-    docker_26_1 = "docker-26.1":
-        basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
-        classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
-        run_fails, scratch_copy, syntax_error, warnings;
-    docker_28_5 = "docker-28.5":
-        basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
-        classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
-        registry_pull, run_fails, scratch_copy, syntax_error, warnings;
-}
+workspace_tests::test_each_recording!(golden_transcript);
 
 /// No transcript may outlive its recording.
 #[test]

@@ -8,6 +8,8 @@ mod tests {
     use crate::proto::workspace_root;
 
     /// Names of the crates in `package`'s normal (non-dev, non-build) dependency tree.
+    /// `features` names features to enable; an entry starting with `--` is passed as a flag
+    /// (`--no-default-features`).
     fn normal_deps(package: &str, features: &[&str]) -> Vec<String> {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(workspace_root())
@@ -23,6 +25,9 @@ mod tests {
                 "-p",
             ])
             .arg(package);
+        let (flags, features): (Vec<&str>, Vec<&str>) =
+            features.iter().partition(|f| f.starts_with("--"));
+        cmd.args(flags);
         if !features.is_empty() {
             cmd.arg("--features").arg(features.join(","));
         }
@@ -162,39 +167,9 @@ mod tests {
         assert!(client.iter().any(|d| d == "tonic"), "{client:?}");
     }
 
-    /// Names of the crates in `package`'s normal dependency tree without its default features.
-    fn normal_deps_without_default_features(package: &str) -> Vec<String> {
-        let out = Command::new(env!("CARGO"))
-            .current_dir(workspace_root())
-            .args([
-                "tree",
-                "--offline",
-                "-e",
-                "normal",
-                "--prefix",
-                "none",
-                "--format",
-                "{p}",
-                "--no-default-features",
-                "-p",
-            ])
-            .arg(package)
-            .output()
-            .expect("run cargo tree");
-        assert!(
-            out.status.success(),
-            "cargo tree failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-            .collect()
-    }
-
     #[test]
     fn docker_build_core_has_no_async_runtime_no_http_stack_and_no_context() {
-        let core = normal_deps_without_default_features("docker-build");
+        let core = normal_deps("docker-build", &["--no-default-features"]);
         assert!(core.iter().any(|d| d == "buildkit-events"), "{core:?}");
         let forbidden = [
             "tokio",
