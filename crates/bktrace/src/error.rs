@@ -75,14 +75,15 @@ pub(crate) enum CliError {
     Reference(#[from] ReferenceError),
 }
 
-/// `e` and its sources on one line, `: `-separated. No error of the workspace repeats its
-/// source in its own message, so each part is printed once.
+/// `e` and its sources on one line, `: `-separated. No error of this workspace repeats its
+/// source in its own message, but some of the libraries' errors do (bollard's hyper error
+/// quotes hyper's), so a source whose text is already there is left out.
 pub(crate) fn one_line(e: &dyn StdError) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         let part = s.to_string();
-        if !part.is_empty() {
+        if !part.is_empty() && !text.contains(&part) {
             text.push_str(": ");
             text.push_str(&part);
         }
@@ -106,5 +107,14 @@ mod tests {
         // A transparent wrapper does not repeat its source.
         let e = CliError::Replay(ReplayError::Read(io::Error::other("boom")));
         assert_eq!(one_line(&e), "reading the recording failed: boom");
+        // A library error that quotes its source in its own message: the source comes once.
+        #[derive(Debug, thiserror::Error)]
+        #[error("Error in the client: {0}")]
+        struct Quoting(#[source] io::Error);
+        let e = CliError::Output(io::Error::other(Quoting(io::Error::other("refused"))));
+        assert_eq!(
+            one_line(&e),
+            "writing the output failed: Error in the client: refused"
+        );
     }
 }
