@@ -136,6 +136,22 @@
 //!
 //! Image references are reported as written; they are not checked against
 //! the reference grammar (use [`normalize`] or [`ImageUse::normalized`]).
+//!
+//! # Limits
+//!
+//! Expansion runs in bounded stack, memory and time:
+//!
+//! * `${…}` substitutions nest at most [`MAX_NESTING`] (64) deep; deeper is
+//!   [`ExpandError::TooDeep`], with the message
+//!   ``line N: cannot expand `…`: `${…}` substitutions nested more than 64
+//!   deep``.
+//! * The expansions of one Dockerfile (meta `ARG` defaults and `FROM`
+//!   images) may take at most [`MAX_EXPANSION_WORK`] steps: characters
+//!   produced plus pattern-matching work. Beyond it, [`ExpandError::TooLarge`]
+//!   — without a bound, `ARG A=$A$A` repeated 40 times asks for 2⁴⁰
+//!   characters.
+//! * Patterns (`#`, `%`, `/` forms) are matched by an automaton simulation in
+//!   O(value length × pattern length), not by backtracking.
 
 #![warn(missing_docs)]
 
@@ -145,10 +161,10 @@ mod reference;
 
 use std::collections::HashMap;
 
-pub use expand::{ExpandError, Quote};
+pub use expand::{ExpandError, MAX_EXPANSION_WORK, MAX_NESTING, Quote};
 pub use reference::{ReferenceError, normalize};
 
-use expand::expand_word;
+use expand::{Budget, expand_word};
 use parse::{Instruction, split_args};
 
 /// Everything [`base_images`] found.
@@ -292,6 +308,7 @@ pub enum StageBase {
 /// [`DockerfileError::NoStages`] carries the 1-based line of the instruction
 /// (or directive) at fault, and its message starts with `line N:`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DockerfileError {
     /// A parser directive is repeated, or `escape` is not `\` or `` ` ``.
     #[error("line {line}: {message}")]
@@ -371,8 +388,9 @@ pub enum DockerfileError {
         written: String,
     },
     /// Variable expansion failed (unterminated `${`, unclosed quote,
-    /// `${VAR:?}` on an unset variable, an automatic platform ARG, …).
-    #[error("line {line}: cannot expand `{written}`")]
+    /// `${VAR:?}` on an unset variable, an automatic platform ARG, …). The
+    /// message shows at most the first 60 characters of the word.
+    #[error("line {line}: cannot expand `{}`", shorten(written))]
     Expansion {
         /// Line of the instruction.
         line: usize,
@@ -452,6 +470,16 @@ pub enum DockerfileError {
         /// What is wrong.
         message: &'static str,
     },
+}
+
+/// `s`, or its first 60 characters and `…` when it is longer than 80.
+fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().nth(80).is_none() {
+        return s.into();
+    }
+    let mut short: String = s.chars().take(60).collect();
+    short.push('…');
+    short.into()
 }
 
 fn defined_stages(n: usize) -> String {
@@ -598,6 +626,7 @@ where
                 (name.to_owned(), value)
             })
             .collect(),
+        budget: Budget::new(),
         stages: Vec::new(),
         deps: Vec::new(),
         uses: Vec::new(),
@@ -640,6 +669,8 @@ struct Analysis<'a> {
     escape: char,
     build_args: &'a HashMap<String, String>,
     meta: HashMap<String, MetaVar>,
+    /// What is left of the expansion work for the whole Dockerfile.
+    budget: Budget,
     stages: Vec<Stage>,
     /// Stages each stage depends on (its base and its `--from` stages).
     deps: Vec<Vec<usize>>,
@@ -680,9 +711,9 @@ impl Analysis<'_> {
         }
     }
 
-    fn lookup(&self, name: &str) -> Result<Option<String>, ExpandError> {
+    fn lookup(&self, name: &str) -> Result<Option<&str>, ExpandError> {
         match self.meta.get(name) {
-            Some(MetaVar::Value(v)) => Ok(Some(v.clone())),
+            Some(MetaVar::Value(v)) => Ok(Some(v)),
             Some(MetaVar::Platform(root)) => Err(ExpandError::PlatformArg(root.clone())),
             None => Ok(None),
         }
@@ -710,7 +741,7 @@ impl Analysis<'_> {
             let value = if let Some(v) = self.build_args.get(key) {
                 MetaVar::Value(v.clone())
             } else if let Some(default) = default {
-                match expand_word(default, self.escape, &|n| self.lookup(n)) {
+                match expand_word(default, self.escape, &|n| self.lookup(n), &self.budget) {
                     Ok(v) => MetaVar::Value(v),
                     // Only an error if a FROM ends up using it.
                     Err(ExpandError::PlatformArg(root)) => MetaVar::Platform(root),
@@ -735,13 +766,13 @@ impl Analysis<'_> {
     fn from(&mut self, i: &Instruction) -> Result<(), DockerfileError> {
         let (written, name) = from_args(i)?;
         let platform = string_flag(i, "platform")?;
-        let image = expand_word(&written, self.escape, &|n| self.lookup(n)).map_err(|source| {
-            DockerfileError::Expansion {
+        let image = expand_word(&written, self.escape, &|n| self.lookup(n), &self.budget).map_err(
+            |source| DockerfileError::Expansion {
                 line: i.line,
                 written: written.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         if image.is_empty() {
             return Err(DockerfileError::EmptyBaseImage {
                 line: i.line,
@@ -792,7 +823,8 @@ impl Analysis<'_> {
         }
         // BuildKit refuses anything the shell lexer would change: variables,
         // quotes, escapes.
-        if expand_word(&from, self.escape, &expand::no_vars).as_deref() != Ok(from.as_str()) {
+        let unchanged = expand_word(&from, self.escape, &expand::no_vars, &Budget::new());
+        if unchanged.as_deref() != Ok(from.as_str()) {
             return Err(DockerfileError::VariableInFrom {
                 line: i.line,
                 instruction: "COPY --from",

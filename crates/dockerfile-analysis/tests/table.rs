@@ -554,6 +554,17 @@ fn rows() -> Vec<Row> {
             "FROM bbase:latest\nCOPY src /src\nRUN ls /src | wc -l\nWORKDIR /src\nENV A=1\nARG B=2\nRUN echo $A $B\n",
         )
         .images(vec![img("bbase:latest", &[(1, From)], &["0"])]),
+        // ---- limits (issue 14; see tests/limits.rs) ----------------------------------
+        // `%%`: the longest suffix matching the pattern; there is none (no `b`), so the value
+        // stays. Matched by an automaton: backtracking took seconds here.
+        row(
+            "eight stars and no match",
+            "ARG V=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nFROM x${V%%*a*a*a*a*a*a*a*a*b}\n",
+        )
+        .images(vec![img("xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &[(2, From)], &["0"])]),
+        // `${…}` nests at most 64 deep (MAX_NESTING).
+        row("nesting 65 deep", "FROM ${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-img}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}\n")
+            .error(1, "substitutions nested more than 64 deep"),
     ]
 }
 
