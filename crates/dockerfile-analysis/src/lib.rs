@@ -139,7 +139,8 @@
 //!
 //! # Limits
 //!
-//! Expansion runs in bounded stack, memory and time:
+//! Any input is analysed in time about linear in its size (and in the size
+//! of the answer) and in bounded stack and memory:
 //!
 //! * `${…}` substitutions nest at most [`MAX_NESTING`] (64) deep; deeper is
 //!   [`ExpandError::TooDeep`], with the message
@@ -152,6 +153,9 @@
 //!   characters.
 //! * Patterns (`#`, `%`, `/` forms) are matched by an automaton simulation in
 //!   O(value length × pattern length), not by backtracking.
+//! * Stage names are looked up in maps, and the stages that need an image are
+//!   found by a search over the stage dependencies that visits each of them
+//!   once per image.
 
 #![warn(missing_docs)]
 
@@ -628,9 +632,10 @@ where
             .collect(),
         budget: Budget::new(),
         stages: Vec::new(),
+        stage_by_name: HashMap::new(),
         deps: Vec::new(),
         uses: Vec::new(),
-        all_stage_names: Vec::new(),
+        first_stage_named: HashMap::new(),
     };
     analysis.collect_stage_names(&parsed.instructions);
     for instruction in &parsed.instructions {
@@ -672,22 +677,32 @@ struct Analysis<'a> {
     /// What is left of the expansion work for the whole Dockerfile.
     budget: Budget,
     stages: Vec<Stage>,
+    /// The last stage defined so far with each (lowercased) name.
+    stage_by_name: HashMap<String, usize>,
     /// Stages each stage depends on (its base and its `--from` stages).
     deps: Vec<Vec<usize>>,
     /// (reference, use), in file order.
     uses: Vec<(String, Use)>,
-    /// Every stage's lowercased name and `FROM` line, known in advance to
-    /// recognise forward references.
-    all_stage_names: Vec<(Option<String>, usize)>,
+    /// The index and `FROM` line of the first stage with each lowercased
+    /// name, known in advance to recognise forward references.
+    first_stage_named: HashMap<String, (usize, usize)>,
 }
 
 impl Analysis<'_> {
     /// A first pass over the `FROM`s, for their names.
     fn collect_stage_names(&mut self, instructions: &[Instruction]) {
-        // Errors are reported by the main pass, in file order.
-        for i in instructions.iter().filter(|i| i.keyword == "from") {
-            let name = from_args(i).ok().and_then(|(_, name)| name);
-            self.all_stage_names.push((name, i.line));
+        // Errors are reported by the main pass, in file order (so the k-th
+        // `FROM` is stage k whenever the main pass gets past it).
+        for (index, i) in instructions
+            .iter()
+            .filter(|i| i.keyword == "from")
+            .enumerate()
+        {
+            if let Some(name) = from_args(i).ok().and_then(|(_, name)| name) {
+                self.first_stage_named
+                    .entry(name)
+                    .or_insert((index, i.line));
+            }
         }
     }
 
@@ -781,12 +796,8 @@ impl Analysis<'_> {
         }
         let index = self.stages.len();
         let lower = image.to_lowercase();
-        let base = match self
-            .stages
-            .iter()
-            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
-            Some(stage) => StageBase::Stage(stage),
+        let base = match self.stage_by_name.get(&lower) {
+            Some(&stage) => StageBase::Stage(stage),
             None if image == "scratch" => StageBase::Scratch,
             None => {
                 self.uses.push((
@@ -804,6 +815,9 @@ impl Analysis<'_> {
             StageBase::Stage(s) => vec![s],
             _ => Vec::new(),
         });
+        if let Some(name) = &name {
+            self.stage_by_name.insert(name.clone(), index);
+        }
         self.stages.push(Stage {
             index,
             name,
@@ -910,21 +924,23 @@ impl Analysis<'_> {
                 name: from,
             });
         }
-        if let Some(stage) = self.stages[..current]
-            .iter()
-            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
+        // The current stage does not have the name: this is the last stage
+        // before it that has.
+        if let Some(&stage) = self.stage_by_name.get(&lower) {
             self.deps[current].push(stage);
             return Ok(());
         }
-        if let Some((_, stage_line)) = self.all_stage_names[current + 1..]
-            .iter()
-            .find(|(name, _)| name.as_deref() == Some(lower.as_str()))
+        // No stage up to this one has the name, so the first that has is a
+        // later one.
+        if let Some(&(_, stage_line)) = self
+            .first_stage_named
+            .get(&lower)
+            .filter(|(stage, _)| *stage > current)
         {
             return Err(DockerfileError::ForwardStageReference {
                 line: i.line,
                 name: from,
-                stage_line: *stage_line,
+                stage_line,
             });
         }
         if from != "scratch" {
@@ -941,36 +957,57 @@ impl Analysis<'_> {
     }
 
     fn finish(self, syntax: Option<Frontend>) -> BaseImages {
-        // needs[s][t]: building stage s builds stage t.
+        // dependents[t]: the stages that depend directly on stage t.
         let n = self.stages.len();
-        let mut needs = vec![vec![false; n]; n];
-        for s in 0..n {
-            needs[s][s] = true;
-            for &d in &self.deps[s] {
-                let (before, after) = needs.split_at_mut(s);
-                for (t, &need) in before[d].iter().enumerate() {
-                    after[0][t] |= need;
-                }
+        let mut dependents = vec![Vec::new(); n];
+        for (s, deps) in self.deps.iter().enumerate() {
+            for &d in deps {
+                dependents[d].push(s);
             }
         }
         let mut images: Vec<ImageUse> = Vec::new();
+        let mut by_reference: HashMap<String, usize> = HashMap::new();
         for (reference, u) in self.uses {
-            match images.iter_mut().find(|i| i.reference == reference) {
-                Some(entry) => entry.uses.push(u),
-                None => images.push(ImageUse {
-                    reference,
-                    line: u.line,
-                    kind: u.kind,
-                    uses: vec![u],
-                    stages: Vec::new(),
-                }),
+            match by_reference.get(&reference) {
+                Some(&entry) => images[entry].uses.push(u),
+                None => {
+                    by_reference.insert(reference.clone(), images.len());
+                    images.push(ImageUse {
+                        reference,
+                        line: u.line,
+                        kind: u.kind,
+                        uses: vec![u],
+                        stages: Vec::new(),
+                    });
+                }
             }
         }
+        // Per image, the stages that reach a stage using it through their
+        // dependencies: a search over `dependents` that visits each of those
+        // stages once, so the work is that of the answer, not n².
+        let mut seen = vec![false; n];
+        let mut reached = Vec::new();
         for image in &mut images {
-            image.stages = (0..n)
-                .filter(|&s| image.uses.iter().any(|u| needs[s][u.stage]))
-                .map(|s| self.stages[s].label())
-                .collect();
+            reached.clear();
+            for u in &image.uses {
+                if !std::mem::replace(&mut seen[u.stage], true) {
+                    reached.push(u.stage);
+                }
+            }
+            let mut next = 0;
+            while let Some(&t) = reached.get(next) {
+                next += 1;
+                for &s in &dependents[t] {
+                    if !std::mem::replace(&mut seen[s], true) {
+                        reached.push(s);
+                    }
+                }
+            }
+            reached.sort_unstable();
+            image.stages = reached.iter().map(|&s| self.stages[s].label()).collect();
+            for &s in &reached {
+                seen[s] = false;
+            }
         }
         BaseImages {
             syntax,

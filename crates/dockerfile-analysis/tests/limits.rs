@@ -2,7 +2,9 @@
 //! or to overflow the stack. Each must now give the right answer or a limit error, quickly
 //! (no test here measures time; with the old code these took seconds or aborted).
 
-use dockerfile_analysis::{DockerfileError, ExpandError, MAX_NESTING, NO_BUILD_ARGS, base_images};
+use dockerfile_analysis::{
+    DockerfileError, ExpandError, MAX_NESTING, NO_BUILD_ARGS, StageBase, UseKind, base_images,
+};
 
 fn image(text: &str) -> Result<String, DockerfileError> {
     let found = base_images(text, NO_BUILD_ARGS)?;
@@ -107,6 +109,67 @@ fn deep_nesting_is_an_error() {
     assert_eq!(
         image(&format!("FROM {flat}\n")).unwrap(),
         "a".repeat(10_000)
+    );
+}
+
+/// 20,000 stages, each `FROM` the previous one: the dependency closure was an n × n matrix
+/// (seconds, and 400 MB).
+#[test]
+fn long_stage_chains() {
+    for n in [1, 1_000, 20_000] {
+        let mut text = String::from("FROM img AS s0\n");
+        for i in 1..n {
+            text.push_str(&format!("FROM s{} AS s{i}\n", i - 1));
+        }
+        let found = base_images(&text, NO_BUILD_ARGS).unwrap();
+        assert_eq!(found.stages.len(), n);
+        assert_eq!(found.stages[0].base, StageBase::Image("img".into()));
+        for (i, stage) in found.stages.iter().enumerate().skip(1) {
+            assert_eq!(stage.base, StageBase::Stage(i - 1));
+        }
+        assert_eq!(found.images.len(), 1);
+        let want: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+        assert_eq!(found.images[0].stages, want);
+    }
+}
+
+/// The same chain through `COPY --from` and `RUN --mount=from=`, with an image per stage and
+/// reused names (a `FROM`, `--from` or `from=` names the last earlier stage of that name).
+#[test]
+fn long_chains_of_copies_and_mounts() {
+    let n = 500;
+    let mut text = String::from("FROM img0 AS s0\n");
+    for i in 1..n {
+        let (name, previous) = (i % 2, (i + 1) % 2);
+        text.push_str(&format!(
+            "FROM img{i} AS s{name}\nCOPY --from=s{previous} / /\nRUN --mount=from=s{previous},target=/m --mount=from=m{i} true\n"
+        ));
+    }
+    let found = base_images(&text, NO_BUILD_ARGS).unwrap();
+    assert_eq!(found.images.len(), 2 * n - 1);
+    // img0 is needed by every stage; img{i} by stages i.., m{i} likewise.
+    for image in &found.images {
+        let first = image.uses[0].stage;
+        assert_eq!(image.stages.len(), n - first, "{}", image.reference);
+        assert_eq!(image.stages[0], format!("s{}", first % 2));
+        let kind = if image.reference.starts_with('m') {
+            UseKind::MountFrom
+        } else {
+            UseKind::From
+        };
+        assert_eq!(image.kind, kind);
+    }
+    // A reference to a later stage is still found.
+    let mut text = String::from("FROM img AS s0\n");
+    for i in 1..n {
+        text.push_str(&format!("FROM s{} AS s{i}\n", i - 1));
+    }
+    text.push_str("COPY --from=later / /\nFROM scratch AS later\n");
+    let err = base_images(&text, NO_BUILD_ARGS).unwrap_err();
+    assert!(
+        matches!(err, DockerfileError::ForwardStageReference { line, stage_line, .. }
+            if line == n + 1 && stage_line == n + 2),
+        "{err:?}"
     );
 }
 
