@@ -375,6 +375,17 @@ fn rows() -> Vec<Row> {
         // Stage names match whatever their case.
         row("COPY --from name case", "FROM golang AS build\nFROM scratch\nCOPY --from=BUILD /app /app\n")
             .images(vec![img("golang", &[(1, From)], &["build", "1"])]),
+        // A name given twice: `--from` names the last stage of that name before the
+        // instruction, as `FROM <name>` does; the labels repeat (the fuzz target's first find
+        // was its own check assuming they do not).
+        row(
+            "COPY --from repeated stage name",
+            "FROM golang AS build\nFROM scg AS build\nFROM scratch\nCOPY --from=BUILD /app /app\n",
+        )
+        .images(vec![
+            img("golang", &[(1, From)], &["build"]),
+            img("scg", &[(2, From)], &["build", "2"]),
+        ]),
         // "In case a build stage with a specified name can't be found an image
         // with the same name is attempted to be used instead".
         row("COPY --from unknown name is an image", "FROM alpine\nCOPY --from=builder /x /x\n").images(vec![
