@@ -133,6 +133,12 @@ impl Budget {
         Budget(Cell::new(MAX_EXPANSION_WORK))
     }
 
+    /// No limit, for text in which no variable is set: there the output is
+    /// at most the input times the nesting depth.
+    fn unlimited() -> Self {
+        Budget(Cell::new(usize::MAX))
+    }
+
     /// Takes `steps` from the budget, or fails when fewer are left.
     fn spend(&self, steps: usize) -> Result<(), ExpandError> {
         let left = self.0.get();
@@ -182,14 +188,12 @@ pub(crate) fn expand_word(
         .0)
 }
 
-/// Processes `text` and also splits the result into words at unquoted
-/// whitespace.
-pub(crate) fn split_words(
-    text: &str,
-    mode: Mode,
-    vars: Lookup<'_, '_>,
-) -> Result<Vec<String>, ExpandError> {
-    Ok(Lexer::new(text, mode, vars, &Budget::new(), true).run()?.1)
+/// Processes `text` without variables (as the parser does to find
+/// here-documents) and splits the result into words at unquoted whitespace.
+pub(crate) fn split_words(text: &str, mode: Mode) -> Result<Vec<String>, ExpandError> {
+    Ok(Lexer::new(text, mode, &no_vars, &Budget::unlimited(), true)
+        .run()?
+        .1)
 }
 
 /// The words of the text at the top level, when they are asked for.
@@ -1101,7 +1105,7 @@ mod tests {
             skip_unset: true,
         };
         assert_eq!(
-            split_words(&nested(20_000), mode, &no_vars).unwrap_err(),
+            split_words(&nested(20_000), mode).unwrap_err(),
             ExpandError::TooDeep
         );
     }
@@ -1157,11 +1161,11 @@ mod tests {
             skip_unset: true,
         };
         assert_eq!(
-            split_words("RUN <<EOF cat \"a b\" $X ${Y:-z}", mode, &no_vars).unwrap(),
+            split_words("RUN <<EOF cat \"a b\" $X ${Y:-z}", mode).unwrap(),
             ["RUN", "<<EOF", "cat", "\"a b\"", "$X", "${Y:-z}"]
         );
         assert_eq!(
-            split_words("a\\ b 'c d'", mode, &no_vars).unwrap(),
+            split_words("a\\ b 'c d'", mode).unwrap(),
             ["a\\ b", "'c d'"]
         );
     }
