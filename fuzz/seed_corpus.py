@@ -9,6 +9,10 @@ byte in fuzz_targets/ndjson_decode.rs).
 
 dockerignore: every ignore-file text in docker-context's tests (dockerignore.rs unit tests and
 tests/context.rs), each followed by the paths those tests match (NUL-separated).
+
+dockerfile: every Dockerfile of dockerfile-analysis's table (tests/table.rs), followed by the
+row's build args (NUL-separated `name=value`), and every word of the expansion unit tests
+(src/expand.rs) as `FROM <word>` after a few meta ARGs.
 """
 
 import base64
@@ -142,10 +146,37 @@ def dockerignore_seeds():
     return len(names), len(dict.fromkeys(texts)), len(paths)
 
 
+def dockerfile_seeds():
+    crate = os.path.join(ROOT, "crates", "dockerfile-analysis")
+    names = set()
+    table = open(os.path.join(crate, "tests", "table.rs"), encoding="utf-8").read()
+    pair = r'\(\s*(' + LITERAL + r')\s*,\s*(' + LITERAL + r')\s*\)'
+    rows = list(re.finditer(r'\brow\(\s*' + LITERAL + r'\s*,\s*(' + LITERAL + r')', table))
+    for k, m in enumerate(rows):
+        text = rust_string(m.group(1))
+        # The row's `.args(&[…])`, if any, comes before the next row.
+        end = rows[k + 1].start() if k + 1 < len(rows) else len(table)
+        args = re.search(r'\.args\(&\[(.*?)\]\)', table[m.end() : end], re.S)
+        pairs = []
+        if args:
+            for a in re.finditer(pair, args.group(1)):
+                pairs.append(rust_string(a.group(1)) + "=" + rust_string(a.group(2)))
+        data = text.encode() + b"".join(b"\0" + p.encode() for p in pairs)
+        names.add(write("dockerfile", data))
+    expand = open(os.path.join(crate, "src", "expand.rs"), encoding="utf-8").read()
+    prelude = "ARG S=foobarbaz\nARG V=1.22\nARG A=a\nARG EMPTY=\nARG SET=x\n"
+    for m in re.finditer(r'\bex\(\s*(' + LITERAL + r')', expand):
+        word = rust_string(m.group(1))
+        names.add(write("dockerfile", (prelude + "FROM " + word + "\n").encode()))
+    return len(names), len(rows)
+
+
 def main():
     n = ndjson_seeds()
     d, texts, paths = dockerignore_seeds()
-    print(f"ndjson_decode: {n} seeds; dockerignore: {d} seeds ({texts} texts, {paths} paths)")
+    f, rows = dockerfile_seeds()
+    print(f"ndjson_decode: {n} seeds; dockerignore: {d} seeds ({texts} texts, {paths} paths); "
+          f"dockerfile: {f} seeds ({rows} table rows)")
 
 
 if __name__ == "__main__":

@@ -136,6 +136,26 @@
 //!
 //! Image references are reported as written; they are not checked against
 //! the reference grammar (use [`normalize`] or [`ImageUse::normalized`]).
+//!
+//! # Limits
+//!
+//! Any input is analysed in time about linear in its size (and in the size
+//! of the answer) and in bounded stack and memory:
+//!
+//! * `${…}` substitutions nest at most [`MAX_NESTING`] (64) deep; deeper is
+//!   [`ExpandError::TooDeep`], with the message
+//!   ``line N: cannot expand `…`: `${…}` substitutions nested more than 64
+//!   deep``.
+//! * The expansions of one Dockerfile (meta `ARG` defaults and `FROM`
+//!   images) may take at most [`MAX_EXPANSION_WORK`] steps: characters
+//!   produced plus pattern-matching work. Beyond it, [`ExpandError::TooLarge`]
+//!   — without a bound, `ARG A=$A$A` repeated 40 times asks for 2⁴⁰
+//!   characters.
+//! * Patterns (`#`, `%`, `/` forms) are matched by an automaton simulation in
+//!   O(value length × pattern length), not by backtracking.
+//! * Stage names are looked up in maps, and the stages that need an image are
+//!   found by a search over the stage dependencies that visits each of them
+//!   once per image.
 
 #![warn(missing_docs)]
 
@@ -145,10 +165,10 @@ mod reference;
 
 use std::collections::HashMap;
 
-pub use expand::{ExpandError, Quote};
+pub use expand::{ExpandError, MAX_EXPANSION_WORK, MAX_NESTING, Quote};
 pub use reference::{ReferenceError, normalize};
 
-use expand::expand_word;
+use expand::{Budget, expand_word};
 use parse::{Instruction, split_args};
 
 /// Everything [`base_images`] found.
@@ -292,6 +312,7 @@ pub enum StageBase {
 /// [`DockerfileError::NoStages`] carries the 1-based line of the instruction
 /// (or directive) at fault, and its message starts with `line N:`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DockerfileError {
     /// A parser directive is repeated, or `escape` is not `\` or `` ` ``.
     #[error("line {line}: {message}")]
@@ -371,8 +392,9 @@ pub enum DockerfileError {
         written: String,
     },
     /// Variable expansion failed (unterminated `${`, unclosed quote,
-    /// `${VAR:?}` on an unset variable, an automatic platform ARG, …).
-    #[error("line {line}: cannot expand `{written}`")]
+    /// `${VAR:?}` on an unset variable, an automatic platform ARG, …). The
+    /// message shows at most the first 60 characters of the word.
+    #[error("line {line}: cannot expand `{}`", shorten(written))]
     Expansion {
         /// Line of the instruction.
         line: usize,
@@ -452,6 +474,16 @@ pub enum DockerfileError {
         /// What is wrong.
         message: &'static str,
     },
+}
+
+/// `s`, or its first 60 characters and `…` when it is longer than 80.
+fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().nth(80).is_none() {
+        return s.into();
+    }
+    let mut short: String = s.chars().take(60).collect();
+    short.push('…');
+    short.into()
 }
 
 fn defined_stages(n: usize) -> String {
@@ -598,10 +630,12 @@ where
                 (name.to_owned(), value)
             })
             .collect(),
+        budget: Budget::new(),
         stages: Vec::new(),
+        stage_by_name: HashMap::new(),
         deps: Vec::new(),
         uses: Vec::new(),
-        all_stage_names: Vec::new(),
+        first_stage_named: HashMap::new(),
     };
     analysis.collect_stage_names(&parsed.instructions);
     for instruction in &parsed.instructions {
@@ -640,23 +674,35 @@ struct Analysis<'a> {
     escape: char,
     build_args: &'a HashMap<String, String>,
     meta: HashMap<String, MetaVar>,
+    /// What is left of the expansion work for the whole Dockerfile.
+    budget: Budget,
     stages: Vec<Stage>,
+    /// The last stage defined so far with each (lowercased) name.
+    stage_by_name: HashMap<String, usize>,
     /// Stages each stage depends on (its base and its `--from` stages).
     deps: Vec<Vec<usize>>,
     /// (reference, use), in file order.
     uses: Vec<(String, Use)>,
-    /// Every stage's lowercased name and `FROM` line, known in advance to
-    /// recognise forward references.
-    all_stage_names: Vec<(Option<String>, usize)>,
+    /// The index and `FROM` line of the first stage with each lowercased
+    /// name, known in advance to recognise forward references.
+    first_stage_named: HashMap<String, (usize, usize)>,
 }
 
 impl Analysis<'_> {
     /// A first pass over the `FROM`s, for their names.
     fn collect_stage_names(&mut self, instructions: &[Instruction]) {
-        // Errors are reported by the main pass, in file order.
-        for i in instructions.iter().filter(|i| i.keyword == "from") {
-            let name = from_args(i).ok().and_then(|(_, name)| name);
-            self.all_stage_names.push((name, i.line));
+        // Errors are reported by the main pass, in file order (so the k-th
+        // `FROM` is stage k whenever the main pass gets past it).
+        for (index, i) in instructions
+            .iter()
+            .filter(|i| i.keyword == "from")
+            .enumerate()
+        {
+            if let Some(name) = from_args(i).ok().and_then(|(_, name)| name) {
+                self.first_stage_named
+                    .entry(name)
+                    .or_insert((index, i.line));
+            }
         }
     }
 
@@ -680,9 +726,9 @@ impl Analysis<'_> {
         }
     }
 
-    fn lookup(&self, name: &str) -> Result<Option<String>, ExpandError> {
+    fn lookup(&self, name: &str) -> Result<Option<&str>, ExpandError> {
         match self.meta.get(name) {
-            Some(MetaVar::Value(v)) => Ok(Some(v.clone())),
+            Some(MetaVar::Value(v)) => Ok(Some(v)),
             Some(MetaVar::Platform(root)) => Err(ExpandError::PlatformArg(root.clone())),
             None => Ok(None),
         }
@@ -710,7 +756,7 @@ impl Analysis<'_> {
             let value = if let Some(v) = self.build_args.get(key) {
                 MetaVar::Value(v.clone())
             } else if let Some(default) = default {
-                match expand_word(default, self.escape, &|n| self.lookup(n)) {
+                match expand_word(default, self.escape, &|n| self.lookup(n), &self.budget) {
                     Ok(v) => MetaVar::Value(v),
                     // Only an error if a FROM ends up using it.
                     Err(ExpandError::PlatformArg(root)) => MetaVar::Platform(root),
@@ -735,13 +781,13 @@ impl Analysis<'_> {
     fn from(&mut self, i: &Instruction) -> Result<(), DockerfileError> {
         let (written, name) = from_args(i)?;
         let platform = string_flag(i, "platform")?;
-        let image = expand_word(&written, self.escape, &|n| self.lookup(n)).map_err(|source| {
-            DockerfileError::Expansion {
+        let image = expand_word(&written, self.escape, &|n| self.lookup(n), &self.budget).map_err(
+            |source| DockerfileError::Expansion {
                 line: i.line,
                 written: written.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         if image.is_empty() {
             return Err(DockerfileError::EmptyBaseImage {
                 line: i.line,
@@ -750,12 +796,8 @@ impl Analysis<'_> {
         }
         let index = self.stages.len();
         let lower = image.to_lowercase();
-        let base = match self
-            .stages
-            .iter()
-            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
-            Some(stage) => StageBase::Stage(stage),
+        let base = match self.stage_by_name.get(&lower) {
+            Some(&stage) => StageBase::Stage(stage),
             None if image == "scratch" => StageBase::Scratch,
             None => {
                 self.uses.push((
@@ -773,6 +815,9 @@ impl Analysis<'_> {
             StageBase::Stage(s) => vec![s],
             _ => Vec::new(),
         });
+        if let Some(name) = &name {
+            self.stage_by_name.insert(name.clone(), index);
+        }
         self.stages.push(Stage {
             index,
             name,
@@ -792,7 +837,8 @@ impl Analysis<'_> {
         }
         // BuildKit refuses anything the shell lexer would change: variables,
         // quotes, escapes.
-        if expand_word(&from, self.escape, &expand::no_vars).as_deref() != Ok(from.as_str()) {
+        let unchanged = expand_word(&from, self.escape, &expand::no_vars, &Budget::new());
+        if unchanged.as_deref() != Ok(from.as_str()) {
             return Err(DockerfileError::VariableInFrom {
                 line: i.line,
                 instruction: "COPY --from",
@@ -878,21 +924,23 @@ impl Analysis<'_> {
                 name: from,
             });
         }
-        if let Some(stage) = self.stages[..current]
-            .iter()
-            .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
+        // The current stage does not have the name: this is the last stage
+        // before it that has.
+        if let Some(&stage) = self.stage_by_name.get(&lower) {
             self.deps[current].push(stage);
             return Ok(());
         }
-        if let Some((_, stage_line)) = self.all_stage_names[current + 1..]
-            .iter()
-            .find(|(name, _)| name.as_deref() == Some(lower.as_str()))
+        // No stage up to this one has the name, so the first that has is a
+        // later one.
+        if let Some(&(_, stage_line)) = self
+            .first_stage_named
+            .get(&lower)
+            .filter(|(stage, _)| *stage > current)
         {
             return Err(DockerfileError::ForwardStageReference {
                 line: i.line,
                 name: from,
-                stage_line: *stage_line,
+                stage_line,
             });
         }
         if from != "scratch" {
@@ -909,36 +957,57 @@ impl Analysis<'_> {
     }
 
     fn finish(self, syntax: Option<Frontend>) -> BaseImages {
-        // needs[s][t]: building stage s builds stage t.
+        // dependents[t]: the stages that depend directly on stage t.
         let n = self.stages.len();
-        let mut needs = vec![vec![false; n]; n];
-        for s in 0..n {
-            needs[s][s] = true;
-            for &d in &self.deps[s] {
-                let (before, after) = needs.split_at_mut(s);
-                for (t, &need) in before[d].iter().enumerate() {
-                    after[0][t] |= need;
-                }
+        let mut dependents = vec![Vec::new(); n];
+        for (s, deps) in self.deps.iter().enumerate() {
+            for &d in deps {
+                dependents[d].push(s);
             }
         }
         let mut images: Vec<ImageUse> = Vec::new();
+        let mut by_reference: HashMap<String, usize> = HashMap::new();
         for (reference, u) in self.uses {
-            match images.iter_mut().find(|i| i.reference == reference) {
-                Some(entry) => entry.uses.push(u),
-                None => images.push(ImageUse {
-                    reference,
-                    line: u.line,
-                    kind: u.kind,
-                    uses: vec![u],
-                    stages: Vec::new(),
-                }),
+            match by_reference.get(&reference) {
+                Some(&entry) => images[entry].uses.push(u),
+                None => {
+                    by_reference.insert(reference.clone(), images.len());
+                    images.push(ImageUse {
+                        reference,
+                        line: u.line,
+                        kind: u.kind,
+                        uses: vec![u],
+                        stages: Vec::new(),
+                    });
+                }
             }
         }
+        // Per image, the stages that reach a stage using it through their
+        // dependencies: a search over `dependents` that visits each of those
+        // stages once, so the work is that of the answer, not n².
+        let mut seen = vec![false; n];
+        let mut reached = Vec::new();
         for image in &mut images {
-            image.stages = (0..n)
-                .filter(|&s| image.uses.iter().any(|u| needs[s][u.stage]))
-                .map(|s| self.stages[s].label())
-                .collect();
+            reached.clear();
+            for u in &image.uses {
+                if !std::mem::replace(&mut seen[u.stage], true) {
+                    reached.push(u.stage);
+                }
+            }
+            let mut next = 0;
+            while let Some(&t) = reached.get(next) {
+                next += 1;
+                for &s in &dependents[t] {
+                    if !std::mem::replace(&mut seen[s], true) {
+                        reached.push(s);
+                    }
+                }
+            }
+            reached.sort_unstable();
+            image.stages = reached.iter().map(|&s| self.stages[s].label()).collect();
+            for &s in &reached {
+                seen[s] = false;
+            }
         }
         BaseImages {
             syntax,

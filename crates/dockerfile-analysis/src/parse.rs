@@ -296,7 +296,7 @@ pub(crate) fn heredocs_in(line: &str) -> Vec<(String, bool)> {
         raw_escapes: true,
         skip_unset: true,
     };
-    let Ok(words) = expand::split_words(line, raw, &expand::no_vars) else {
+    let Ok(words) = expand::split_words(line, raw) else {
         return Vec::new();
     };
     words.iter().filter_map(|w| heredoc(w)).collect()
@@ -318,10 +318,7 @@ fn heredoc(word: &str) -> Option<(String, bool)> {
         raw_escapes: false,
         skip_unset: true,
     };
-    match expand::split_words(rest, unquote, &expand::no_vars)
-        .ok()?
-        .as_slice()
-    {
+    match expand::split_words(rest, unquote).ok()?.as_slice() {
         [name] => Some((name.clone(), chomp)),
         _ => None,
     }

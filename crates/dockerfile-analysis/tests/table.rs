@@ -375,6 +375,17 @@ fn rows() -> Vec<Row> {
         // Stage names match whatever their case.
         row("COPY --from name case", "FROM golang AS build\nFROM scratch\nCOPY --from=BUILD /app /app\n")
             .images(vec![img("golang", &[(1, From)], &["build", "1"])]),
+        // A name given twice: `--from` names the last stage of that name before the
+        // instruction, as `FROM <name>` does; the labels repeat (the fuzz target's first find
+        // was its own check assuming they do not).
+        row(
+            "COPY --from repeated stage name",
+            "FROM golang AS build\nFROM scg AS build\nFROM scratch\nCOPY --from=BUILD /app /app\n",
+        )
+        .images(vec![
+            img("golang", &[(1, From)], &["build"]),
+            img("scg", &[(2, From)], &["build", "2"]),
+        ]),
         // "In case a build stage with a specified name can't be found an image
         // with the same name is attempted to be used instead".
         row("COPY --from unknown name is an image", "FROM alpine\nCOPY --from=builder /x /x\n").images(vec![
@@ -554,6 +565,17 @@ fn rows() -> Vec<Row> {
             "FROM bbase:latest\nCOPY src /src\nRUN ls /src | wc -l\nWORKDIR /src\nENV A=1\nARG B=2\nRUN echo $A $B\n",
         )
         .images(vec![img("bbase:latest", &[(1, From)], &["0"])]),
+        // ---- limits (issue 14; see tests/limits.rs) ----------------------------------
+        // `%%`: the longest suffix matching the pattern; there is none (no `b`), so the value
+        // stays. Matched by an automaton: backtracking took seconds here.
+        row(
+            "eight stars and no match",
+            "ARG V=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nFROM x${V%%*a*a*a*a*a*a*a*a*b}\n",
+        )
+        .images(vec![img("xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &[(2, From)], &["0"])]),
+        // `${…}` nests at most 64 deep (MAX_NESTING).
+        row("nesting 65 deep", "FROM ${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-${A:-img}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}\n")
+            .error(1, "substitutions nested more than 64 deep"),
     ]
 }
 
