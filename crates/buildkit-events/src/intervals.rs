@@ -39,12 +39,24 @@ pub(crate) struct Intervals {
 
 impl Intervals {
     /// Records the interval of one snapshot that has `started`.
+    ///
+    /// Unlike BuildKit's printer, a completed interval also closes, at its own completion
+    /// time, every interval that an earlier start left open (Docker 20.10's double start: the
+    /// completion of the first start was collapsed into the second's by BuildKit's progress
+    /// writer and never arrives; see the crate docs' Semantics).
     pub(crate) fn insert(&mut self, start: i128, stop: Option<i128>) -> Insert {
         let slot = self.raw.entry(start).or_insert(stop);
         if stop.is_none() && slot.is_some() {
             return Insert::Stale;
         }
         *slot = stop;
+        if let Some(stop) = stop {
+            for (&earlier, open) in self.raw.range_mut(..start) {
+                if open.is_none() {
+                    *open = Some(stop.max(earlier));
+                }
+            }
+        }
         self.merged = merge(&self.raw);
         Insert::Applied
     }
@@ -138,17 +150,39 @@ mod tests {
     }
 
     #[test]
-    fn open_interval_swallows_later_ones() {
+    fn open_interval_swallows_later_open_ones() {
         let mut iv = Intervals::default();
         iv.insert(0, None);
-        iv.insert(5, Some(6));
-        iv.insert(100, Some(200));
+        iv.insert(5, None);
         assert_eq!(spans(&iv), vec![(0, None)]);
         assert!(iv.is_open());
         assert_eq!(iv.closed_total(), 0);
-        // Completing the open one uncovers the later interval again.
-        iv.insert(0, Some(7));
-        assert_eq!(spans(&iv), vec![(0, Some(7)), (100, Some(200))]);
+    }
+
+    #[test]
+    fn a_later_completion_closes_earlier_open_intervals() {
+        // Docker 20.10: {started: 0}, then {started: 5, completed: 6}; 0's completion never
+        // comes. BuildKit's printer keeps [0, ∞) open; we close it at 6.
+        let mut iv = Intervals::default();
+        iv.insert(0, None);
+        iv.insert(3, None);
+        assert_eq!(iv.insert(5, Some(6)), Insert::Applied);
+        assert_eq!(spans(&iv), vec![(0, Some(6))]);
+        assert!(!iv.is_open());
+        assert_eq!(iv.closed_total(), 6);
+        // Re-sent open snapshots of the closed starts are stale.
+        assert_eq!(iv.insert(0, None), Insert::Stale);
+        assert_eq!(iv.insert(3, None), Insert::Stale);
+        // A late completion of the first start itself overwrites the time, as in the printer.
+        iv.insert(0, Some(4));
+        assert_eq!(spans(&iv), vec![(0, Some(6))]);
+        iv.insert(0, Some(9));
+        assert_eq!(spans(&iv), vec![(0, Some(9))]);
+        // A later run is its own interval; an open one after a closed one is not closed by a
+        // completion that starts before it.
+        iv.insert(100, None);
+        iv.insert(50, Some(60));
+        assert_eq!(spans(&iv), vec![(0, Some(9)), (50, Some(60)), (100, None)]);
     }
 
     #[test]
