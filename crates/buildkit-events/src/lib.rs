@@ -130,6 +130,11 @@
 //!   closed interval stays closed: a re-sent `{started: t1}` is stale (above), and a late
 //!   completion of t1 itself replaces t3 as t1's end, changing durations only. A
 //!   completion closes nothing that began after it: an open start t4 > t2 keeps running.
+//! - *Memory:* a vertex keeps at most 64 raw intervals. A vertex restarted more often has its
+//!   older merged intervals folded into their total length; a snapshot that starts inside
+//!   them is ignored from then on (as stale), and if one merged interval alone gathers more
+//!   than 64 starts, they are collapsed into it (an open snapshot starting inside it, once
+//!   closed, is then stale). Durations stay exact.
 //!
 //! **Outcome** of a completed interval, from the snapshot that completed it: an error ending
 //! in `context canceled` → [`Outcome::Canceled`]; any other non-empty error →
@@ -156,12 +161,15 @@
 //!
 //! **Progress**: statuses are keyed by (vertex digest, status id); a [`Progress`] event is
 //! emitted when anything but the timestamp changed (action, current, total, started,
-//! completed). A total of 0 means unknown ([`Progress::total`] is `None`).
+//! completed). A total of 0 means unknown ([`Progress::total`] is `None`). A vertex keeps at
+//! most 256 statuses for this comparison: beyond that its completed ones are forgotten (were
+//! one of them sent again unchanged, it would be reported again).
 //!
 //! **Warnings**: a warning with exactly the same content for the same vertex (as BuildKit's
 //! batch splitting repeats them) is reported once. The tracker keeps only a 64-bit hash of
 //! each warning's content for this, never the warning itself (its SourceInfo may hold the
-//! whole Dockerfile and LLB definition). [`Warning::source_file`] comes from the SourceInfo's
+//! whole Dockerfile and LLB definition), and only for the latest 1024 distinct warnings (an
+//! older one sent again is reported again). [`Warning::source_file`] comes from the SourceInfo's
 //! filename and [`Warning::lines`] from its ranges' (start.line, end.line).
 //!
 //! **Unknown digests**: logs, statuses and warnings for a digest no vertex record has

@@ -1100,3 +1100,103 @@ fn kept_tail_is_bounded_and_dropped_on_success() {
         .count();
     assert_eq!(whole, 24, "12 whole lines from each vertex");
 }
+
+// ---------------------------------------------------------------------------------------
+// Memory: bounded by the distinct vertices and the configured bounds, not by the records
+// ---------------------------------------------------------------------------------------
+
+/// Every BuildKit recording of the corpus fed again and again, as the memory stress input
+/// (`benches/examples/big_stream.rs`) does: digests and times repeat, so after the first pass
+/// nothing the tracker keeps may grow.
+#[test]
+fn repeating_the_corpus_does_not_grow_the_tracker() {
+    let records: Vec<Bytes> = workspace_tests::corpus::buildkit()
+        .iter()
+        .flat_map(|r| r.trace_records())
+        .collect();
+    let mut t = Tracker::new();
+    let pass = |t: &mut Tracker| {
+        for r in &records {
+            t.handle_protobuf(r.clone()).unwrap();
+        }
+        while t.poll_event().is_some() {}
+        t.footprint()
+    };
+    pass(&mut t);
+    let second = pass(&mut t);
+    for _ in 0..3 {
+        let now = pass(&mut t);
+        // The tails of running vertices come and go, within their bound.
+        assert!(now.tail_lines <= now.vertices * 10, "{now:?}");
+        let without_tails =
+            |f: crate::tracker::Footprint| crate::tracker::Footprint { tail_lines: 0, ..f };
+        assert_eq!(without_tails(now), without_tails(second));
+    }
+    assert!(second.vertices > 100, "{second:?}");
+}
+
+/// A vertex that restarts without end keeps a bounded number of intervals, and its events and
+/// durations stay exact.
+#[test]
+fn endless_restarts_keep_bounded_intervals() {
+    let mut t = Tracker::new();
+    let mut events = Vec::new();
+    for i in 0..5_000i64 {
+        t.handle_response(rec(vec![vtx(A, Some(i * 100), None)]));
+        t.handle_response(rec(vec![vtx(A, Some(i * 100), Some(i * 100 + 30))]));
+        // Stale re-sends of a run long folded away.
+        t.handle_response(rec(vec![vtx(A, Some(0), None), vtx(A, Some(0), Some(30))]));
+        events.extend(std::iter::from_fn(|| t.poll_event()));
+        assert!(t.footprint().intervals <= 2 * 64, "{:?}", t.footprint());
+    }
+    assert!(check_pairing(&events).unwrap().is_empty());
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Started(_)))
+            .count(),
+        5_000
+    );
+    let info = t.vertex(A).unwrap();
+    assert_eq!(info.intervals, 5_000);
+    assert_eq!(info.duration(), Elapsed(5_000 * 30));
+    let summary = t.finish();
+    assert_eq!(summary.steps[0].duration, Elapsed(5_000 * 30));
+}
+
+/// Distinct warnings, statuses, streams: what the tracker keeps of them is bounded.
+#[test]
+fn distinct_warnings_statuses_and_streams_are_bounded() {
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![vtx(A, Some(1), None)]));
+    for i in 0..5_000i64 {
+        t.handle_response(StatusResponse {
+            statuses: vec![VertexStatus {
+                id: format!("sha256:layer{i}"),
+                vertex: A.into(),
+                current: 10,
+                total: 10,
+                timestamp: ts(2 + i),
+                started: ts(2),
+                completed: ts(2 + i),
+                ..Default::default()
+            }],
+            warnings: vec![warning(A, &format!("warning {i}"), 1)],
+            logs: vec![log(A, 10 + i, 2 + i, b"x")],
+            ..Default::default()
+        });
+        while t.poll_event().is_some() {}
+        let f = t.footprint();
+        assert!(f.warnings <= 1024 && f.statuses <= 256, "{f:?}");
+    }
+    // Recent repeats are still reported once.
+    t.handle_response(StatusResponse {
+        warnings: vec![warning(A, "warning 4999", 1)],
+        ..Default::default()
+    });
+    assert!(t.poll_event().is_none());
+    t.handle_response(rec(vec![vtx(A, Some(1), Some(10_000))]));
+    while t.poll_event().is_some() {}
+    let f = t.footprint();
+    assert_eq!(f.streams, 0, "{f:?}");
+}
