@@ -130,11 +130,13 @@
 //!   closed interval stays closed: a re-sent `{started: t1}` is stale (above), and a late
 //!   completion of t1 itself replaces t3 as t1's end, changing durations only. A
 //!   completion closes nothing that began after it: an open start t4 > t2 keeps running.
-//! - *Memory:* a vertex keeps at most 64 raw intervals. A vertex restarted more often has its
-//!   older merged intervals folded into their total length; a snapshot that starts inside
-//!   them is ignored from then on (as stale), and if one merged interval alone gathers more
-//!   than 64 starts, they are collapsed into it (an open snapshot starting inside it, once
-//!   closed, is then stale). Durations stay exact.
+//! - *Memory:* a vertex keeps at most 64 raw intervals. Past that, the merged intervals older
+//!   than the one holding its 32nd newest start are folded into their total length, and a
+//!   snapshot that starts inside them is ignored from then on (as stale). If that still
+//!   leaves more than 64 (one run announced with ever new starts), the kept merged intervals
+//!   replace the raw ones, and an open snapshot starting before the end of the last closed
+//!   one is stale from then on. Events and durations are what they would be without this,
+//!   except for a snapshot that arrives after the intervals it falls into were folded.
 //!
 //! **Outcome** of a completed interval, from the snapshot that completed it: an error ending
 //! in `context canceled` → [`Outcome::Canceled`]; any other non-empty error →
