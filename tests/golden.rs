@@ -138,7 +138,7 @@ macro_rules! test_each_recording {
             docker_20_10 = "docker-20.10":
                 basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
                 classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,
-                run_fails, scratch_copy, syntax_error, warnings;
+                parallel_double_start, run_fails, scratch_copy, syntax_error, warnings;
             docker_26_1 = "docker-26.1":
                 basic_cached, basic_nocache, biglog, build_args, classic_v1, classic_v1_cached,
                 classic_v1_fails, client_cancel, copy_context, missing_base, multistage_parallel,

@@ -32,6 +32,98 @@ pub fn buildkit_bodies() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// Every recording of the corpus (`tests/data/corpus`, the classic-builder ones too), as
+/// `(daemon/name, body)`, in a stable order.
+pub fn all_bodies() -> Vec<(String, Vec<u8>)> {
+    corpus::all()
+        .into_iter()
+        .map(|r| (r.id(), r.bytes()))
+        .collect()
+}
+
+/// Parses a size such as `200M`, `1G`, `512K` or `1000` (bytes; decimal units, as `MB` in
+/// BENCHMARKS.md).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let unit = match unit.to_ascii_uppercase().trim_end_matches('B') {
+        "" => 1,
+        "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+/// Every `Timestamp` of a record (vertices, statuses, logs), for [`shift_times`].
+fn timestamps(record: &mut StatusResponse) -> impl Iterator<Item = &mut Timestamp> {
+    let vertices = record
+        .vertexes
+        .iter_mut()
+        .flat_map(|v| [&mut v.started, &mut v.completed]);
+    let statuses = record
+        .statuses
+        .iter_mut()
+        .flat_map(|s| [&mut s.timestamp, &mut s.started, &mut s.completed]);
+    let logs = record.logs.iter_mut().map(|l| &mut l.timestamp);
+    vertices.chain(statuses).chain(logs).flatten()
+}
+
+/// The trace records of a body, in order (lines that are not trace records are skipped).
+fn trace_records(body: &[u8]) -> impl Iterator<Item = StatusResponse> + '_ {
+    body.split(|&b| b == b'\n').filter_map(|line| {
+        let aux = line
+            .strip_prefix(workspace_tests::body::TRACE_PREFIX)?
+            .split(|&b| b == b'"')
+            .next()?;
+        let wire = workspace_tests::body::decode_aux(aux).ok()?;
+        StatusResponse::decode(wire).ok()
+    })
+}
+
+/// The earliest and latest second any record of `bodies` carries.
+pub fn time_range(bodies: &[(String, Vec<u8>)]) -> Option<(i64, i64)> {
+    let mut range: Option<(i64, i64)> = None;
+    for (_, body) in bodies {
+        for mut record in trace_records(body) {
+            for t in timestamps(&mut record) {
+                let (lo, hi) = range.get_or_insert((t.seconds, t.seconds));
+                *lo = (*lo).min(t.seconds);
+                *hi = (*hi).max(t.seconds);
+            }
+        }
+    }
+    range
+}
+
+/// `body` with every time in its trace records moved `seconds` later (the records re-encoded;
+/// other lines as they were), so that a stream of repeated bodies runs forward in time: every
+/// vertex starts again in each repetition.
+pub fn shift_times(body: &[u8], seconds: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 16);
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let record = line
+            .starts_with(workspace_tests::body::TRACE_PREFIX)
+            .then(|| trace_records(line).next())
+            .flatten();
+        match record {
+            Some(mut record) => {
+                for t in timestamps(&mut record) {
+                    t.seconds += seconds;
+                }
+                push_trace_line(&mut out, &record);
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
 /// The BuildKit recordings concatenated, over and over, until the stream holds at least
 /// `target` bytes (whole bodies only). Digests repeat; the decoder takes that as restarts.
 pub fn corpus_stream(target: usize) -> Bytes {

@@ -7,7 +7,7 @@ use workspace_tests::corpus;
 #[test]
 fn every_trace_record_round_trips() {
     let recordings = corpus::all();
-    assert_eq!(recordings.len(), 46, "the corpus holds 46 recordings");
+    assert_eq!(recordings.len(), 47, "the corpus holds 47 recordings");
     let mut records = 0usize;
     for rec in &recordings {
         for (i, wire) in rec.trace_records().iter().enumerate() {

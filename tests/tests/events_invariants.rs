@@ -492,6 +492,31 @@ fn client_cancel_leaves_the_long_step_interrupted() {
     }
 }
 
+/// Docker 20.10's double start (see the corpus README): the context vertex comes as
+/// `{started: t1}`, then `{started: t2, completed: t3}`, and t1 never completes. The daemon
+/// built the image, so the vertex completes at t3 and nothing is interrupted.
+#[test]
+fn parallel_double_start_completes_the_twice_started_vertex() {
+    let rec = recording("docker-20.10", "parallel-double-start");
+    let starts: Vec<(bool, bool)> = rec
+        .statuses()
+        .iter()
+        .flat_map(|s| &s.vertexes)
+        .filter(|v| v.name == "[internal] load remote build context")
+        .map(|v| (v.started.is_some(), v.completed.is_some()))
+        .collect();
+    assert_eq!(starts, [(false, false), (true, false), (true, true)]);
+    let r = run(&rec);
+    let d = r.digest("[internal] load remote build context");
+    assert_eq!(r.starts(&d), 1);
+    assert_eq!(r.outcomes(&d), [Outcome::Done]);
+    assert!(r.at_finish.is_empty(), "{:?}", r.at_finish);
+    assert_eq!(r.summary.counts.interrupted, 0);
+    let step = r.summary.steps.iter().find(|s| *s.digest == *d).unwrap();
+    // From the first start to the second start's completion: 88.4 ms.
+    assert_eq!(step.duration.0, 88_422_799);
+}
+
 #[test]
 fn failures_before_any_step() {
     for r in each("syntax-error") {

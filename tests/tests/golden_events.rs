@@ -87,7 +87,7 @@ workspace_tests::test_each_recording!(golden_transcript);
 #[test]
 fn every_golden_transcript_has_its_recording() {
     let expected: Vec<PathBuf> = corpus::all().iter().map(golden_file).collect();
-    assert_eq!(expected.len(), 46, "the corpus holds 46 recordings");
+    assert_eq!(expected.len(), 47, "the corpus holds 47 recordings");
     let stale = unexpected_files(golden_dir(), &expected);
     assert!(
         stale.is_empty(),

@@ -95,7 +95,8 @@
 //! **Intervals**, as in BuildKit's printer (`progressui`): each snapshot with `started` adds
 //! or overwrites an interval keyed by its start time; intervals are merged (an interval
 //! starting at or before the current one's end joins it; an open interval swallows every
-//! later one), and the vertex is running iff the last merged interval is open.
+//! later one), and the vertex is running iff the last merged interval is open. One
+//! difference, below: a completion also closes the open intervals that began before it.
 //! - [`Event::Started`] is emitted on every transition not-running → running, with
 //!   `interval` 0, 1, 2, …: a vertex that runs again after completing (BuildKit does this
 //!   for `[1/N] FROM …` and `[internal] load remote build context`) gets a new `Started`.
@@ -114,6 +115,28 @@
 //!   as in the printer, without new events.
 //! - A closed interval that begins before the last announced one (a late out-of-order
 //!   snapshot) only changes the durations, not the events.
+//! - *A completion closes what began before it* (Docker 20.10's double start): a snapshot
+//!   with `started` = t2 and `completed` = t3 also closes, at t3, every interval that an
+//!   earlier start t1 < t2 left open. Docker 20.10 sends a vertex `{started: t1}`, then
+//!   `{started: t2, completed: t3}`, and never t1's completion: BuildKit's progress writer
+//!   collapses unread updates of one vertex, so t1's completion is replaced by the second
+//!   run's (captured on `[internal] load remote build context`; reported also for
+//!   `[internal] load metadata for …` of parallel stages sharing a base and for `FROM` in a
+//!   failing build). BuildKit's printer keeps [t1, ∞) open, swallowing [t2, t3], so the step
+//!   never ends; the tracker emits one `Completed` for the running interval: start t1, end
+//!   t3, the outcome of the completing snapshot (its error → [`Outcome::Failed`]), t3 − t1
+//!   added to the duration. No `Started` is emitted
+//!   for t2 (it lies inside the closed interval), so the pairing above still holds. The
+//!   closed interval stays closed: a re-sent `{started: t1}` is stale (above), and a late
+//!   completion of t1 itself replaces t3 as t1's end, changing durations only. A
+//!   completion closes nothing that began after it: an open start t4 > t2 keeps running.
+//! - *Memory:* a vertex keeps at most 64 raw intervals. Past that, the merged intervals older
+//!   than the one holding its 32nd newest start are folded into their total length, and a
+//!   snapshot that starts inside them is ignored from then on (as stale). If that still
+//!   leaves more than 64 (one run announced with ever new starts), the kept merged intervals
+//!   replace the raw ones, and an open snapshot starting before the end of the last closed
+//!   one is stale from then on. Events and durations are what they would be without this,
+//!   except for a snapshot that arrives after the intervals it falls into were folded.
 //!
 //! **Outcome** of a completed interval, from the snapshot that completed it: an error ending
 //! in `context canceled` → [`Outcome::Canceled`]; any other non-empty error →
@@ -140,12 +163,15 @@
 //!
 //! **Progress**: statuses are keyed by (vertex digest, status id); a [`Progress`] event is
 //! emitted when anything but the timestamp changed (action, current, total, started,
-//! completed). A total of 0 means unknown ([`Progress::total`] is `None`).
+//! completed). A total of 0 means unknown ([`Progress::total`] is `None`). A vertex keeps at
+//! most 256 statuses for this comparison: beyond that its completed ones are forgotten (were
+//! one of them sent again unchanged, it would be reported again).
 //!
 //! **Warnings**: a warning with exactly the same content for the same vertex (as BuildKit's
 //! batch splitting repeats them) is reported once. The tracker keeps only a 64-bit hash of
 //! each warning's content for this, never the warning itself (its SourceInfo may hold the
-//! whole Dockerfile and LLB definition). [`Warning::source_file`] comes from the SourceInfo's
+//! whole Dockerfile and LLB definition), and only for the latest 1024 distinct warnings (an
+//! older one sent again is reported again). [`Warning::source_file`] comes from the SourceInfo's
 //! filename and [`Warning::lines`] from its ranges' (start.line, end.line).
 //!
 //! **Unknown digests**: logs, statuses and warnings for a digest no vertex record has

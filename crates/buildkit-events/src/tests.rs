@@ -282,24 +282,127 @@ fn stale_snapshot_does_not_reopen_a_completed_vertex() {
 }
 
 #[test]
-fn open_interval_swallows_later_runs_until_it_closes() {
+fn open_interval_swallows_later_open_starts_until_it_closes() {
     let mut t = Tracker::new();
     t.handle_response(rec(vec![vtx(A, Some(0), None)]));
-    // BuildKit re-emits an input as cached with started == completed while it still runs.
-    let mut cached = vtx(A, Some(40), Some(40));
-    cached.cached = true;
-    t.handle_response(rec(vec![cached]));
+    t.handle_response(rec(vec![vtx(A, Some(40), None)]));
     assert_eq!(lifecycle(&drain(&mut t)), ["sha256:aaaa S0@0"]);
-    // Closing the open interval before the swallowed one uncovers it as its own run.
+    // Completing the first start uncovers the later start as a run of its own (a completion
+    // closes only what began before it).
     t.handle_response(rec(vec![vtx(A, Some(0), Some(30))]));
     assert_eq!(
         lifecycle(&drain(&mut t)),
+        ["sha256:aaaa C0@30:DONE", "sha256:aaaa S1@40"]
+    );
+    // Its completion closes it.
+    t.handle_response(rec(vec![vtx(A, Some(40), Some(45))]));
+    assert_eq!(lifecycle(&drain(&mut t)), ["sha256:aaaa C1@45:DONE"]);
+    assert_eq!(t.finish().counts.interrupted, 0);
+}
+
+/// The start of `[internal] load remote build context` in a live capture of the
+/// multistage-parallel build on Docker 20.10.24, 2026-12-02T02:36:22Z, in nanoseconds.
+const T0: i64 = 1_796_178_982_000_000_000;
+
+/// Docker 20.10's double start, record for record as the daemon sent it: a pending snapshot,
+/// `{started: t1}`, then `{started: t2 (> t1), completed: t3}`; t1's own completion never
+/// comes. The daemon did complete the vertex.
+#[test]
+fn docker_20_10_double_start_completes_the_vertex() {
+    let (t1, t2, t3) = (T0 + 750_892_830, T0 + 839_298_714, T0 + 839_315_629);
+    let snapshot = |started, completed| Vertex {
+        name: "[internal] load remote build context".into(),
+        ..vtx(A, started, completed)
+    };
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![snapshot(None, None)]));
+    t.handle_response(rec(vec![snapshot(Some(t1), None)]));
+    t.handle_response(rec(vec![snapshot(Some(t2), Some(t3))]));
+    let events = drain(&mut t);
+    assert_eq!(
+        lifecycle(&events),
         [
-            "sha256:aaaa C0@30:DONE",
-            "sha256:aaaa S1@40",
-            "sha256:aaaa C1@40:DONE"
+            format!("sha256:aaaa S0@{t1}"),
+            format!("sha256:aaaa C0@{t3}:DONE"),
         ]
     );
+    let Some(Event::Completed(c)) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        (c.started, c.duration),
+        (Time(t1.into()), Elapsed((t3 - t1) as u128))
+    );
+    // A re-sent first snapshot is stale: it does not re-open the vertex.
+    t.handle_response(rec(vec![snapshot(Some(t1), None)]));
+    assert!(drain(&mut t).is_empty());
+    let info = t.vertex(A).unwrap();
+    assert_eq!(info.state, VertexState::Completed(Outcome::Done));
+    let summary = t.finish();
+    assert!(drain(&mut t).is_empty(), "nothing left to interrupt");
+    assert_eq!((summary.counts.done, summary.counts.interrupted), (1, 0));
+    assert_eq!(summary.steps[0].duration, Elapsed((t3 - t1) as u128));
+    assert_eq!(summary.steps[0].intervals, 1);
+}
+
+/// The same shape within a failing build: the completing snapshot carries the error, so the
+/// vertex fails (and is the build's failed step), rather than being left interrupted.
+#[test]
+fn docker_20_10_double_start_with_an_error_fails_the_vertex() {
+    let (t1, t2, t3) = (T0 + 100, T0 + 5_000, T0 + 9_000);
+    let snapshot = |started, completed, error: &str| Vertex {
+        name: "[1/2] FROM docker.io/library/bbase:latest".into(),
+        error: error.into(),
+        ..vtx(A, started, completed)
+    };
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![snapshot(Some(t1), None, "")]));
+    t.handle_response(rec(vec![
+        snapshot(
+            Some(t2),
+            Some(t3),
+            "failed to copy: context deadline exceeded",
+        ),
+        vtx(B, Some(t2), Some(t3)),
+    ]));
+    let events = drain(&mut t);
+    assert_eq!(
+        lifecycle(&events),
+        [
+            format!("sha256:aaaa S0@{t1}"),
+            format!("sha256:aaaa C0@{t3}:ERROR: failed to copy: context deadline exceeded"),
+            format!("sha256:bbbb S0@{t2}"),
+            format!("sha256:bbbb C0@{t3}:DONE"),
+        ]
+    );
+    let summary = t.finish();
+    assert!(drain(&mut t).is_empty());
+    assert_eq!((summary.counts.failed, summary.counts.interrupted), (1, 0));
+    let failed = summary.failed.expect("a failed step");
+    assert_eq!(&*failed.digest, A);
+    assert_eq!(failed.error, "failed to copy: context deadline exceeded");
+}
+
+/// A completion closes only the open intervals that began before it: a restart that began
+/// after a late, out-of-order closed snapshot keeps running.
+#[test]
+fn a_completion_closes_only_earlier_open_intervals() {
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![vtx(A, Some(0), Some(10))]));
+    t.handle_response(rec(vec![vtx(A, Some(20), None)]));
+    t.handle_response(rec(vec![vtx(A, Some(12), Some(15))]));
+    assert_eq!(t.vertex(A).unwrap().state, VertexState::Running);
+    t.handle_response(rec(vec![vtx(A, Some(25), Some(30))]));
+    assert_eq!(
+        lifecycle(&drain(&mut t)),
+        [
+            "sha256:aaaa S0@0",
+            "sha256:aaaa C0@10:DONE",
+            "sha256:aaaa S1@20",
+            "sha256:aaaa C1@30:DONE",
+        ]
+    );
+    assert_eq!(t.vertex(A).unwrap().duration(), Elapsed(10 + 3 + 10));
 }
 
 #[test]
@@ -878,6 +981,7 @@ proptest! {
         ),
     ) {
         let mut t = Tracker::new();
+        let mut latest_start = [i64::MIN; 2];
         for record in &snapshots {
             let vertexes = record
                 .iter()
@@ -888,10 +992,26 @@ proptest! {
                 })
                 .collect();
             t.handle_response(rec(vertexes));
-            // What the events announced is what BuildKit's printer would show.
+            // What the events announced is what the merged intervals say.
             for info in t.vertices() {
                 let open = info.inner.intervals.merged().last().is_some_and(|s| s.stop.is_none());
                 prop_assert_eq!(info.state == VertexState::Running, open, "{}", info.digest);
+            }
+            // A completed snapshot that starts at or after every start seen for its vertex
+            // completes the vertex (Docker 20.10's double start).
+            for (d, started, _, _) in record {
+                if let Some(s) = started {
+                    latest_start[*d] = latest_start[*d].max(*s);
+                }
+            }
+            for d in 0..2 {
+                let last = record.iter().rev().find(|(v, started, ..)| *v == d && started.is_some());
+                if let Some((_, Some(s), Some(_), _)) = last {
+                    if *s >= latest_start[d] {
+                        let info = t.vertex(DIGESTS[d]).expect("described");
+                        prop_assert_ne!(&info.state, &VertexState::Running, "{}", info.digest);
+                    }
+                }
             }
         }
         let mut events = drain(&mut t);
@@ -979,4 +1099,104 @@ fn kept_tail_is_bounded_and_dropped_on_success() {
         .filter(|e| matches!(e, Event::Log(l) if l.bytes.len() == 10_000))
         .count();
     assert_eq!(whole, 24, "12 whole lines from each vertex");
+}
+
+// ---------------------------------------------------------------------------------------
+// Memory: bounded by the distinct vertices and the configured bounds, not by the records
+// ---------------------------------------------------------------------------------------
+
+/// Every BuildKit recording of the corpus fed again and again, as the memory stress input
+/// (`benches/examples/big_stream.rs`) does: digests and times repeat, so after the first pass
+/// nothing the tracker keeps may grow.
+#[test]
+fn repeating_the_corpus_does_not_grow_the_tracker() {
+    let records: Vec<Bytes> = workspace_tests::corpus::buildkit()
+        .iter()
+        .flat_map(|r| r.trace_records())
+        .collect();
+    let mut t = Tracker::new();
+    let pass = |t: &mut Tracker| {
+        for r in &records {
+            t.handle_protobuf(r.clone()).unwrap();
+        }
+        while t.poll_event().is_some() {}
+        t.footprint()
+    };
+    pass(&mut t);
+    let second = pass(&mut t);
+    for _ in 0..3 {
+        let now = pass(&mut t);
+        // The tails of running vertices come and go, within their bound.
+        assert!(now.tail_lines <= now.vertices * 10, "{now:?}");
+        let without_tails =
+            |f: crate::tracker::Footprint| crate::tracker::Footprint { tail_lines: 0, ..f };
+        assert_eq!(without_tails(now), without_tails(second));
+    }
+    assert!(second.vertices > 100, "{second:?}");
+}
+
+/// A vertex that restarts without end keeps a bounded number of intervals, and its events and
+/// durations stay exact.
+#[test]
+fn endless_restarts_keep_bounded_intervals() {
+    let mut t = Tracker::new();
+    let mut events = Vec::new();
+    for i in 0..5_000i64 {
+        t.handle_response(rec(vec![vtx(A, Some(i * 100), None)]));
+        t.handle_response(rec(vec![vtx(A, Some(i * 100), Some(i * 100 + 30))]));
+        // Stale re-sends of a run long folded away.
+        t.handle_response(rec(vec![vtx(A, Some(0), None), vtx(A, Some(0), Some(30))]));
+        events.extend(std::iter::from_fn(|| t.poll_event()));
+        assert!(t.footprint().intervals <= 2 * 64, "{:?}", t.footprint());
+    }
+    assert!(check_pairing(&events).unwrap().is_empty());
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Started(_)))
+            .count(),
+        5_000
+    );
+    let info = t.vertex(A).unwrap();
+    assert_eq!(info.intervals, 5_000);
+    assert_eq!(info.duration(), Elapsed(5_000 * 30));
+    let summary = t.finish();
+    assert_eq!(summary.steps[0].duration, Elapsed(5_000 * 30));
+}
+
+/// Distinct warnings, statuses, streams: what the tracker keeps of them is bounded.
+#[test]
+fn distinct_warnings_statuses_and_streams_are_bounded() {
+    let mut t = Tracker::new();
+    t.handle_response(rec(vec![vtx(A, Some(1), None)]));
+    for i in 0..5_000i64 {
+        t.handle_response(StatusResponse {
+            statuses: vec![VertexStatus {
+                id: format!("sha256:layer{i}"),
+                vertex: A.into(),
+                current: 10,
+                total: 10,
+                timestamp: ts(2 + i),
+                started: ts(2),
+                completed: ts(2 + i),
+                ..Default::default()
+            }],
+            warnings: vec![warning(A, &format!("warning {i}"), 1)],
+            logs: vec![log(A, 10 + i, 2 + i, b"x")],
+            ..Default::default()
+        });
+        while t.poll_event().is_some() {}
+        let f = t.footprint();
+        assert!(f.warnings <= 1024 && f.statuses <= 256, "{f:?}");
+    }
+    // Recent repeats are still reported once.
+    t.handle_response(StatusResponse {
+        warnings: vec![warning(A, "warning 4999", 1)],
+        ..Default::default()
+    });
+    assert!(t.poll_event().is_none());
+    t.handle_response(rec(vec![vtx(A, Some(1), Some(10_000))]));
+    while t.poll_event().is_some() {}
+    let f = t.footprint();
+    assert_eq!(f.streams, 0, "{f:?}");
 }

@@ -19,6 +19,14 @@ use crate::intervals::{Insert, Intervals, Span};
 use crate::lines::{LineBuf, Piece, is_clip_notice};
 use crate::summary::{FailedVertex, OutcomeCounts, Step, Summary};
 
+/// How many distinct warnings the tracker remembers to report a repeated one once (the
+/// latest ones; 8 bytes each).
+const WARNINGS_REMEMBERED: usize = 1024;
+
+/// How many statuses a vertex keeps to compare repeats with before it forgets the completed
+/// ones.
+const STATUSES_REMEMBERED: usize = 256;
+
 /// Tracker settings.
 ///
 /// ```
@@ -298,6 +306,36 @@ impl VertexInfo {
     }
 }
 
+/// The sizes of the tracker's collections, for the tests that bound its memory.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Footprint {
+    pub(crate) vertices: usize,
+    pub(crate) start_order: usize,
+    pub(crate) warnings: usize,
+    pub(crate) statuses: usize,
+    pub(crate) streams: usize,
+    pub(crate) intervals: usize,
+    pub(crate) tail_lines: usize,
+}
+
+#[cfg(test)]
+impl Tracker {
+    pub(crate) fn footprint(&self) -> Footprint {
+        let sum = |f: fn(&VertexInfo) -> usize| self.vertices.iter().map(f).sum();
+        assert_eq!(self.warnings_seen.len(), self.warnings_order.len());
+        Footprint {
+            vertices: self.vertices.len().max(self.index.len()),
+            start_order: self.start_order.len(),
+            warnings: self.warnings_seen.len(),
+            statuses: sum(|v| v.inner.statuses.len()),
+            streams: sum(|v| v.inner.streams.len()),
+            intervals: sum(|v| v.inner.intervals.raw_len() + v.inner.intervals.merged().len()),
+            tail_lines: sum(|v| v.inner.tail.len()),
+        }
+    }
+}
+
 /// The sans-IO tracker: feed it BuildKit `StatusResponse` records, poll [`Event`]s.
 ///
 /// See the [crate documentation](crate) for the semantics and an example.
@@ -311,7 +349,10 @@ pub struct Tracker {
     last_slot: Option<usize>,
     start_order: Vec<usize>,
     queue: VecDeque<Event>,
+    /// Hashes of the warnings reported, the latest [`WARNINGS_REMEMBERED`] of them, in a set
+    /// and in the order they came (to forget the oldest).
     warnings_seen: HashSet<u64>,
+    warnings_order: VecDeque<u64>,
     latest: Option<Time>,
     first_start: Option<Time>,
     last_completion: Option<Time>,
@@ -342,6 +383,7 @@ impl Tracker {
             start_order: Vec::new(),
             queue: VecDeque::new(),
             warnings_seen: HashSet::new(),
+            warnings_order: VecDeque::new(),
             latest: None,
             first_start: None,
             last_completion: None,
@@ -656,6 +698,8 @@ impl Tracker {
     fn emit_completed(&mut self, idx: usize, event: VertexCompleted) {
         self.flush_lines(idx);
         let vx = &mut self.vertices[idx];
+        // The flushed line buffers are empty: a later run starts afresh.
+        vx.inner.streams = Vec::new();
         vx.state = VertexState::Completed(event.outcome.clone());
         vx.last_completed = Some(event.completed);
         if event.outcome.is_failed() {
@@ -784,6 +828,9 @@ impl Tracker {
             Some(prev) if *prev == snapshot => return,
             Some(prev) => *prev = snapshot.clone(),
             None => {
+                if vx.inner.statuses.len() >= STATUSES_REMEMBERED {
+                    vx.inner.statuses.retain(|_, s| s.completed.is_none());
+                }
                 vx.inner.statuses.insert(id.clone(), snapshot.clone());
             }
         }
@@ -812,8 +859,14 @@ impl Tracker {
         warning.url.hash(&mut hasher);
         warning.info.hash(&mut hasher);
         warning.ranges.hash(&mut hasher);
-        if !self.warnings_seen.insert(hasher.finish()) {
+        let hash = hasher.finish();
+        if !self.warnings_seen.insert(hash) {
             return;
+        }
+        self.warnings_order.push_back(hash);
+        if self.warnings_order.len() > WARNINGS_REMEMBERED {
+            let oldest = self.warnings_order.pop_front().expect("not empty");
+            self.warnings_seen.remove(&oldest);
         }
         let VertexWarning {
             vertex,

@@ -277,6 +277,25 @@ mod tests {
 
     use super::*;
 
+    /// The corpus fed again and again (the memory stress input): the renderer keeps the
+    /// vertices' names and nothing else, so what it keeps stays the same.
+    #[test]
+    fn repeating_the_corpus_does_not_grow_the_renderer() {
+        let json = std::cell::RefCell::new(Json::new(io::sink()));
+        let mut seen = Vec::new();
+        crate::testing::repeat_corpus(
+            4,
+            |e| json.borrow_mut().event(e, Time(0)).unwrap(),
+            |_| {
+                let json = json.borrow();
+                let tails = json.view.iter().map(|v| v.tail().count()).sum::<usize>();
+                seen.push((json.view.len(), tails));
+            },
+        );
+        assert!(seen[0].0 > 100 && seen[0].1 == 0, "{seen:?}");
+        assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
+    }
+
     #[test]
     fn a_bad_line_carries_the_whole_error_chain() {
         // Valid base64 of bytes that are no StatusResponse (field number 0 is invalid).

@@ -45,6 +45,11 @@
 //! - vertices of a progress group are shown individually (BuildKit merges them into one);
 //! - when the body ends while a step is still running (the client went away), the step is
 //!   closed with `#N ...` (BuildKit prints nothing more for it);
+//! - memory does not grow with the output: a vertex holding more than 1 MiB of unprinted
+//!   output (lines, warnings) is printed at once, whatever the anti-flicker and fairness
+//!   delays say; and of a line left unfinished when the printer turns to another vertex,
+//!   BuildKit prints the whole line again when it comes back, this printer only the rest
+//!   once the printed start is longer than 64 KiB;
 //! - ours: daemon text outside any step (`Successfully tagged x`) is printed as its own block,
 //!   and `Successfully built <image id>` follows the daemon's report of the image id (before
 //!   its next text, e.g. `Successfully tagged x`; left out when the daemon says
@@ -77,6 +82,19 @@ const MAX_DELAY_NANOS: i128 = 10_000_000_000;
 const DISPLAY_INTERVAL: i128 = 100_000_000;
 /// A pass this long after the last update (the ticker).
 const TICK_INTERVAL: i128 = 150_000_000;
+/// Output a vertex may hold unprinted, in bytes: beyond it the printer turns to the vertex at
+/// once (ours; BuildKit waits for its delays, however much output piles up).
+const HELD_MAX: usize = 1024 * 1024;
+/// What a held line costs besides its bytes (its `Vec` and the allocation), counted in
+/// [`HELD_MAX`].
+const LINE_OVERHEAD: usize = 48;
+/// Statuses a vertex keeps (in the order first seen, which is the order they are printed in a
+/// pass); beyond this the completed ones are let go after a pass.
+const STATUSES_MAX: usize = 256;
+/// Longest printed start of an unfinished line kept to print again should the printer leave
+/// the vertex mid-line (BuildKit prints the whole line again); beyond it only the rest is
+/// printed when the printer comes back.
+const REPRINT_MAX: usize = 64 * 1024;
 
 /// The plain renderer. Writes to any [`Write`].
 #[derive(Debug)]
@@ -108,15 +126,23 @@ pub struct Plain<W> {
 struct Vtx {
     /// The `#N` of its block; 0 until first printed.
     number: u32,
+    /// Statuses seen with a start time (the completed ones only until there are more than
+    /// [`STATUSES_MAX`]).
     statuses: Vec<Progress>,
     status_updates: HashSet<String>,
+    /// Warnings not printed yet.
     warnings: Vec<bytes::Bytes>,
-    warning_idx: usize,
     /// Lines not printed yet, each `<elapsed> <text>`; the last one may be partial.
     logs: Vec<Vec<u8>>,
     logs_partial: bool,
-    /// How much of `logs[0]` was printed already.
+    /// How much of `logs[0]` was printed already (its start is dropped once longer than
+    /// [`REPRINT_MAX`]).
     logs_offset: usize,
+    /// `logs[0]` continues a line printed in an earlier pass of the open block: the rest
+    /// follows from `logs_offset`, without a `#N` prefix.
+    logs_continued: bool,
+    /// Bytes of `logs` not printed yet.
+    held: usize,
     /// Updates since the vertex last got the printer's attention, and when that began.
     count: u64,
     last_block_time: Option<Time>,
@@ -181,7 +207,7 @@ impl<W: Write> Plain<W> {
                 self.clock = Some(t);
             }
         }
-        self.apply(event);
+        let vertex = self.apply(event);
         let now = self.now();
         self.last_update = Some(now);
         if self
@@ -191,16 +217,21 @@ impl<W: Write> Plain<W> {
             self.last_allowed = Some(now);
             self.print()?;
         }
+        // Ours: a vertex holding too much output is printed now, whatever BuildKit's delays
+        // say, so that memory does not grow with the output of a vertex left waiting.
+        if let Some(i) = vertex {
+            if self.vertices[i].held > HELD_MAX {
+                self.print_vtx(i)?;
+            }
+        }
         Ok(())
     }
 
     /// Folds a vertex event into the view and this printer's state. Events of a vertex no
     /// record has started are not shown (see the module notes).
-    fn apply(&mut self, event: &BuildEvent) {
+    fn apply(&mut self, event: &BuildEvent) -> Option<usize> {
         let now = self.now();
-        let Some(i) = self.view.apply(event) else {
-            return;
-        };
+        let i = self.view.apply(event)?;
         if self.vertices.len() < self.view.len() {
             self.vertices.resize_with(self.view.len(), Vtx::default);
         }
@@ -217,10 +248,12 @@ impl<W: Write> Plain<W> {
                         .last_mut()
                         .expect("not empty")
                         .extend_from_slice(&l.bytes);
+                    v.held += l.bytes.len();
                 } else {
                     let elapsed = since.map_or(0.0, |start| seconds_between(start, l.timestamp));
                     let mut line = format!("{} ", log_elapsed(elapsed)).into_bytes();
                     line.extend_from_slice(&l.bytes);
+                    v.held += line.len() + LINE_OVERHEAD;
                     v.logs.push(line);
                 }
                 v.logs_partial = l.end == LineEnd::Split;
@@ -239,6 +272,7 @@ impl<W: Write> Plain<W> {
                 self.updates.insert(i);
             }
             BuildEvent::Vertex(Event::Warning(w)) => {
+                v.held += w.short.len();
                 v.warnings.push(w.short.clone());
                 v.update(1, now);
                 // BuildKit does not mark the vertex updated for a warning; it shows with the
@@ -246,6 +280,7 @@ impl<W: Write> Plain<W> {
             }
             _ => {}
         }
+        Some(i)
     }
 
     /// `textMux.print`: one pass.
@@ -376,7 +411,11 @@ impl<W: Write> Plain<W> {
             if old.logs_partial {
                 self.out.write_all(b"\n")?;
             }
+            // The unfinished line is printed again, whole (or its rest, see `REPRINT_MAX`),
+            // when the printer comes back.
+            old.held += old.logs_offset;
             old.logs_offset = 0;
+            old.logs_continued = false;
             old.count = 0;
             writeln!(self.out, "#{} ...", old.number)?;
         }
@@ -421,7 +460,12 @@ impl<W: Write> Plain<W> {
                     continue;
                 }
             }
-            self.last.insert(p.id.clone(), (p.current, p.timestamp));
+            if p.completed.is_some() {
+                // Only unfinished statuses are throttled: forget a finished one.
+                self.last.remove(&p.id);
+            } else {
+                self.last.insert(p.id.clone(), (p.current, p.timestamp));
+            }
             let mut line = format!("#{number} {}", p.id);
             match p.total {
                 Some(total) => line.push_str(&format!(" {} / {}", bytes(p.current), bytes(total))),
@@ -442,17 +486,20 @@ impl<W: Write> Plain<W> {
             writeln!(self.out, "{line}")?;
         }
         v.status_updates.clear();
+        if v.statuses.len() > STATUSES_MAX {
+            // Ours: the completed ones are printed; an update would list one again.
+            v.statuses.retain(|p| p.completed.is_none());
+        }
 
-        for w in &v.warnings[v.warning_idx..] {
+        for w in v.warnings.drain(..) {
             write!(self.out, "#{number} WARN: ")?;
-            self.out.write_all(w)?;
+            self.out.write_all(&w)?;
             self.out.write_all(b"\n")?;
         }
-        v.warning_idx = v.warnings.len();
 
         let n = v.logs.len();
         for (j, line) in v.logs.iter().enumerate() {
-            if j == 0 && v.logs_offset != 0 {
+            if j == 0 && v.logs_continued {
                 // The rest of a line whose start was printed in an earlier pass.
                 self.out.write_all(&line[v.logs_offset.min(line.len())..])?;
             } else {
@@ -467,12 +514,20 @@ impl<W: Write> Plain<W> {
         if n > 0 {
             if v.logs_partial {
                 v.logs.drain(..n - 1);
+                if v.logs[0].len() > REPRINT_MAX {
+                    v.logs[0] = Vec::new();
+                }
                 v.logs_offset = v.logs[0].len();
+                v.logs_continued = true;
             } else {
                 v.logs.clear();
                 v.logs_offset = 0;
+                v.logs_continued = false;
             }
+            // Let go of the room a burst of lines took.
+            v.logs.shrink_to(16);
         }
+        v.held = 0;
 
         self.current = Some(i);
         if !view.is_running() && !open_status {
@@ -580,10 +635,185 @@ impl<W: Write> Render for Plain<W> {
     }
 }
 
+/// The sizes of what the plain printer keeps, for the tests that bound its memory.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Footprint {
+    vertices: usize,
+    statuses: usize,
+    status_updates: usize,
+    warnings: usize,
+    /// Bytes of the kept lines (printed or not).
+    log_bytes: usize,
+    held: usize,
+    last: usize,
+    updates: usize,
+}
+
+#[cfg(test)]
+impl<W> Plain<W> {
+    fn footprint(&self) -> Footprint {
+        let sum = |f: fn(&Vtx) -> usize| self.vertices.iter().map(f).sum();
+        Footprint {
+            vertices: self.view.len().max(self.vertices.len()),
+            statuses: sum(|v| v.statuses.len()),
+            status_updates: sum(|v| v.status_updates.len()),
+            warnings: sum(|v| v.warnings.len()),
+            log_bytes: sum(|v| v.logs.iter().map(Vec::len).sum()),
+            held: sum(|v| v.held),
+            last: self.last.len(),
+            updates: self.updates.len(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::*;
+
+    /// The corpus fed again and again (the memory stress input): after the first passes,
+    /// nothing the printer keeps grows.
+    #[test]
+    fn repeating_the_corpus_does_not_grow_the_printer() {
+        let plain = std::cell::RefCell::new(Plain::new(io::sink()));
+        let mut seen = Vec::new();
+        repeat_corpus(
+            6,
+            |e| plain.borrow_mut().event(e, Time(0)).unwrap(),
+            |_| seen.push(plain.borrow().footprint()),
+        );
+        assert!(seen[2].vertices > 100, "{:?}", seen[2]);
+        for f in &seen[3..] {
+            assert_eq!(*f, seen[2], "{seen:#?}");
+        }
+    }
+
+    /// Printed warnings and finished statuses are let go; the throttle forgets a finished
+    /// status.
+    #[test]
+    fn printed_warnings_and_finished_statuses_are_let_go() {
+        let mut plain = Plain::new(Vec::new());
+        plain.event(&started("a", "A", 0), Time(0)).unwrap();
+        for i in 0..1_000 {
+            let t = 1 + i * 200;
+            let id = format!("sha256:layer{i}");
+            for e in [
+                warning("a", &format!("warning {i}")),
+                progress("a", &id, 0, Some(10), t, Some(t), None),
+                progress("a", &id, 10, Some(10), t + 100, Some(t), Some(t + 100)),
+                log("a", "line", t + 150),
+            ] {
+                plain.event(&e, Time(0)).unwrap();
+            }
+            let f = plain.footprint();
+            assert!(
+                f.warnings <= 1
+                    && f.statuses <= STATUSES_MAX + 1
+                    && f.last <= 1
+                    && f.log_bytes < 100,
+                "{f:?}"
+            );
+        }
+        plain.event(&finished(), Time(0)).unwrap();
+        let text = String::from_utf8(plain.into_inner()).unwrap();
+        assert_eq!(text.matches("#1 WARN: warning ").count(), 1_000);
+        assert_eq!(text.matches(" 10B / 10B ").count(), 1_000);
+        assert!(text.contains("#1 WARN: warning 999\n"), "{text}");
+    }
+
+    /// A line that never ends (a progress bar without `\r`, say) is printed as it comes,
+    /// and only a bounded start of it is kept.
+    #[test]
+    fn an_endless_line_keeps_bounded_memory() {
+        let mut plain = Plain::new(Vec::new());
+        plain.event(&started("a", "A", 0), Time(0)).unwrap();
+        let piece = "x".repeat(1024);
+        for i in 0..2_000 {
+            let e = log_piece("a", &piece, LineEnd::Split, 1 + i * 50);
+            plain.event(&e, Time(0)).unwrap();
+            let f = plain.footprint();
+            assert!(f.log_bytes <= REPRINT_MAX + 2 * 1024, "{f:?}");
+        }
+        let e = log_piece("a", "end", LineEnd::Newline, 100_001);
+        plain.event(&e, Time(0)).unwrap();
+        plain
+            .event(&completed("a", Outcome::Done, 0, 100_002, 100_002), Time(0))
+            .unwrap();
+        plain.event(&finished(), Time(0)).unwrap();
+        let text = String::from_utf8(plain.into_inner()).unwrap();
+        let x = "x".repeat(2_000 * 1024);
+        assert_eq!(text, format!("#1 A\n#1 0.001 {x}end\n#1 DONE 100.0s\n"));
+    }
+
+    /// Leaving a vertex mid-line: BuildKit prints the whole line again when it comes back; a
+    /// line whose printed start was longer than `REPRINT_MAX` goes on with its rest only.
+    #[test]
+    fn a_line_left_unfinished_is_printed_again_or_continued() {
+        for (len, again) in [(10, "0.200 xxxxxxxxxx"), (REPRINT_MAX + 1, "")] {
+            let text = render(&[
+                started("a", "A", 0),
+                log_piece("a", &"x".repeat(len), LineEnd::Split, 200),
+                started("b", "B", 250),
+                completed("b", Outcome::Done, 250, 400, 150),
+                log_piece("a", "tail", LineEnd::Newline, 600),
+                completed("a", Outcome::Done, 0, 700, 700),
+            ]);
+            let x = "x".repeat(len);
+            assert_eq!(
+                text,
+                format!(
+                    "#1 A\n#1 0.200 {x}\n#1 ...\n\n#2 B\n#2 DONE 0.1s\n\n\
+                     #1 A\n#1 {again}tail\n#1 DONE 0.7s\n"
+                ),
+                "{len}"
+            );
+        }
+    }
+
+    /// A vertex the printer does not turn to (another one holds it) may not pile up its
+    /// output without bound: beyond `HELD_MAX` it is printed at once, in order.
+    #[test]
+    fn a_waiting_vertex_holding_too_much_output_is_printed_at_once() {
+        let mut plain = Plain::new(Vec::new());
+        for e in [
+            started("a", "A", 0),
+            started("b", "B", 0),
+            log("a", "a1", 10),
+        ] {
+            plain.event(&e, Time(0)).unwrap();
+        }
+        // All at one time: no pass of BuildKit's would turn to B.
+        let line = "y".repeat(1000);
+        for i in 0..5_000 {
+            plain
+                .event(&log("b", &format!("{i} {line}"), 20), Time(0))
+                .unwrap();
+            let f = plain.footprint();
+            assert!(f.held <= HELD_MAX + 2 * 1024, "{f:?}");
+        }
+        for e in [
+            completed("a", Outcome::Done, 0, 30, 30),
+            completed("b", Outcome::Done, 0, 40, 40),
+            finished(),
+        ] {
+            plain.event(&e, Time(0)).unwrap();
+        }
+        let text = String::from_utf8(plain.into_inner()).unwrap();
+        let b_lines: Vec<usize> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#2 0.020 "))
+            .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(b_lines, (0..5_000).collect::<Vec<_>>());
+        assert!(text.starts_with("#1 A\n#1 ...\n\n#2 B\n#2 0.020 0 y"));
+        // At the end the open block (B) closes first, then A shows its line.
+        assert!(
+            text.ends_with("yyy\n#2 DONE 0.0s\n\n#1 A\n#1 0.010 a1\n#1 DONE 0.0s\n"),
+            "{}",
+            &text[text.len() - 100..]
+        );
+    }
 
     fn render(events: &[BuildEvent]) -> String {
         let mut plain = Plain::new(Vec::new());

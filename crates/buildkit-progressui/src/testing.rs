@@ -102,3 +102,36 @@ pub(crate) fn finished() -> BuildEvent {
         failure: None,
     }))
 }
+
+/// Feeds every recording of the corpus (`tests/data/corpus`), `passes` times over, through one
+/// decoder (records included), as the memory stress input does (`benches/examples/big_stream.rs`):
+/// digests and times repeat. Each event goes to `render`; `after_pass(n)` runs after pass `n`
+/// (0-based). The decoder is finished after the last pass.
+pub(crate) fn repeat_corpus(
+    passes: usize,
+    mut render: impl FnMut(&BuildEvent),
+    mut after_pass: impl FnMut(usize),
+) {
+    use docker_build::decode::{BuildDecoder, DecoderConfig};
+    let bodies: Vec<Bytes> = workspace_tests::corpus::all()
+        .iter()
+        .map(|r| Bytes::from(r.bytes()))
+        .collect();
+    let mut decoder = BuildDecoder::with_config(DecoderConfig {
+        records: true,
+        ..DecoderConfig::default()
+    });
+    for pass in 0..passes {
+        for body in &bodies {
+            decoder.push(body.clone(), Time(0));
+            while let Some(event) = decoder.poll_event() {
+                render(&event);
+            }
+        }
+        after_pass(pass);
+    }
+    decoder.finish(Time(0));
+    while let Some(event) = decoder.poll_event() {
+        render(&event);
+    }
+}

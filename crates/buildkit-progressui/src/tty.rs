@@ -20,7 +20,10 @@
 //! started (BuildKit also counts described ones that never ran); the last lines of a running
 //! step are shown by keeping its last 6 lines (a `\r` keeps what follows it, escape sequences
 //! are dropped) instead of emulating a terminal; a step still running when the body ended is
-//! shown as `INTERRUPTED`.
+//! shown as `INTERRUPTED`. So that memory does not grow with the output: lines are kept cut to
+//! 4 KiB (those under a running step and a failed step's closing block), a step shows at most
+//! 64 statuses (the oldest completed ones make room) and 64 distinct warnings (then
+//! `WARN: N more`).
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -36,6 +39,15 @@ use crate::view::{VertexView, Vertices};
 pub const LOG_LINES: usize = 6;
 /// Lines of a failed step repeated after the final frame.
 const ERROR_TAIL: usize = 10;
+/// Longest kept line of a failed step for the closing block, in bytes (as plain's).
+const ERROR_TAIL_LINE: usize = 4096;
+/// Longest kept line of the output shown under a running step, in bytes (the frame shows
+/// only the start of it that fits the terminal's width).
+const LOG_LINE_MAX: usize = 4096;
+/// Statuses kept per vertex: beyond this the oldest completed ones are dropped.
+const STATUSES_MAX: usize = 64;
+/// Warnings kept per vertex: beyond this they are only counted.
+const WARNINGS_MAX: usize = 64;
 /// Shortest wall time between two live frames, in nanoseconds.
 const FRAME_INTERVAL: i128 = 100_000_000;
 
@@ -56,8 +68,7 @@ pub struct TtyState {
 impl Default for TtyState {
     fn default() -> Self {
         Self {
-            // Failed steps' lines are repeated whole.
-            view: Vertices::new(ERROR_TAIL, usize::MAX),
+            view: Vertices::new(ERROR_TAIL, ERROR_TAIL_LINE),
             extra: Vec::new(),
             latest: None,
             finished: false,
@@ -70,8 +81,11 @@ impl Default for TtyState {
 #[derive(Debug, Clone, Default)]
 struct TtyVertex {
     statuses: Vec<StatusView>,
+    /// Distinct warnings, at most [`WARNINGS_MAX`].
     warnings: Vec<String>,
-    /// Last lines, sanitized for the terminal.
+    /// Warnings beyond [`WARNINGS_MAX`].
+    more_warnings: usize,
+    /// Last lines, sanitized for the terminal, each cut to [`LOG_LINE_MAX`].
     logs: VecDeque<String>,
     /// The last entry of `logs` is a line still being written.
     log_open: bool,
@@ -150,20 +164,37 @@ impl TtyState {
                         s.completed = p.completed;
                     }
                     // Like BuildKit, a status is shown once it has started.
-                    None if p.started.is_some() => v.statuses.push(StatusView {
-                        id: p.id.clone(),
-                        current: p.current,
-                        total: p.total,
-                        started: p.started,
-                        completed: p.completed,
-                    }),
+                    None if p.started.is_some() => {
+                        if v.statuses.len() >= STATUSES_MAX {
+                            if let Some(old) = v.statuses.iter().position(|s| s.completed.is_some())
+                            {
+                                v.statuses.remove(old);
+                            }
+                        }
+                        v.statuses.push(StatusView {
+                            id: p.id.clone(),
+                            current: p.current,
+                            total: p.total,
+                            started: p.started,
+                            completed: p.completed,
+                        });
+                    }
                     None => {}
                 }
             }
             BuildEvent::Vertex(Event::Warning(w)) => {
                 if let Some(i) = vertex {
-                    let short = sanitize(&String::from_utf8_lossy(&w.short));
-                    self.extra[i].warnings.push(short);
+                    let mut short = sanitize(&String::from_utf8_lossy(&w.short));
+                    truncate(&mut short, LOG_LINE_MAX);
+                    let v = &mut self.extra[i];
+                    if v.warnings.contains(&short) {
+                        // The same line again (the tracker reports each distinct warning
+                        // once; its details differ): nothing new to show.
+                    } else if v.warnings.len() < WARNINGS_MAX {
+                        v.warnings.push(short);
+                    } else {
+                        v.more_warnings += 1;
+                    }
                 }
             }
             BuildEvent::ImageBuilt { id } => self.image_id = Some(id.clone()),
@@ -207,14 +238,32 @@ impl TtyVertex {
             if let Some(last) = self.logs.back_mut() {
                 last.push_str(&text);
                 *last = sanitize(last);
+                truncate(last, LOG_LINE_MAX);
             }
         } else {
             if self.logs.len() == LOG_LINES {
                 self.logs.pop_front();
             }
-            self.logs.push_back(sanitize(&text));
+            let mut line = sanitize(&text);
+            truncate(&mut line, LOG_LINE_MAX);
+            self.logs.push_back(line);
         }
         self.log_open = l.end == LineEnd::Split;
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary, and lets go of the room a
+/// long text took.
+fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    if text.capacity() > 2 * max {
+        text.shrink_to_fit();
     }
 }
 
@@ -410,7 +459,8 @@ pub fn frame(
                 });
             }
         }
-        for w in &extra.warnings {
+        let more = (extra.more_warnings > 0).then(|| format!("{} more", extra.more_warnings));
+        for w in extra.warnings.iter().chain(more.as_ref()) {
             if let Some(text) = job_line(&format!("WARN: {w}"), "", run_time, width) {
                 rows.push(Row {
                     text,
@@ -578,10 +628,114 @@ impl<W: Write> Render for Tty<W> {
     }
 }
 
+/// The sizes of what the tty view keeps, for the tests that bound its memory.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Footprint {
+    vertices: usize,
+    statuses: usize,
+    warnings: usize,
+    /// Bytes of the kept output lines (shown lines and closing-block tails).
+    log_bytes: usize,
+}
+
+#[cfg(test)]
+impl TtyState {
+    fn footprint(&self) -> Footprint {
+        Footprint {
+            vertices: self.view.len().max(self.extra.len()),
+            statuses: self.extra.iter().map(|v| v.statuses.len()).sum(),
+            warnings: self.extra.iter().map(|v| v.warnings.len()).sum(),
+            log_bytes: self
+                .extra
+                .iter()
+                .flat_map(|v| &v.logs)
+                .map(String::len)
+                .chain(
+                    self.view
+                        .iter()
+                        .flat_map(|v| v.tail())
+                        .map(|l| l.bytes().len()),
+                )
+                .sum(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::*;
+
+    /// The corpus fed again and again (the memory stress input): after the first passes,
+    /// nothing the view keeps grows.
+    #[test]
+    fn repeating_the_corpus_does_not_grow_the_view() {
+        let tty = std::cell::RefCell::new(Tty::new(io::sink(), false, false, || (80, None)));
+        let mut seen = Vec::new();
+        repeat_corpus(
+            13,
+            |e| tty.borrow_mut().event(e, Time(0)).unwrap(),
+            |_| seen.push(tty.borrow().state().footprint()),
+        );
+        // The tails of vertices that print a line or two per build fill up to their 10 lines
+        // over the first passes; then nothing changes.
+        assert!(seen[10].vertices > 100, "{:?}", seen[10]);
+        for f in &seen[11..] {
+            assert_eq!(*f, seen[10], "{seen:#?}");
+        }
+    }
+
+    /// Endless lines, statuses and warnings: what the view keeps of them is bounded.
+    #[test]
+    fn endless_output_statuses_and_warnings_are_bounded() {
+        let mut state = TtyState::new();
+        state.apply(&started("a", "A", 0));
+        let piece = "z".repeat(1000);
+        for i in 0..3_000 {
+            let t = 1 + i;
+            for e in [
+                log_piece("a", &piece, LineEnd::Split, t),
+                progress("a", &format!("layer {i}"), 1, Some(1), t, Some(t), Some(t)),
+                warning("a", &format!("warning {i}")),
+            ] {
+                state.apply(&e);
+            }
+            let f = state.footprint();
+            assert!(
+                f.log_bytes <= 2 * LOG_LINE_MAX + 1000
+                    && f.statuses <= STATUSES_MAX
+                    && f.warnings <= WARNINGS_MAX,
+                "{f:?}"
+            );
+        }
+        state.apply(&log_piece("a", "end", LineEnd::Newline, 5_000));
+        state.apply(&completed(
+            "a",
+            Outcome::Failed("boom".into()),
+            0,
+            5_001,
+            5_001,
+        ));
+        assert!(state.footprint().log_bytes <= 2 * LOG_LINE_MAX + 1000);
+        let lines = frame(&state, 80, None, ms(5_001), false);
+        assert_eq!(
+            lines.iter().filter(|l| l.contains("=> layer ")).count(),
+            STATUSES_MAX
+        );
+        assert!(lines.iter().any(|l| l.contains("=> layer 2999 ")));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("WARN: {} more", 3_000 - WARNINGS_MAX))),
+            "{lines:#?}"
+        );
+        let mut summary = Vec::new();
+        state.write_summary(&mut summary).unwrap();
+        let summary = String::from_utf8(summary).unwrap();
+        // The failed step's last line, cut for the closing block.
+        assert!(summary.contains(&format!("\n0.001 {}\n", "z".repeat(ERROR_TAIL_LINE))));
+    }
 
     fn state(events: &[BuildEvent]) -> TtyState {
         let mut state = TtyState::new();

@@ -14,6 +14,10 @@ use buildkit_proto::{
 };
 use bytes::Bytes;
 
+/// Longest unfinished line of text the mapper holds, in bytes: a step's output line beyond
+/// it goes to the tracker in pieces (which joins them again); other text is cut.
+const PARTIAL_MAX: usize = 64 * 1024;
+
 /// The escape codes the daemon puts around a step's stderr.
 const STDERR_ON: &str = "\x1b[91m";
 const STDERR_OFF: &str = "\x1b[0m";
@@ -50,6 +54,8 @@ pub struct ClassicMapper {
     stderr: bool,
     step: Option<Step>,
     seen_step: bool,
+    /// The start of the line being assembled went to the step's output already.
+    continued: bool,
 }
 
 #[derive(Debug)]
@@ -119,11 +125,28 @@ impl ClassicMapper {
             self.partial.push_str(&rest[..=i]);
             rest = &rest[i + 1..];
             let line = std::mem::take(&mut self.partial);
+            if std::mem::take(&mut self.continued) && self.step.is_some() {
+                // The rest of a long output line: no bookkeeping.
+                self.log(line, STREAM_STDOUT, now, out);
+                continue;
+            }
             if let ClassicLine::Message(m) = self.line(line, now, out) {
                 messages.push(m);
             }
         }
         self.partial.push_str(rest);
+        if self.partial.len() > PARTIAL_MAX {
+            if self.step.is_some() {
+                self.flush_partial(now, out);
+                self.continued = true;
+            } else {
+                let mut end = PARTIAL_MAX;
+                while !self.partial.is_char_boundary(end) {
+                    end -= 1;
+                }
+                self.partial.truncate(end);
+            }
+        }
     }
 
     /// Classic pull progress (`{"status":…}` lines) becomes a status of the running step.
@@ -268,6 +291,36 @@ fn parse_step(line: &str) -> Option<(u32, u32, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Text that never ends a line costs bounded memory: a step's output goes on to the
+    /// tracker in pieces, other text is cut.
+    #[test]
+    fn an_endless_line_is_not_held_whole() {
+        let mut m = ClassicMapper::default();
+        let mut out = Vec::new();
+        m.text("Step 1/1 : RUN yes | tr -d '\\n'\n", Time(0), &mut out);
+        let chunk = "y".repeat(1000);
+        for _ in 0..1_000 {
+            m.text(&chunk, Time(1), &mut out);
+            assert!(m.partial.len() <= PARTIAL_MAX + 1000);
+        }
+        // The rest of the line looks like bookkeeping, but it is output.
+        m.text(" ---> Using cache\n", Time(2), &mut out);
+        let logged: Vec<u8> = out
+            .iter()
+            .flat_map(|r| &r.logs)
+            .flat_map(|l| l.msg.to_vec())
+            .collect();
+        assert_eq!(logged.len(), 1_000_000 + " ---> Using cache\n".len());
+        assert!(logged.ends_with(b"yyy ---> Using cache\n"));
+        assert!(!m.step.as_ref().unwrap().cached);
+        // Outside a step, a message is cut.
+        m.text("Successfully built 0123\n", Time(3), &mut out);
+        for _ in 0..1_000 {
+            m.text(&chunk, Time(4), &mut out);
+        }
+        assert_eq!(m.partial.len(), PARTIAL_MAX);
+    }
 
     #[test]
     fn stderr_is_unwrapped_from_its_escape_codes() {

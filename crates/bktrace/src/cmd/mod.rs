@@ -105,14 +105,22 @@ fn conclude(outcome: &BuildOutcome) -> ExitCode {
 pub(crate) struct BuildOutcome {
     /// The decoder's closing summary ([`BuildEvent::Finished`]), once it came.
     finished: Option<Box<BuildSummary>>,
-    /// Lines of the body that could not be used.
+    /// The first [`BAD_LINES_KEPT`] lines of the body that could not be used.
     bad_lines: Vec<LineError>,
+    /// How many more there were.
+    more_bad_lines: u64,
 }
+
+/// How many unusable lines a build's outcome keeps to report (the rest are counted).
+const BAD_LINES_KEPT: usize = 20;
 
 impl BuildOutcome {
     /// Keeps what the caller of a replay or a build needs from an event.
     fn note(&mut self, event: &BuildEvent) {
         match event {
+            BuildEvent::BadLine(_) if self.bad_lines.len() >= BAD_LINES_KEPT => {
+                self.more_bad_lines += 1;
+            }
             BuildEvent::BadLine(e) => self.bad_lines.push(e.clone()),
             BuildEvent::Finished(summary) => self.finished = Some(summary.clone()),
             _ => {}
@@ -164,6 +172,21 @@ mod tests {
             "invalid --label \"novalue\": expected KEY=VALUE"
         );
         assert!(key_values("--build-arg", &["=x".into()], true).is_err());
+    }
+
+    /// A body full of unusable lines costs a bounded outcome: the first ones and a count.
+    #[test]
+    fn the_outcome_keeps_the_first_bad_lines_and_counts_the_rest() {
+        let mut outcome = BuildOutcome::default();
+        for line in 0..10_000 {
+            outcome.note(&BuildEvent::BadLine(LineError::TooLong {
+                line,
+                len: 10,
+                max: 5,
+            }));
+        }
+        assert_eq!(outcome.bad_lines.len(), BAD_LINES_KEPT);
+        assert_eq!(outcome.more_bad_lines, 10_000 - BAD_LINES_KEPT as u64);
     }
 
     #[test]

@@ -89,6 +89,12 @@ pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
     for bad in &outcome.bad_lines {
         eprintln!("warning: {}", one_line(bad));
     }
+    if outcome.more_bad_lines > 0 {
+        eprintln!(
+            "warning: {} more lines of the body could not be used",
+            outcome.more_bad_lines
+        );
+    }
     Ok(conclude(&outcome))
 }
 
