@@ -7,6 +7,11 @@ ndjson_decode: every line of the recorded bodies (tests/data/corpus/*/*.ndjson) 
 its own, the small bodies whole, and every trace record's protobuf in record mode (see the mode
 byte in fuzz_targets/ndjson_decode.rs).
 
+renderers: every recorded body as segments (see fuzz_targets/renderers.rs): each trace line as
+a raw-protobuf segment, every other line as a raw segment, the clock stepping 100 ms per line,
+an idle call every 8 lines; bodies cut at 64 KiB; each with two flag bytes (0x00: 80 columns;
+0x0f: colours, a 1x1 terminal, small limits).
+
 dockerignore: every ignore-file text in docker-context's tests (dockerignore.rs unit tests and
 tests/context.rs), each followed by the paths those tests match (NUL-separated).
 
@@ -71,6 +76,49 @@ def ndjson_seeds():
             if records:
                 names.add(write("ndjson_decode", b"\x98" + records))
                 names.add(write("ndjson_decode", b"\x9c" + records))
+    return len(names)
+
+
+def renderers_seeds():
+    corpus = os.path.join(ROOT, "tests", "data", "corpus")
+    names = set()
+    # Tag bits 2-7: clock step ((tag >> 2) - 32) x 10 ms; 42: +100 ms.
+    step = 42 << 2
+    for daemon in sorted(os.listdir(corpus)):
+        folder = os.path.join(corpus, daemon)
+        if not os.path.isdir(folder):
+            continue
+        for file in sorted(os.listdir(folder)):
+            if not file.endswith(".ndjson"):
+                continue
+            body = open(os.path.join(folder, file), "rb").read()
+            data = b""
+            lines = [l for l in body.split(b"\n") if l.rstrip(b"\r")]
+            for k, line in enumerate(lines):
+                seg = None
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    msg = None
+                if isinstance(msg, dict) and msg.get("id") == "moby.buildkit.trace" \
+                        and isinstance(msg.get("aux"), str):
+                    wire = base64.b64decode(msg["aux"])
+                    if len(wire) < 1 << 16:
+                        seg = bytes([step | 0]) + len(wire).to_bytes(2, "big") + wire
+                if seg is None:
+                    raw = line.rstrip(b"\r") + b"\r\n"
+                    seg = b"".join(
+                        bytes([step | 1]) + len(raw[i : i + 0xFFFF]).to_bytes(2, "big")
+                        + raw[i : i + 0xFFFF]
+                        for i in range(0, len(raw), 0xFFFF))
+                if k % 8 == 7:
+                    seg += bytes([(32 << 2) | 2, 6])  # idle, 150 ms quiet
+                if len(data) + len(seg) > 64 * 1024:
+                    break
+                data += seg
+            if data:
+                names.add(write("renderers", b"\x00" + data))
+                names.add(write("renderers", b"\x0f" + data))
     return len(names)
 
 
@@ -175,7 +223,8 @@ def main():
     n = ndjson_seeds()
     d, texts, paths = dockerignore_seeds()
     f, rows = dockerfile_seeds()
-    print(f"ndjson_decode: {n} seeds; dockerignore: {d} seeds ({texts} texts, {paths} paths); "
+    r = renderers_seeds()
+    print(f"ndjson_decode: {n} seeds; renderers: {r} seeds; dockerignore: {d} seeds ({texts} texts, {paths} paths); "
           f"dockerfile: {f} seeds ({rows} table rows)")
 
 
