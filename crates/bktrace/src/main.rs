@@ -169,7 +169,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Build(args) => cmd::build::run(args),
+        Command::Build(args) => cmd::build_command::run(args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Images(args) => cmd::images::run(args),

@@ -13,7 +13,7 @@ use docker_build::ndjson::LineError;
 use crate::Progress;
 use crate::error::CliError;
 
-pub(crate) mod build;
+pub(crate) mod build_command;
 pub(crate) mod demo;
 pub(crate) mod images;
 pub(crate) mod replay;
