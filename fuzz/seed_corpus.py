@@ -40,85 +40,82 @@ def write(target, data):
     return name
 
 
-def ndjson_seeds():
+def recorded_bodies():
+    """Every recorded daemon body of tests/data/corpus, in a stable order."""
     corpus = os.path.join(ROOT, "tests", "data", "corpus")
-    names = set()
     for daemon in sorted(os.listdir(corpus)):
         folder = os.path.join(corpus, daemon)
         if not os.path.isdir(folder):
             continue
         for file in sorted(os.listdir(folder)):
-            if not file.endswith(".ndjson"):
+            if file.endswith(".ndjson"):
+                with open(os.path.join(folder, file), "rb") as f:
+                    yield f.read()
+
+
+def ndjson_seeds():
+    names = set()
+    for body in recorded_bodies():
+        # Mode 0x50: body as is, chunks of 1..=32 bytes; 0x54: the same with small limits.
+        if len(body) <= 16 * 1024:
+            names.add(write("ndjson_decode", b"\x50" + body))
+            names.add(write("ndjson_decode", b"\x54" + body))
+        records = b""
+        for line in body.split(b"\n"):
+            line = line.rstrip(b"\r")
+            if not line:
                 continue
-            body = open(os.path.join(folder, file), "rb").read()
-            # Mode 0x50: body as is, chunks of 1..=32 bytes; 0x54: the same with small limits.
-            if len(body) <= 16 * 1024:
-                names.add(write("ndjson_decode", b"\x50" + body))
-                names.add(write("ndjson_decode", b"\x54" + body))
-            records = b""
-            for line in body.split(b"\n"):
-                line = line.rstrip(b"\r")
-                if not line:
-                    continue
-                names.add(write("ndjson_decode", b"\x50" + line + b"\r\n"))
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                if msg.get("id") == "moby.buildkit.trace" and isinstance(msg.get("aux"), str):
-                    wire = base64.b64decode(msg["aux"])
-                    if len(wire) < 1 << 16:
-                        framed = len(wire).to_bytes(2, "big") + wire
-                        # Mode 0x98: record mode, chunks of 1..=512 bytes.
-                        names.add(write("ndjson_decode", b"\x98" + framed))
-                        if len(records) + len(framed) <= 16 * 1024:
-                            records += framed
-            if records:
-                names.add(write("ndjson_decode", b"\x98" + records))
-                names.add(write("ndjson_decode", b"\x9c" + records))
+            names.add(write("ndjson_decode", b"\x50" + line + b"\r\n"))
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("id") == "moby.buildkit.trace" and isinstance(msg.get("aux"), str):
+                wire = base64.b64decode(msg["aux"])
+                if len(wire) < 1 << 16:
+                    framed = len(wire).to_bytes(2, "big") + wire
+                    # Mode 0x98: record mode, chunks of 1..=512 bytes.
+                    names.add(write("ndjson_decode", b"\x98" + framed))
+                    if len(records) + len(framed) <= 16 * 1024:
+                        records += framed
+        if records:
+            names.add(write("ndjson_decode", b"\x98" + records))
+            names.add(write("ndjson_decode", b"\x9c" + records))
     return len(names)
 
 
 def renderers_seeds():
-    corpus = os.path.join(ROOT, "tests", "data", "corpus")
     names = set()
     # Tag bits 2-7: clock step ((tag >> 2) - 32) x 10 ms; 42: +100 ms.
     step = 42 << 2
-    for daemon in sorted(os.listdir(corpus)):
-        folder = os.path.join(corpus, daemon)
-        if not os.path.isdir(folder):
-            continue
-        for file in sorted(os.listdir(folder)):
-            if not file.endswith(".ndjson"):
-                continue
-            body = open(os.path.join(folder, file), "rb").read()
-            data = b""
-            lines = [l for l in body.split(b"\n") if l.rstrip(b"\r")]
-            for k, line in enumerate(lines):
-                seg = None
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    msg = None
-                if isinstance(msg, dict) and msg.get("id") == "moby.buildkit.trace" \
-                        and isinstance(msg.get("aux"), str):
-                    wire = base64.b64decode(msg["aux"])
-                    if len(wire) < 1 << 16:
-                        seg = bytes([step | 0]) + len(wire).to_bytes(2, "big") + wire
-                if seg is None:
-                    raw = line.rstrip(b"\r") + b"\r\n"
-                    seg = b"".join(
-                        bytes([step | 1]) + len(raw[i : i + 0xFFFF]).to_bytes(2, "big")
-                        + raw[i : i + 0xFFFF]
-                        for i in range(0, len(raw), 0xFFFF))
-                if k % 8 == 7:
-                    seg += bytes([(32 << 2) | 2, 6])  # idle, 150 ms quiet
-                if len(data) + len(seg) > 64 * 1024:
-                    break
-                data += seg
-            if data:
-                names.add(write("renderers", b"\x00" + data))
-                names.add(write("renderers", b"\x0f" + data))
+    for body in recorded_bodies():
+        data = b""
+        lines = [l for l in body.split(b"\n") if l.rstrip(b"\r")]
+        for k, line in enumerate(lines):
+            seg = None
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                msg = None
+            if isinstance(msg, dict) and msg.get("id") == "moby.buildkit.trace" \
+                    and isinstance(msg.get("aux"), str):
+                wire = base64.b64decode(msg["aux"])
+                if len(wire) < 1 << 16:
+                    seg = bytes([step | 0]) + len(wire).to_bytes(2, "big") + wire
+            if seg is None:
+                raw = line.rstrip(b"\r") + b"\r\n"
+                seg = b"".join(
+                    bytes([step | 1]) + len(raw[i : i + 0xFFFF]).to_bytes(2, "big")
+                    + raw[i : i + 0xFFFF]
+                    for i in range(0, len(raw), 0xFFFF))
+            if k % 8 == 7:
+                seg += bytes([(32 << 2) | 2, 6])  # idle, 150 ms quiet
+            if len(data) + len(seg) > 64 * 1024:
+                break
+            data += seg
+        if data:
+            names.add(write("renderers", b"\x00" + data))
+            names.add(write("renderers", b"\x0f" + data))
     return len(names)
 
 

@@ -64,12 +64,8 @@ use docker_build::decode::BuildEvent;
 
 use crate::Render;
 use crate::format::{bytes, log_elapsed, seconds, seconds_between};
-use crate::view::Vertices;
+use crate::view::{FAILED_TAIL_LINE_BYTES, FAILED_TAIL_LINES, Vertices};
 
-/// How many lines of a failed step the closing block repeats (`logsBufferSize`).
-const LOGS_BUFFER: usize = 10;
-/// Longest line (with its time prefix) kept for the closing block, in bytes.
-const LOGS_BUFFER_LINE: usize = 4096;
 /// An unfinished status is printed again after this much record time (`minTimeDelta`).
 const MIN_TIME_DELTA: i128 = 5_000_000_000;
 /// … or after moving this share of its total (`minProgressDelta`).
@@ -162,7 +158,7 @@ impl<W: Write> Plain<W> {
     pub fn new(out: W) -> Self {
         Self {
             out,
-            view: Vertices::new(LOGS_BUFFER, LOGS_BUFFER_LINE),
+            view: Vertices::new(FAILED_TAIL_LINES, FAILED_TAIL_LINE_BYTES),
             vertices: Vec::new(),
             updates: HashSet::new(),
             next_number: 0,
@@ -592,7 +588,7 @@ impl<W: Write> Plain<W> {
             for line in v.tail() {
                 let mut text = format!("{} ", log_elapsed(line.elapsed())).into_bytes();
                 text.extend_from_slice(line.bytes());
-                text.truncate(LOGS_BUFFER_LINE);
+                text.truncate(FAILED_TAIL_LINE_BYTES);
                 self.out.write_all(&text)?;
                 self.out.write_all(b"\n")?;
             }

@@ -33,14 +33,10 @@ use docker_build::decode::BuildEvent;
 
 use crate::Render;
 use crate::format::{bytes, log_elapsed, seconds, seconds_between};
-use crate::view::{VertexView, Vertices};
+use crate::view::{FAILED_TAIL_LINE_BYTES, FAILED_TAIL_LINES, VertexView, Vertices};
 
 /// Lines of output shown under a running step.
 pub const LOG_LINES: usize = 6;
-/// Lines of a failed step repeated after the final frame.
-const ERROR_TAIL: usize = 10;
-/// Longest kept line of a failed step for the closing block, in bytes (as plain's).
-const ERROR_TAIL_LINE: usize = 4096;
 /// Longest kept line of the output shown under a running step, in bytes (the frame shows
 /// only the start of it that fits the terminal's width).
 const LOG_LINE_MAX: usize = 4096;
@@ -68,7 +64,7 @@ pub struct TtyState {
 impl Default for TtyState {
     fn default() -> Self {
         Self {
-            view: Vertices::new(ERROR_TAIL, ERROR_TAIL_LINE),
+            view: Vertices::new(FAILED_TAIL_LINES, FAILED_TAIL_LINE_BYTES),
             extra: Vec::new(),
             latest: None,
             finished: false,
@@ -734,7 +730,7 @@ mod tests {
         state.write_summary(&mut summary).unwrap();
         let summary = String::from_utf8(summary).unwrap();
         // The failed step's last line, cut for the closing block.
-        assert!(summary.contains(&format!("\n0.001 {}\n", "z".repeat(ERROR_TAIL_LINE))));
+        assert!(summary.contains(&format!("\n0.001 {}\n", "z".repeat(FAILED_TAIL_LINE_BYTES))));
     }
 
     fn state(events: &[BuildEvent]) -> TtyState {

@@ -45,6 +45,12 @@ use docker_build::decode::BuildEvent;
 
 use crate::format::seconds_between;
 
+/// How many lines of a failed step the closing block repeats (BuildKit's `logsBufferSize`), in
+/// plain and tty alike.
+pub const FAILED_TAIL_LINES: usize = 10;
+/// Longest line of a failed step kept for the closing block, in bytes, in plain and tty alike.
+pub const FAILED_TAIL_LINE_BYTES: usize = 4096;
+
 /// Every vertex an event started (or completed), in the order they first did.
 #[derive(Debug, Clone)]
 pub struct Vertices {
