@@ -497,23 +497,8 @@ impl Daemon {
             host: self.host().clone(),
             source,
         };
-        let (response, connection) = match self.host() {
-            #[cfg(unix)]
-            DockerHost::Unix(path) => {
-                let io = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(connect_error)?;
-                send(io, request).await?
-            }
-            #[cfg(not(unix))]
-            DockerHost::Unix(_) => return Err(connect_error(unix_unsupported())),
-            DockerHost::Tcp { host, port } => {
-                let io = tokio::net::TcpStream::connect((host.as_str(), *port))
-                    .await
-                    .map_err(connect_error)?;
-                send(io, request).await?
-            }
-        };
+        let io = self.open_io().await.map_err(connect_error)?;
+        let (response, connection) = send(io, request).await?;
 
         let status = response.status();
         if !status.is_success() {
@@ -537,6 +522,30 @@ impl Daemon {
         })
     }
 }
+
+impl Daemon {
+    /// Opens a new byte stream to the daemon's socket: every request that needs a connection of
+    /// its own (`POST /build`, the gRPC upgrade of the Control API) starts here.
+    pub(crate) async fn open_io(&self) -> std::io::Result<Io> {
+        match self.host() {
+            #[cfg(unix)]
+            DockerHost::Unix(path) => Ok(Box::pin(tokio::net::UnixStream::connect(path).await?)),
+            #[cfg(not(unix))]
+            DockerHost::Unix(_) => Err(unix_unsupported()),
+            DockerHost::Tcp { host, port } => Ok(Box::pin(
+                tokio::net::TcpStream::connect((host.as_str(), *port)).await?,
+            )),
+        }
+    }
+}
+
+/// A byte stream to the daemon, whatever carries it.
+pub(crate) type Io = Pin<Box<dyn DuplexIo>>;
+
+/// What [`Io`] needs of its stream.
+pub(crate) trait DuplexIo: AsyncRead + AsyncWrite + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Send> DuplexIo for T {}
 
 /// Why [`Daemon::post_build`] failed before the response body started.
 #[derive(Debug, thiserror::Error)]
