@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use docker_build::connection::ConnectError;
+use docker_build::control::{ControlError, RequestError};
 use docker_build::{BuildError, BuildStreamError};
 use docker_context::ContextError;
 use dockerfile_analysis::{DockerfileError, ReferenceError};
@@ -69,6 +70,30 @@ pub(crate) enum CliError {
         /// What is wrong with it (with its line).
         #[source]
         source: DockerfileError,
+    },
+    /// The daemon's BuildKit Control API could not be reached.
+    #[error(transparent)]
+    Control(ControlError),
+    /// A request to the Control API failed.
+    #[error(transparent)]
+    Request(RequestError),
+    /// A `--filter` of `history ls` is not understood.
+    #[error("invalid filter {filter:?}: expected ref, name or status, then = or !=, then a value")]
+    Filter {
+        /// What was given.
+        filter: String,
+    },
+    /// `history logs` of a ref the history does not hold.
+    #[error("no build with ref {build_ref:?} in the daemon's history (see `bktrace history ls`)")]
+    NoSuchBuild {
+        /// The ref given.
+        build_ref: String,
+    },
+    /// `history logs` of a running build without `--follow`.
+    #[error("build {build_ref} is still running; pass --follow to follow it to its end")]
+    StillRunning {
+        /// The ref given.
+        build_ref: String,
     },
     /// A reference could not be normalised.
     #[error(transparent)]

@@ -46,6 +46,12 @@ enum Command {
     Replay(ReplayArgs),
     /// Replay a small recorded build bundled in bktrace (no Docker daemon needed).
     Demo(DemoArgs),
+    /// The daemon's build history (BuildKit's Control API; Docker 24 or later).
+    #[command(subcommand)]
+    History(HistoryCommand),
+    /// Show every build on the daemon as it runs, whoever started it (Docker 24 or later).
+    /// Ctrl-C detaches; the builds go on.
+    Watch(WatchArgs),
     /// List the external images a build will use (FROM, COPY --from, RUN --mount from), one per
     /// line: reference, line, how it is used, the stages that need it. No daemon needed.
     Images(ImagesArgs),
@@ -121,6 +127,74 @@ struct ReplayArgs {
     progress: ProgressArg,
 }
 
+#[derive(Debug, Subcommand)]
+enum HistoryCommand {
+    /// List the builds the daemon remembers, newest first (like `docker buildx history ls`).
+    Ls(HistoryLsArgs),
+    /// Show a build's progress from the history (like `docker buildx history logs`).
+    Logs(HistoryLogsArgs),
+}
+
+#[derive(Debug, Args)]
+struct HistoryLsArgs {
+    /// One JSON object per build and line: ref, name, status, created, completed, duration_s,
+    /// steps_total, steps_cached, steps_completed, warnings.
+    #[arg(long)]
+    json: bool,
+    /// Only builds matching KEY=VALUE or KEY!=VALUE (repeatable): ref and name match a
+    /// substring, status one of running, completed, error, canceled.
+    #[arg(long, value_name = "FILTER")]
+    filter: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct HistoryLogsArgs {
+    /// The build's ref (BUILD ID in `bktrace history ls`).
+    #[arg(value_name = "REF")]
+    build_ref: String,
+    /// Follow a build that is still running until it ends.
+    #[arg(long)]
+    follow: bool,
+    #[command(flatten)]
+    progress: ProgressArg,
+}
+
+#[derive(Debug, Args)]
+struct WatchArgs {
+    /// Also show the builds started this long ago or less (finished or still running), e.g.
+    /// `90s`, `10m`, `1h`; without it only builds that start after attaching are shown.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    since: Option<std::time::Duration>,
+    /// Stop after this many builds have ended (for scripts and tests).
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    #[command(flatten)]
+    progress: ProgressArg,
+}
+
+/// `90s`, `10m`, `1h`, `2d`, or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 90s, 10m, 1h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: expected e.g. 90s, 10m, 1h"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
 #[derive(Debug, Args)]
 struct ImagesArgs {
     /// The build context directory.
@@ -173,6 +247,9 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Images(args) => cmd::images::run(args),
+        Command::History(HistoryCommand::Ls(args)) => cmd::history::ls(args),
+        Command::History(HistoryCommand::Logs(args)) => cmd::history::logs(args),
+        Command::Watch(args) => cmd::watch::run(args),
     };
     match result {
         Ok(code) => code,

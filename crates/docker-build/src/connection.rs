@@ -642,7 +642,7 @@ pub enum BodyError {
 
 /// Aborts the task driving a hyper connection when dropped.
 #[derive(Debug)]
-struct AbortOnDrop(AbortHandle);
+pub(crate) struct AbortOnDrop(pub(crate) AbortHandle);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -697,7 +697,7 @@ fn unix_unsupported() -> std::io::Error {
 }
 
 /// The `message` of a daemon error body `{"message":"..."}`, or the body text itself.
-fn daemon_message(body: &[u8]) -> String {
+pub(crate) fn daemon_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct ErrorBody {
         message: String,

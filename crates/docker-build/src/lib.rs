@@ -107,6 +107,9 @@ pub mod classic;
 #[cfg(feature = "daemon")]
 #[cfg_attr(docsrs, doc(cfg(feature = "daemon")))]
 pub mod connection;
+#[cfg(feature = "control")]
+#[cfg_attr(docsrs, doc(cfg(feature = "control")))]
+pub mod control;
 pub mod decode;
 pub mod ndjson;
 pub mod options;

@@ -15,8 +15,10 @@ use crate::error::CliError;
 
 pub(crate) mod build_command;
 pub(crate) mod demo;
+pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod replay;
+pub(crate) mod watch;
 
 /// The renderer for `--progress`, writing to `out` (stdout).
 fn renderer(progress: Progress, live: bool, out: Box<dyn Write>) -> Renderer<Box<dyn Write>> {

@@ -11,9 +11,9 @@ pub mod control_client {
     )]
     use tonic::codegen::*;
     use tonic::codegen::http::Uri;
-    /// BuildKit's control API. Only the RPC that streams build progress is
-    /// declared; the others (Solve, Session, Prune, ...) are not needed to watch a
-    /// build and are left out rather than half-written.
+    /// BuildKit's control API. Declared: the RPCs that watch builds and read their
+    /// history. The others (Solve, Session, Prune, DiskUsage, ListWorkers) are left
+    /// out rather than half-written.
     #[derive(Debug, Clone)]
     pub struct ControlClient<T> {
         inner: tonic::client::Grpc<T>,
@@ -83,7 +83,9 @@ pub mod control_client {
             self.inner = self.inner.max_encoding_message_size(limit);
             self
         }
-        /// Streams the progress of the solve whose ref is `StatusRequest.Ref`.
+        /// Streams the progress of the solve whose ref is `StatusRequest.Ref`: live
+        /// while it runs, replayed from the history once it has finished
+        /// (BuildKit >= 0.11). An unknown ref fails with "no such job".
         pub async fn status(
             &mut self,
             request: impl tonic::IntoRequest<super::StatusRequest>,
@@ -107,6 +109,84 @@ pub mod control_client {
             req.extensions_mut()
                 .insert(GrpcMethod::new("moby.buildkit.v1.Control", "Status"));
             self.inner.server_streaming(req, path, codec).await
+        }
+        /// The daemon's BuildKit version.
+        pub async fn info(
+            &mut self,
+            request: impl tonic::IntoRequest<super::InfoRequest>,
+        ) -> std::result::Result<tonic::Response<super::InfoResponse>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/moby.buildkit.v1.Control/Info",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("moby.buildkit.v1.Control", "Info"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// The build history: one event per recorded build, then (unless
+        /// `EarlyExit`) an event each time a build starts, completes or is deleted.
+        /// Since BuildKit 0.11 (Docker 24).
+        pub async fn listen_build_history(
+            &mut self,
+            request: impl tonic::IntoRequest<super::BuildHistoryRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::BuildHistoryEvent>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/moby.buildkit.v1.Control/ListenBuildHistory",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("moby.buildkit.v1.Control", "ListenBuildHistory"),
+                );
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Pins, deletes or finalizes a history record. Since BuildKit 0.11.
+        pub async fn update_build_history(
+            &mut self,
+            request: impl tonic::IntoRequest<super::UpdateBuildHistoryRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::UpdateBuildHistoryResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/moby.buildkit.v1.Control/UpdateBuildHistory",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("moby.buildkit.v1.Control", "UpdateBuildHistory"),
+                );
+            self.inner.unary(req, path, codec).await
         }
     }
 }
