@@ -27,7 +27,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use docker_build::connection::Daemon;
 use futures_util::StreamExt as _;
-use tokio::sync::OnceCell;
 
 /// Repository of the base image made by [`base_image`].
 pub const BASE_REPO: &str = "bktrace-test-busybox";
@@ -76,20 +75,84 @@ pub async fn daemon() -> Option<Daemon> {
     None
 }
 
+/// The Docker 28 daemon `.ci/run` starts beside the default one (BuildKit with the history
+/// API), from `BKTRACE_DOCKER28_HOST`; `None` (after a `SKIPPED` line) when it is not set,
+/// a panic under `CI=true`.
+pub async fn daemon28() -> Option<Daemon> {
+    let Some(host) = std::env::var("BKTRACE_DOCKER28_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+    else {
+        return skip(
+            "BKTRACE_DOCKER28_HOST is not set (.ci/run starts a Docker 28 daemon and sets it)",
+        );
+    };
+    let host = docker_build::connection::DockerHost::parse(&host)
+        .unwrap_or_else(|e| panic!("BKTRACE_DOCKER28_HOST={host}: {e}"));
+    match Daemon::connect_to(host.clone()).await {
+        Ok(daemon) => Some(daemon),
+        Err(e) => skip(&format!("no Docker 28 daemon at {host}: {e}")),
+    }
+}
+
+/// The docker CLI that goes with [`daemon28`] (with buildx), as a command whose environment
+/// points at that daemon: `BKTRACE_DOCKER28_CLI`, `BKTRACE_DOCKER28_CONFIG`.
+pub fn docker28_cli() -> Option<std::process::Command> {
+    let cli = std::env::var("BKTRACE_DOCKER28_CLI")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let config = std::env::var("BKTRACE_DOCKER28_CONFIG")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let host = std::env::var("BKTRACE_DOCKER28_HOST")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let (Some(cli), Some(config), Some(host)) = (cli, config, host) else {
+        return skip("BKTRACE_DOCKER28_CLI/CONFIG/HOST are not set (.ci/run sets them)");
+    };
+    let mut command = std::process::Command::new(cli);
+    command
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CONFIG", config)
+        .env_remove("DOCKER_CONTEXT")
+        .env("BUILDX_NO_DEFAULT_ATTESTATIONS", "1");
+    Some(command)
+}
+
+/// Says why the calling test is skipped (or panics under `CI=true`).
+fn skip<T>(reason: &str) -> Option<T> {
+    if ci() {
+        panic!("{reason}; CI=true makes this a failure");
+    }
+    let test = std::thread::current()
+        .name()
+        .map_or_else(String::new, |name| format!(" [{name}]"));
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {reason}; set CI=true to make this a failure{test}"
+    );
+    None
+}
+
 /// Makes sure the base image `bktrace-test-busybox:latest` exists and returns its name.
 ///
 /// The image is a `docker import` of a root filesystem holding `/bin/busybox` and a symlink for
 /// every applet it lists (`busybox --list-full`: `/bin/sh`, `/bin/echo`, `/usr/bin/env`, …).
-/// Within one process the work happens once, however many tests ask concurrently; across
+/// Within one process the work happens once per daemon, however many tests ask concurrently; across
 /// processes the image is inspected first, and importing it twice is harmless.
 ///
 /// Panics if the image cannot be made (e.g. busybox is not installed).
 pub async fn base_image(daemon: &Daemon) -> String {
-    static READY: OnceCell<String> = OnceCell::const_new();
-    READY
-        .get_or_init(|| ensure_base_image(daemon))
-        .await
-        .clone()
+    // One per daemon (the tests use two); the lock is held while importing.
+    static READY: tokio::sync::Mutex<Vec<String>> = tokio::sync::Mutex::const_new(Vec::new());
+    let host = daemon.host().to_string();
+    let mut ready = READY.lock().await;
+    let name = format!("{BASE_REPO}:{BASE_TAG}");
+    if !ready.contains(&host) {
+        ensure_base_image(daemon).await;
+        ready.push(host);
+    }
+    name
 }
 
 async fn ensure_base_image(daemon: &Daemon) -> String {

@@ -7,7 +7,8 @@
 //!
 //! - `plain`: each line prefixed with the build's short ref, plus a line when a build starts
 //!   and when it ends, so that interleaved builds stay readable;
-//! - `json` and `rawjson`: every object gets the keys `ref` and `name` first;
+//! - `json` and `rawjson`: every object gets the keys `ref` and `build_name` first (`name` is
+//!   taken: it is the vertex's name in the json schema);
 //! - `tty`: one live frame per running build, stacked; a build's final frame stays above the
 //!   live area when it ends.
 
@@ -66,6 +67,12 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
         .await
         .map_err(CliError::Request)?;
 
+    // Said once attached, so that whoever starts builds next knows they will be seen.
+    eprintln!(
+        "watching the builds of {} ({}); Ctrl-C detaches",
+        control.target(),
+        control.transport()
+    );
     let (tx, mut rx) = mpsc::channel::<(String, Message)>(64);
     let mut out = Output::new(mode);
     let mut builds: HashMap<String, Build> = HashMap::new();
@@ -462,7 +469,7 @@ fn titled_frame(
     lines
 }
 
-/// `{"ref":…,"name":…,` then the rest of the object `line`.
+/// `{"ref":…,"build_name":…,` then the rest of the object `line`.
 fn tag_json(text: &mut Vec<u8>, line: &[u8], build: &Build) {
     let Some(rest) = line.strip_prefix(b"{") else {
         text.extend_from_slice(line);
@@ -474,7 +481,7 @@ fn tag_json(text: &mut Vec<u8>, line: &[u8], build: &Build) {
             .to_string()
             .as_bytes(),
     );
-    text.extend_from_slice(b",\"name\":");
+    text.extend_from_slice(b",\"build_name\":");
     text.extend_from_slice(
         serde_json::Value::from(build.name.as_str())
             .to_string()
@@ -533,13 +540,13 @@ mod tests {
         tag_json(&mut text, br#"{"type":"started"}"#, &build);
         assert_eq!(
             String::from_utf8(text).unwrap(),
-            r#"{"ref":"r1","name":"web \"x\"","type":"started"}"#
+            r#"{"ref":"r1","build_name":"web \"x\"","type":"started"}"#
         );
         let mut text = Vec::new();
         tag_json(&mut text, b"{}", &build);
         assert_eq!(
             String::from_utf8(text).unwrap(),
-            r#"{"ref":"r1","name":"web \"x\""}"#
+            r#"{"ref":"r1","build_name":"web \"x\""}"#
         );
     }
 }

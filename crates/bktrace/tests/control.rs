@@ -1,0 +1,368 @@
+//! `bktrace watch`, `history ls` and `history logs` against real daemons: Docker 28 (BuildKit
+//! with the history API, started by `.ci/run` beside the default daemon), with builds started by
+//! the docker CLI (`docker buildx build`), and the refusal of Docker 20.10 (the default daemon
+//! in CI), which has no history API.
+//!
+//! Every build is named with a unique `BUILDKIT_BUILD_NAME`, so that tests running at the same
+//! time, and builds left from earlier runs, never match.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use workspace_tests::daemon::{base_image, daemon, daemon28, docker28_cli, unique_marker};
+
+const BKTRACE: &str = env!("CARGO_BIN_EXE_bktrace");
+
+/// bktrace talking to the Docker 28 daemon.
+fn bktrace28() -> Command {
+    let mut command = Command::new(BKTRACE);
+    command
+        .env(
+            "DOCKER_HOST",
+            std::env::var("BKTRACE_DOCKER28_HOST").expect("checked by daemon28()"),
+        )
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH");
+    command
+}
+
+/// A build context directory holding `dockerfile`.
+fn context(marker: &str, dockerfile: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bktrace-control-{marker}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    dir
+}
+
+/// `docker buildx build` of `dir` on the Docker 28 daemon, named `name`.
+fn buildx_build(mut cli: Command, dir: &PathBuf, name: &str) -> Child {
+    cli.args(["buildx", "build", "--progress=plain", "--no-cache"])
+        .arg("--build-arg")
+        .arg(format!("BUILDKIT_BUILD_NAME={name}"))
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker buildx build starts")
+}
+
+fn finish(child: Child, what: &str) -> Output {
+    let output = child.wait_with_output().expect("waiting for a child");
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The history rows (`history ls --json`) of builds whose name contains `name`.
+fn history_rows(name: &str) -> Vec<Value> {
+    let output = bktrace28()
+        .args(["history", "ls", "--json", "--filter"])
+        .arg(format!("name={name}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "history ls failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("history ls --json prints JSON lines"))
+        .collect()
+}
+
+fn dockerfile(base: &str, marker: &str) -> String {
+    format!("FROM {base}\nRUN echo {marker}-one && sleep 1\nRUN echo {marker}-two\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_shows_builds_the_cli_starts_each_on_its_own() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    let Some(_) = docker28_cli() else { return };
+    let base = base_image(&daemon).await;
+    let a = unique_marker("watch-a");
+    let b = unique_marker("watch-b");
+
+    let mut watch = bktrace28()
+        .args(["watch", "--count", "2", "--progress", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Builds are started only once watch says it is attached.
+    let stderr = watch.stderr.take().unwrap();
+    let (attached_tx, attached) = mpsc::channel();
+    let stderr_thread = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.starts_with("watching the builds of") {
+                let _ = attached_tx.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    attached
+        .recv_timeout(Duration::from_secs(60))
+        .expect("watch attaches within a minute");
+
+    let build_a = buildx_build(
+        docker28_cli().unwrap(),
+        &context(&a, &dockerfile(&base, &a)),
+        &a,
+    );
+    let build_b = buildx_build(
+        docker28_cli().unwrap(),
+        &context(&b, &dockerfile(&base, &b)),
+        &b,
+    );
+    finish(build_a, "build a");
+    finish(build_b, "build b");
+
+    // watch ends by itself after two builds (--count 2); a hang is a failure, not a wait.
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(watch.wait_with_output());
+    });
+    let output = done
+        .recv_timeout(Duration::from_secs(120))
+        .expect("watch ends after the two builds")
+        .unwrap();
+    let stderr = stderr_thread.join().unwrap();
+    assert!(output.status.success(), "watch failed: {stderr}");
+
+    // Events grouped by build.
+    let mut builds: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let event: Value = serde_json::from_str(line).expect("watch --progress json prints JSON");
+        let name = event["build_name"]
+            .as_str()
+            .expect("every event names its build");
+        assert!(
+            event["ref"].as_str().is_some_and(|r| !r.is_empty()),
+            "{line}"
+        );
+        builds.entry(name.to_string()).or_default().push(event);
+    }
+    assert_eq!(
+        builds.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut names = vec![a.clone(), b.clone()];
+            names.sort();
+            names
+        },
+        "exactly the two builds started after attaching are shown: {stderr}"
+    );
+    for (marker, other) in [(&a, &b), (&b, &a)] {
+        let events = &builds[marker];
+        let refs: std::collections::BTreeSet<&str> =
+            events.iter().map(|e| e["ref"].as_str().unwrap()).collect();
+        assert_eq!(refs.len(), 1, "one ref per build");
+        let logs: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "vertex_log")
+            .map(|e| e["line"].as_str().unwrap())
+            .collect();
+        assert!(logs.contains(&format!("{marker}-one").as_str()), "{logs:?}");
+        assert!(logs.contains(&format!("{marker}-two").as_str()), "{logs:?}");
+        assert!(
+            !logs.iter().any(|l| l.contains(other.as_str())),
+            "events of two builds are not mixed: {logs:?}"
+        );
+        let completed: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "vertex_completed")
+            .filter(|e| e["name"].as_str().unwrap().contains(" RUN echo "))
+            .map(|e| e["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(completed, ["done", "done"], "both RUN steps completed");
+        let last = events.last().unwrap();
+        assert_eq!(last["type"], "build_finished");
+        assert_eq!(last["success"], true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_ls_lists_finished_and_failed_builds() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    let Some(_) = docker28_cli() else { return };
+    let base = base_image(&daemon).await;
+    let good = unique_marker("ls-good");
+    let bad = unique_marker("ls-bad");
+    finish(
+        buildx_build(
+            docker28_cli().unwrap(),
+            &context(&good, &dockerfile(&base, &good)),
+            &good,
+        ),
+        "the good build",
+    );
+    let failing = buildx_build(
+        docker28_cli().unwrap(),
+        &context(&bad, &format!("FROM {base}\nRUN echo {bad} && exit 3\n")),
+        &bad,
+    );
+    let output = failing.wait_with_output().unwrap();
+    assert!(!output.status.success(), "the failing build fails");
+
+    let rows = history_rows(&good);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["name"], good.as_str());
+    assert_eq!(row["status"], "completed");
+    let total = row["steps_total"].as_i64().unwrap();
+    assert!(total >= 3, "{row}");
+    assert_eq!(row["steps_completed"], total, "{row}");
+    assert!(
+        row["duration_s"].as_f64().unwrap() > 0.9,
+        "the build sleeps 1 s: {row}"
+    );
+    assert!(row["created"].as_str().unwrap() < row["completed"].as_str().unwrap());
+
+    let rows = history_rows(&bad);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "error");
+
+    // The table names the build too.
+    let table = bktrace28()
+        .args(["history", "ls", "--filter"])
+        .arg(format!("name={good}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(table.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("BUILD ID"), "{text}");
+    assert!(
+        lines[1].contains(&good) && lines[1].contains("completed"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_logs_prints_what_buildx_history_logs_prints() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    let Some(_) = docker28_cli() else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("logs");
+    finish(
+        buildx_build(
+            docker28_cli().unwrap(),
+            &context(&marker, &dockerfile(&base, &marker)),
+            &marker,
+        ),
+        "the build",
+    );
+    let rows = history_rows(&marker);
+    let build_ref = rows[0]["ref"].as_str().unwrap().to_string();
+
+    let ours = bktrace28()
+        .args(["history", "logs", &build_ref, "--progress", "plain"])
+        .output()
+        .unwrap();
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    let theirs = finish(
+        {
+            let mut cli = docker28_cli().unwrap();
+            cli.args([
+                "buildx",
+                "history",
+                "logs",
+                "--progress",
+                "plain",
+                &build_ref,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            cli.spawn().unwrap()
+        },
+        "docker buildx history logs",
+    );
+    let ours = String::from_utf8(ours.stdout).unwrap();
+    // buildx prints progress on stderr.
+    let theirs = String::from_utf8(theirs.stderr).unwrap();
+    assert!(ours.contains(&format!("{marker}-one")), "{ours}");
+    assert_eq!(
+        ours, theirs,
+        "bktrace history logs vs docker buildx history logs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_refs_and_running_builds_get_one_clear_line() {
+    let Some(_) = daemon28().await else { return };
+    let output = bktrace28()
+        .args(["history", "logs", "no-such-build-ref"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("no build with ref \"no-such-build-ref\""),
+        "{stderr}"
+    );
+}
+
+/// Docker 20.10's BuildKit (0.8) serves the Control API but has no history: `history` and
+/// `watch` say so in one line and exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_daemon_is_refused_in_one_line() {
+    let Some(daemon) = daemon().await else { return };
+    let version = daemon.bollard().version().await.unwrap();
+    let api = daemon.api_version().to_string();
+    let minor: u32 = api
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if minor >= 43 {
+        // Docker 24 (API 1.43) and later have the history: nothing to refuse here.
+        eprintln!(
+            "SKIPPED: the default daemon is Docker {:?} (API {api}), which has the history API",
+            version.version
+        );
+        return;
+    }
+    for args in [
+        &["history", "ls"][..],
+        &["watch"],
+        &["history", "logs", "x"],
+    ] {
+        let output = Command::new(BKTRACE)
+            .args(args)
+            .env("DOCKER_HOST", daemon.host().to_string())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("has no build history API") && stderr.contains("Docker 24"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
