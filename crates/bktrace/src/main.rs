@@ -116,6 +116,10 @@ struct BuildArgs {
     /// Also write the daemon's raw response body to FILE (replay it with `bktrace replay`).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// The build's name in the daemon's history (default: DIR's name and a unique suffix, by
+    /// which bktrace finds the build's history ref afterwards).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -366,3 +366,31 @@ async fn an_old_daemon_is_refused_in_one_line() {
         );
     }
 }
+
+/// `bktrace build` names its build and finds it in the history afterwards: the ref it prints
+/// is the one `history ls` lists under that name.
+#[tokio::test(flavor = "multi_thread")]
+async fn build_prints_its_history_ref() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("own-ref");
+    let dir = context(&marker, &dockerfile(&base, &marker));
+    let output = bktrace28()
+        .args(["build", "--progress", "plain", "--name", &marker])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    let printed = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("build ref: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no build ref line: {stderr}"));
+    let rows = history_rows(&marker);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["ref"], printed);
+    assert_eq!(rows[0]["status"], "completed");
+}

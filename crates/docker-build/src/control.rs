@@ -591,6 +591,31 @@ impl Control {
         })
     }
 
+    /// The newest build in the history named `name` (its `BUILDKIT_BUILD_NAME`, e.g. from
+    /// [`BuildOptions::build_name`](crate::BuildOptions::build_name)), running or finished.
+    pub async fn find_build(&self, name: &str) -> Result<Option<BuildHistoryRecord>, RequestError> {
+        let mut history = self.history(HistoryRequest::existing()).await?;
+        let mut found: Option<BuildHistoryRecord> = None;
+        while let Some(event) = history.next().await {
+            let Some(record) = event?.record else {
+                continue;
+            };
+            if record
+                .frontend_attrs
+                .get(BUILD_NAME_ATTR)
+                .map(String::as_str)
+                != Some(name)
+            {
+                continue;
+            }
+            let newer = |r: &BuildHistoryRecord| r.created_at.map(|t| t.unix_nanos());
+            if found.as_ref().is_none_or(|f| newer(&record) >= newer(f)) {
+                found = Some(record);
+            }
+        }
+        Ok(found)
+    }
+
     /// The generated client, for the calls this type does not wrap.
     pub fn client(&self) -> ControlClient<GrpcChannel> {
         self.control.clone()

@@ -54,7 +54,16 @@ pub struct BuildOptions {
     pub builder: Builder,
     /// Limits of the decoder of the response body (not sent to the daemon).
     pub decoder: DecoderConfig,
+    /// The build's name in the daemon's build history (BuildKit ≥ 0.11, Docker 24), sent as
+    /// the build argument `BUILDKIT_BUILD_NAME` (an explicit one in `build_args` wins). The
+    /// daemon records a `/build` under a random ref it does not return: a unique name is how
+    /// the build is found again (`docker_build::control::Control::find_build`, feature
+    /// `control`).
+    pub build_name: Option<String>,
 }
+
+/// The build argument that names a build in BuildKit's history.
+pub const BUILD_NAME_ARG: &str = "BUILDKIT_BUILD_NAME";
 
 impl BuildOptions {
     /// The encoded query string for `POST /build`, with `dockerfile` the Dockerfile's path
@@ -72,8 +81,17 @@ impl BuildOptions {
         for tag in &self.tags {
             q.append_pair("t", tag);
         }
-        if !self.build_args.is_empty() {
-            q.append_pair("buildargs", &json_object(&self.build_args));
+        let named = self
+            .build_name
+            .as_ref()
+            .filter(|_| !self.build_args.iter().any(|(k, _)| k == BUILD_NAME_ARG))
+            .map(|name| (BUILD_NAME_ARG.to_string(), name.clone()));
+        if !self.build_args.is_empty() || named.is_some() {
+            let args: Vec<(String, String)> = named
+                .into_iter()
+                .chain(self.build_args.iter().cloned())
+                .collect();
+            q.append_pair("buildargs", &json_object(&args));
         }
         if !self.labels.is_empty() {
             q.append_pair("labels", &json_object(&self.labels));
@@ -104,4 +122,37 @@ fn json_object(pairs: &[(String, String)]) -> String {
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
         .collect();
     serde_json::Value::Object(map).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_name_is_a_build_arg_unless_one_is_given() {
+        let named = BuildOptions {
+            build_name: Some("web-1".into()),
+            build_args: vec![("V".into(), "1".into())],
+            ..Default::default()
+        };
+        let query = named.query("Dockerfile");
+        let args: String = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "buildargs")
+            .unwrap()
+            .1
+            .into_owned();
+        assert_eq!(args, r#"{"BUILDKIT_BUILD_NAME":"web-1","V":"1"}"#);
+
+        let explicit = BuildOptions {
+            build_name: Some("ignored".into()),
+            build_args: vec![("BUILDKIT_BUILD_NAME".into(), "mine".into())],
+            ..Default::default()
+        };
+        assert!(!explicit.query("Dockerfile").contains("ignored"));
+        assert!(
+            !BuildOptions::default()
+                .query("Dockerfile")
+                .contains("buildargs")
+        );
+    }
 }

@@ -34,6 +34,8 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
             records: progress_mode(args.progress.progress).wants_records(),
             ..DecoderConfig::default()
         },
+        build_name: (!args.classic)
+            .then(|| args.name.clone().unwrap_or_else(|| default_name(&args.dir))),
     };
     let (dir, dockerfile) = match &args.file {
         // Like the Docker CLI, -f is relative to the current directory, not to DIR.
@@ -73,6 +75,7 @@ async fn build_and_render(
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     let mut stream = build(&daemon, context, &options).await?;
+    let build_name = options.build_name.clone();
     let mut renderer = renderer(progress, true, Box::new(io::stdout()));
     if let Some(file) = record {
         stream = stream.record_to(file);
@@ -108,7 +111,58 @@ async fn build_and_render(
             }
         }
     }
-    Ok(conclude(&outcome))
+    let code = conclude(&outcome);
+    if let Some(name) = build_name {
+        if let Some(build_ref) = history_ref(&daemon, &name).await {
+            eprintln!("build ref: {build_ref} (bktrace history logs {build_ref})");
+        }
+    }
+    Ok(code)
+}
+
+/// The ref under which the daemon's history keeps the build named `name`; `None` when the
+/// daemon has no history (Docker < 24) or does not answer within a few seconds.
+async fn history_ref(daemon: &Daemon, name: &str) -> Option<String> {
+    let find = async {
+        let control = daemon.control().await.ok()?;
+        control
+            .find_build(name)
+            .await
+            .ok()?
+            .map(|record| record.r#ref)
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), find)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// `DIR`'s name and a suffix unique to this run, e.g. `app-k3j9x2q1`.
+fn default_name(dir: &Path) -> String {
+    let base = std::path::absolute(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "build".to_string());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // Time and process id, mixed (FNV-1a) and written in base 36: unique enough to tell this
+    // build from the others in one daemon's history.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in nanos
+        .to_le_bytes()
+        .into_iter()
+        .chain(std::process::id().to_le_bytes())
+    {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut suffix = String::new();
+    for _ in 0..8 {
+        suffix.push(char::from_digit((hash % 36) as u32, 36).unwrap_or('0'));
+        hash /= 36;
+    }
+    format!("{base}-{suffix}")
 }
 
 /// An absolute form of `path` that `Context::from_dir` can compare with the context
