@@ -394,3 +394,41 @@ async fn build_prints_its_history_ref() {
     assert_eq!(rows[0]["ref"], printed);
     assert_eq!(rows[0]["status"], "completed");
 }
+
+/// A failed build shows the Dockerfile lines of its error, marked `>>>`, as buildx does (the
+/// daemon keeps them with the history record since Docker 27.1).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_build_shows_the_dockerfile_snippet() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("snippet");
+    let dir = context(
+        &marker,
+        &format!("FROM {base}\nRUN echo {marker}\nRUN echo before && exit 3\nRUN echo after\n"),
+    );
+    let output = bktrace28()
+        .args(["build", "--progress", "plain", "--name", &marker])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let want = [
+        "Dockerfile:3",
+        "--------------------",
+        &format!("   1 |     FROM {base}"),
+        &format!("   2 |     RUN echo {marker}"),
+        "   3 | >>> RUN echo before && exit 3",
+        "   4 |     RUN echo after",
+        "   5 |     ",
+        "--------------------",
+    ]
+    .join("\n");
+    assert!(stderr.contains(&want), "{stderr}");
+    assert!(
+        stderr.contains("error: build failed: process \"/bin/sh -c echo before && exit 3\""),
+        "{stderr}"
+    );
+}

@@ -60,6 +60,9 @@ mod generated {
     pub mod pb {
         include!("generated/pb.rs");
     }
+    pub mod errdefs {
+        include!("generated/errdefs.rs");
+    }
     pub mod moby {
         pub mod buildkit {
             pub mod v1 {
@@ -100,6 +103,7 @@ pub use generated::moby::buildkit::v1::{
 /// assert_eq!(decoded.record.unwrap().num_total_steps, 7);
 /// ```
 pub mod control {
+    pub use crate::generated::errdefs::Source as ErrorSource;
     pub use crate::generated::google::protobuf::Any;
     pub use crate::generated::google::rpc::Status as RpcStatus;
     pub use crate::generated::moby::buildkit::v1::types::BuildkitVersion;

@@ -53,10 +53,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use buildkit_proto::Message as _;
 use buildkit_proto::client::{ContentClient, ControlClient};
 use buildkit_proto::content::{ReadContentRequest, ReadContentResponse};
 use buildkit_proto::control::{
-    BuildHistoryEvent, BuildHistoryRecord, BuildHistoryRequest, BuildkitVersion, InfoRequest,
+    BuildHistoryEvent, BuildHistoryRecord, BuildHistoryRequest, BuildkitVersion, ErrorSource,
+    InfoRequest, RpcStatus,
 };
 use buildkit_proto::{StatusRequest, StatusResponse};
 use bytes::Bytes;
@@ -616,6 +618,29 @@ impl Control {
         Ok(found)
     }
 
+    /// Where in the Dockerfile a failed build's error comes from: the `errdefs.Source` details
+    /// of the error the daemon keeps in the record's `externalError` blob (Docker ≥ 27.1).
+    /// Empty when the record has none. Render them with [`source_snippet`].
+    pub async fn error_sources(
+        &self,
+        record: &BuildHistoryRecord,
+    ) -> Result<Vec<ErrorSource>, RequestError> {
+        let Some(blob) = &record.external_error else {
+            return Ok(Vec::new());
+        };
+        let mut reader = self.read_blob(&blob.digest).await?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = reader.next().await {
+            bytes.extend_from_slice(&chunk?);
+        }
+        // An undecodable blob has no sources we could show; the error message itself is in the
+        // record.
+        let Ok(status) = RpcStatus::decode(bytes.as_slice()) else {
+            return Ok(Vec::new());
+        };
+        Ok(status.details.iter().filter_map(error_source).collect())
+    }
+
     /// The generated client, for the calls this type does not wrap.
     pub fn client(&self) -> ControlClient<GrpcChannel> {
         self.control.clone()
@@ -643,6 +668,150 @@ impl BlobReader {
             }
         }
     }
+}
+
+/// An `errdefs.Source` detail: protobuf (type URL `…/errdefs.Source`), or, as Docker 28's
+/// BuildKit stores them, Go's JSON encoding of the same message (`…/errdefs.Source+json`:
+/// lower-case field names, `data` in base64).
+fn error_source(any: &buildkit_proto::control::Any) -> Option<ErrorSource> {
+    use base64::Engine as _;
+    use buildkit_proto::pb::{Position, Range, SourceInfo};
+
+    if any.type_url.ends_with("/errdefs.Source") {
+        return ErrorSource::decode(any.value.clone()).ok();
+    }
+    if !any.type_url.ends_with("/errdefs.Source+json") {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Json {
+        info: Option<Info>,
+        #[serde(default)]
+        ranges: Vec<JsonRange>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Info {
+        #[serde(default)]
+        filename: String,
+        #[serde(default)]
+        data: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct JsonRange {
+        start: Option<JsonPosition>,
+        end: Option<JsonPosition>,
+    }
+    #[derive(serde::Deserialize)]
+    struct JsonPosition {
+        #[serde(default)]
+        line: i32,
+        #[serde(default)]
+        character: i32,
+    }
+    let json: Json = serde_json::from_slice(&any.value).ok()?;
+    let info = json.info?;
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(info.data.as_bytes())
+        .ok()?;
+    let position = |p: Option<JsonPosition>| {
+        p.map(|p| Position {
+            line: p.line,
+            character: p.character,
+        })
+    };
+    Some(ErrorSource {
+        info: Some(SourceInfo {
+            filename: info.filename,
+            data: data.into(),
+            ..Default::default()
+        }),
+        ranges: json
+            .ranges
+            .into_iter()
+            .map(|r| Range {
+                start: position(r.start),
+                end: position(r.end),
+            })
+            .collect(),
+    })
+}
+
+/// The lines of the source file around an error, marked `>>>`, as BuildKit prints them (and
+/// `docker buildx build` after a failure):
+///
+/// ```
+/// use buildkit_proto::control::ErrorSource;
+/// use buildkit_proto::pb::{Position, Range, SourceInfo};
+/// use docker_build::control::source_snippet;
+///
+/// let source = ErrorSource {
+///     info: Some(SourceInfo {
+///         filename: "Dockerfile".into(),
+///         data: "FROM bb\nRUN exit 3\nRUN echo two\n".into(),
+///         ..Default::default()
+///     }),
+///     ranges: vec![Range {
+///         start: Some(Position { line: 2, character: 0 }),
+///         end: Some(Position { line: 2, character: 0 }),
+///     }],
+/// };
+/// assert_eq!(
+///     source_snippet(&source).unwrap(),
+///     "Dockerfile:2\n\
+///      --------------------\n   \
+///      1 |     FROM bb\n   \
+///      2 | >>> RUN exit 3\n   \
+///      3 |     RUN echo two\n   \
+///      4 |     \n\
+///      --------------------\n"
+/// );
+/// ```
+///
+/// `None` when the source has no file or no range inside it.
+pub fn source_snippet(source: &ErrorSource) -> Option<String> {
+    let info = source.info.as_ref()?;
+    let text = String::from_utf8_lossy(&info.data);
+    let lines: Vec<&str> = text.split('\n').collect();
+    let line_of = |p: &Option<buildkit_proto::pb::Position>| p.as_ref().map_or(0, |p| p.line);
+    let spans: Vec<(i64, i64)> = source
+        .ranges
+        .iter()
+        .map(|r| {
+            let start = i64::from(line_of(&r.start));
+            (start, start.max(i64::from(line_of(&r.end))))
+        })
+        .collect();
+    let mut start = spans.iter().map(|s| s.0).min()?;
+    let mut end = spans.iter().map(|s| s.1).max()?;
+    let count = lines.len() as i64;
+    if start < 1 || start > count {
+        return None;
+    }
+    end = end.min(count);
+    // Context as BuildKit gives it: two lines' worth around a range, four around one line;
+    // each round widens both ends where it can, and counts even when it cannot.
+    let pad = if end == start { 4 } else { 2 };
+    let first = start;
+    let mut p = 0;
+    while p < pad {
+        if start > 1 {
+            start -= 1;
+            p += 1;
+        }
+        if end != count {
+            end += 1;
+            p += 1;
+        }
+        p += 1;
+    }
+    let mut out = format!("{}:{first}\n--------------------\n", info.filename);
+    for i in start..=end {
+        let marked = spans.iter().any(|&(s, e)| s <= i && i <= e);
+        let prefix = if marked { ">>>" } else { "   " };
+        out.push_str(&format!(" {i:>3} | {prefix} {}\n", lines[(i - 1) as usize]));
+    }
+    out.push_str("--------------------\n");
+    Some(out)
 }
 
 fn classify(method: &'static str, subject: Option<&str>, status: tonic::Status) -> RequestError {
@@ -813,6 +982,27 @@ impl tower_service::Service<Request<tonic::body::Body>> for GrpcChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The detail as Docker 28.5 stored it for a failed `RUN` on line 3 (definition left out).
+    #[test]
+    fn json_error_sources_become_snippets() {
+        let any = buildkit_proto::control::Any {
+            type_url: "github.com/moby/buildkit/errdefs.Source+json".into(),
+            value: br#"{"info":{"filename":"Dockerfile","data":"RlJPTSBiYgpSVU4gZWNobyBhClJVTiBlY2hvIGJlZm9yZSAmJiBleGl0IDMKUlVOIGVjaG8gdHdvCg==","language":"Dockerfile"},"ranges":[{"start":{"line":3},"end":{"line":3}}]}"#
+                .to_vec()
+                .into(),
+        };
+        let source = error_source(&any).expect("a source");
+        assert_eq!(
+            source_snippet(&source).unwrap(),
+            "Dockerfile:3\n--------------------\n   1 |     FROM bb\n   2 |     RUN echo a\n   3 | >>> RUN echo before && exit 3\n   4 |     RUN echo two\n   5 |     \n--------------------\n"
+        );
+        let other = buildkit_proto::control::Any {
+            type_url: "github.com/moby/buildkit/errdefs.Vertex+json".into(),
+            value: b"{}".to_vec().into(),
+        };
+        assert!(error_source(&other).is_none());
+    }
 
     #[test]
     fn api_versions_compare_numerically() {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use buildkit_progressui::Render;
 use docker_build::connection::Daemon;
+use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
 use docker_build::{BuildOptions, Builder, DecoderConfig, build};
 use docker_context::Context;
@@ -111,25 +112,53 @@ async fn build_and_render(
             }
         }
     }
-    let code = conclude(&outcome);
-    if let Some(name) = build_name {
-        if let Some(build_ref) = history_ref(&daemon, &name).await {
-            eprintln!("build ref: {build_ref} (bktrace history logs {build_ref})");
+    // The history knows the build's ref and, for a failure, where in the Dockerfile it is.
+    let found = match &build_name {
+        Some(name) => find_in_history(&daemon, name, outcome.failed()).await,
+        None => None,
+    };
+    if let Some((_, snippets)) = &found {
+        for snippet in snippets {
+            eprint!("{snippet}");
         }
+    }
+    let code = conclude(&outcome);
+    if let Some((build_ref, _)) = found {
+        eprintln!("build ref: {build_ref} (bktrace history logs {build_ref})");
     }
     Ok(code)
 }
 
-/// The ref under which the daemon's history keeps the build named `name`; `None` when the
+/// The ref under which the daemon's history keeps the build named `name`, and, when
+/// `failed`, the Dockerfile snippets of its error (Docker ≥ 27.1 keeps them). `None` when the
 /// daemon has no history (Docker < 24) or does not answer within a few seconds.
-async fn history_ref(daemon: &Daemon, name: &str) -> Option<String> {
+async fn find_in_history(
+    daemon: &Daemon,
+    name: &str,
+    failed: bool,
+) -> Option<(String, Vec<String>)> {
     let find = async {
         let control = daemon.control().await.ok()?;
-        control
-            .find_build(name)
-            .await
-            .ok()?
-            .map(|record| record.r#ref)
+        // The daemon completes the record just after the build's output ends: wait for it.
+        let mut record = control.find_build(name).await.ok()??;
+        for _ in 0..20 {
+            if record.completed_at.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            record = control.find_build(name).await.ok()??;
+        }
+        let snippets = match failed {
+            true => control
+                .error_sources(&record)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter_map(source_snippet)
+                .collect(),
+            false => Vec::new(),
+        };
+        Some((record.r#ref, snippets))
     };
     tokio::time::timeout(std::time::Duration::from_secs(5), find)
         .await

@@ -117,6 +117,13 @@ pub(crate) struct BuildOutcome {
 const BAD_LINES_KEPT: usize = 20;
 
 impl BuildOutcome {
+    /// Whether the build ended with a failure.
+    fn failed(&self) -> bool {
+        self.finished
+            .as_ref()
+            .is_some_and(|summary| summary.failure.is_some())
+    }
+
     /// Keeps what the caller of a replay or a build needs from an event.
     fn note(&mut self, event: &BuildEvent) {
         match event {
