@@ -312,7 +312,7 @@ async fn history_logs_prints_what_buildx_history_logs_prints() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn unknown_refs_and_running_builds_get_one_clear_line() {
+async fn an_unknown_ref_gets_one_clear_line() {
     let Some(_) = daemon28().await else { return };
     let output = bktrace28()
         .args(["history", "logs", "no-such-build-ref"])
@@ -431,4 +431,108 @@ async fn a_failed_build_shows_the_dockerfile_snippet() {
         stderr.contains("error: build failed: process \"/bin/sh -c echo before && exit 3\""),
         "{stderr}"
     );
+}
+
+/// `history logs --follow` of a running build shows it live to its end; without `--follow`
+/// the running build is refused in one line. The build waits for the test: its `RUN` step
+/// polls a TCP port of the host (the container's gateway) that the test opens only once it has
+/// seen the build running, so nothing depends on timing.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_logs_follows_a_running_build() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    let Some(_) = docker28_cli() else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("follow");
+    // Reserve a port, and close it again: the build's connections fail until the test listens.
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dockerfile = format!(
+        "FROM {base}\n\
+         RUN echo {marker}-waiting && gw=$(ip route | awk '/^default/ {{print $3}}') && \\\n\
+         \x20   until nc \"$gw\" {port} </dev/null; do sleep 0.2; done && echo {marker}-late\n"
+    );
+    let build = buildx_build(
+        docker28_cli().unwrap(),
+        &context(&marker, &dockerfile),
+        &marker,
+    );
+    let mut build_ref = None;
+    for _ in 0..600 {
+        if let Some(row) = history_rows(&marker).first() {
+            assert_eq!(
+                row["status"], "running",
+                "the build waits for the test: {row}"
+            );
+            build_ref = row["ref"].as_str().map(str::to_string);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let build_ref = build_ref.expect("the build shows up in the history within a minute");
+
+    let refused = bktrace28()
+        .args(["history", "logs", &build_ref])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert!(stderr.contains("still running; pass --follow"), "{stderr}");
+
+    let follow = bktrace28()
+        .args([
+            "history",
+            "logs",
+            &build_ref,
+            "--follow",
+            "--progress",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the build go on: accept its connection.
+    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match listener.accept() {
+            Ok((connection, _)) => break drop(connection),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the build did not connect to port {port} within 2 minutes"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("accepting the build's connection: {e}"),
+        }
+    }
+    finish(build, "the build");
+    let followed = finish(follow, "history logs --follow");
+    let events: Vec<Value> = String::from_utf8(followed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let logs: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "vertex_log")
+        .filter_map(|e| e["line"].as_str())
+        .collect();
+    assert!(
+        logs.contains(&format!("{marker}-waiting").as_str()),
+        "{logs:?}"
+    );
+    assert!(
+        logs.contains(&format!("{marker}-late").as_str()),
+        "{logs:?}"
+    );
+    assert_eq!(events.last().unwrap()["type"], "build_finished");
+    assert_eq!(events.last().unwrap()["success"], true);
 }
