@@ -983,6 +983,121 @@ impl tower_service::Service<Request<tonic::body::Body>> for GrpcChannel {
 mod tests {
     use super::*;
 
+    /// A gRPC server with prior knowledge on TCP, as buildkitd (and Docker ≥ 29.2) speaks it:
+    /// `Control/Info` answers a version, every other method is unimplemented, as on a BuildKit
+    /// without the history.
+    async fn fake_buildkitd() -> BuildkitHost {
+        use http_body_util::StreamBody;
+        use hyper::body::Frame;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let service = hyper::service::service_fn(|request: Request<Incoming>| async move {
+                    type Frames = Vec<Result<Frame<Bytes>, std::convert::Infallible>>;
+                    let mut trailers = hyper::HeaderMap::new();
+                    let mut response =
+                        Response::builder().header("content-type", "application/grpc");
+                    let frames: Frames = if request.uri().path() == "/moby.buildkit.v1.Control/Info"
+                    {
+                        let reply = buildkit_proto::control::InfoResponse {
+                            buildkit_version: Some(BuildkitVersion {
+                                version: "v0.99.0".into(),
+                                ..Default::default()
+                            }),
+                        }
+                        .encode_to_vec();
+                        let mut frame = vec![0u8];
+                        frame.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+                        frame.extend_from_slice(&reply);
+                        trailers.insert("grpc-status", "0".parse().unwrap());
+                        vec![
+                            Ok(Frame::data(Bytes::from(frame))),
+                            Ok(Frame::trailers(trailers)),
+                        ]
+                    } else {
+                        // A trailers-only response, as gRPC servers answer an unknown method.
+                        response = response
+                            .header("grpc-status", "12")
+                            .header("grpc-message", "unknown method");
+                        Vec::new()
+                    };
+                    let body = StreamBody::new(futures_util_stream(frames));
+                    Ok::<_, std::convert::Infallible>(response.body(body).unwrap())
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        BuildkitHost::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    /// A stream of the given items (no futures-util needed).
+    fn futures_util_stream<T: Unpin>(items: Vec<T>) -> impl futures_core::Stream<Item = T> {
+        struct Items<T>(std::collections::VecDeque<T>);
+        impl<T: Unpin> futures_core::Stream for Items<T> {
+            type Item = T;
+            fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<T>> {
+                Poll::Ready(self.0.pop_front())
+            }
+        }
+        Items(items.into())
+    }
+
+    #[tokio::test]
+    async fn a_buildkitd_is_reached_with_grpc_on_its_socket() {
+        let host = fake_buildkitd().await;
+        let control = Control::connect_buildkit(&host).await.unwrap();
+        assert_eq!(control.transport(), Transport::Native);
+        assert_eq!(control.target(), host.to_string());
+        assert_eq!(control.version().await.unwrap().version, "v0.99.0");
+        // Calls share the one connection, also at the same time.
+        let other = control.clone();
+        let (a, b) = tokio::join!(control.version(), other.version());
+        assert_eq!(
+            (a.unwrap().version, b.unwrap().version),
+            ("v0.99.0".into(), "v0.99.0".into())
+        );
+        let err = control
+            .history(HistoryRequest::existing())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RequestError::NoHistoryApi {
+                    method: "ListenBuildHistory"
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_connect_error_naming_the_address() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let host = BuildkitHost::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let err = Control::connect_buildkit(&host).await.unwrap_err();
+        assert!(matches!(err, ControlError::Connect { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot connect to tcp://127.0.0.1:{port}")
+        );
+    }
+
     /// The detail as Docker 28.5 stored it for a failed `RUN` on line 3 (definition left out).
     #[test]
     fn json_error_sources_become_snippets() {
