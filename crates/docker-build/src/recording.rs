@@ -1196,6 +1196,33 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any bytes, in any chunking, end in an error or a `Finished`, never a panic; a blob
+        /// of records is told from its first bytes whatever follows.
+        #[test]
+        fn any_input_never_panics(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            chunk in 1..64usize,
+            as_blob in proptest::prelude::any::<bool>(),
+        ) {
+            let data = if as_blob {
+                let mut b = blob(&[vertex(1, None)]);
+                b.extend_from_slice(&data);
+                b
+            } else {
+                data
+            };
+            let (events, result) = events(&data, chunk);
+            if as_blob {
+                proptest::prop_assert!(events.iter().any(|e| matches!(e, BuildEvent::Vertex(_))));
+            }
+            match result {
+                Err(RecordingError::UnknownFormat) => proptest::prop_assert!(events.is_empty()),
+                _ => proptest::prop_assert!(matches!(events.last(), Some(BuildEvent::Finished(_)))),
+            }
+        }
+    }
+
     #[test]
     fn a_body_replays_as_before() {
         let body =
