@@ -124,7 +124,9 @@ struct BuildArgs {
 
 #[derive(Debug, Args)]
 struct ReplayArgs {
-    /// The recorded body (NDJSON), or `-` for standard input.
+    /// The recording, or `-` for standard input: a `POST /build` body (NDJSON, e.g. from
+    /// `bktrace build --record`), a BuildKit history logs blob, or `docker buildx build
+    /// --progress=rawjson` output; the format is told by the first bytes.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     #[command(flatten)]

@@ -144,9 +144,24 @@
 //! [`VertexCompleted::duration`] is the sum of the vertex's merged intervals up to this one
 //! (BuildKit's `DONE x.xs`).
 //!
-//! **Within one record** the tracker applies vertices, then statuses, then logs, then
-//! warnings. If a vertex completes in a record that also carries logs, statuses or warnings
-//! for it, its `Completed` comes after them (they happened before the completion).
+//! **Within one record** the events come in the order of the times inside the record, so
+//! that a record merging many (a finished build's `Status` can send every vertex and log of
+//! a build in a few records) gives the events of the live records it merges: `[2/3]`'s lines
+//! before `[3/3]` starts. A vertex snapshot counts at its `started` time and its completion at
+//! its `completed` time; logs and statuses at their timestamps; ties keep the record's layout
+//! (vertices, statuses, logs, warnings). Whatever the times say:
+//! - a digest's snapshots, its statuses, the chunks of each of its log streams, and its
+//!   warnings each keep the record's order (so log bytes are joined as sent);
+//! - a vertex's logs, statuses and warnings never come before its first start in the same
+//!   record, and if a vertex completes in a record that also carries logs, statuses or
+//!   warnings for it (after its start), its `Completed` comes after them (they happened before
+//!   the completion);
+//! - warnings (which carry no time) follow what their vertex showed before them in the
+//!   record, or everything before them if it showed nothing.
+//!
+//! Splitting a build's records or merging consecutive ones therefore changes no event, when
+//! every item carries its own time (a property test checks this). The common record, logs of
+//! running vertices in time order, is applied as it comes, without sorting.
 //!
 //! **Logs** are split per (digest, stream) on `\n`; a partial line is carried across chunks
 //! and records. Nothing is lost: for each (digest, stream), concatenating the [`LogLine`]
@@ -197,6 +212,7 @@ mod event;
 mod intervals;
 mod lines;
 mod name;
+mod order;
 mod summary;
 mod tracker;
 

@@ -370,8 +370,9 @@ fn docker_20_10_double_start_with_an_error_fails_the_vertex() {
         lifecycle(&events),
         [
             format!("sha256:aaaa S0@{t1}"),
-            format!("sha256:aaaa C0@{t3}:ERROR: failed to copy: context deadline exceeded"),
+            // B started at t2, before A's completion at t3.
             format!("sha256:bbbb S0@{t2}"),
+            format!("sha256:aaaa C0@{t3}:ERROR: failed to copy: context deadline exceeded"),
             format!("sha256:bbbb C0@{t3}:DONE"),
         ]
     );
@@ -462,20 +463,105 @@ fn completion_waits_for_the_logs_of_its_record_and_flushes_partial_lines() {
         [
             "start sha256:aaaa",
             "start sha256:bbbb",
-            // B has no logs in the record: it completes in place.
-            "complete sha256:bbbb",
             "log sha256:aaaa partial Newline",
             "log sha256:aaaa err Newline",
             "log sha256:aaaa last words Unterminated",
             "complete sha256:aaaa",
+            // B completes at 20 too, after the logs of 10 and 11 (ties keep the record's
+            // order).
+            "complete sha256:bbbb",
         ]
     );
     // The joined line keeps the timestamp of the chunk it began in.
-    let Event::Log(first) = &events[3] else {
+    let Event::Log(first) = &events[2] else {
         panic!()
     };
     assert_eq!(first.timestamp, Time(5));
     assert_eq!(first.stream, Stream::Stdout);
+}
+
+/// A finished build's `Status` can send many steps in one record. Applied by the times
+/// inside, the record gives the events of the live records it merges: `[2/3]`'s lines before
+/// `[3/3]` starts.
+#[test]
+fn a_merged_record_gives_the_events_of_the_records_it_merges() {
+    const C: &str = "sha256:cccc";
+    let steps = [(A, 100, 200), (B, 300, 400), (C, 500, 600)];
+    let mut live = Vec::new();
+    for (i, &(d, start, end)) in steps.iter().enumerate() {
+        live.push(rec(vec![vtx(d, Some(start), None)]));
+        live.push(logs(vec![log(
+            d,
+            1,
+            start + 10,
+            format!("step {i}\n").as_bytes(),
+        )]));
+        live.push(logs(vec![log(d, 2, start + 20, b"half a line")]));
+        live.push(StatusResponse {
+            statuses: vec![VertexStatus {
+                id: format!("status {i}"),
+                vertex: d.into(),
+                timestamp: ts(start + 30),
+                started: ts(start + 30),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        live.push(rec(vec![vtx(d, Some(start), Some(end))]));
+    }
+    // The merged record lists the vertices last step first, and the items grouped by kind.
+    let mut merged = StatusResponse::default();
+    for r in live.iter().rev() {
+        merged.vertexes.extend(r.vertexes.iter().cloned());
+    }
+    for r in &live {
+        merged.statuses.extend(r.statuses.iter().cloned());
+        merged.logs.extend(r.logs.iter().cloned());
+    }
+    let run = |records: Vec<StatusResponse>| {
+        let mut t = Tracker::new();
+        for r in records {
+            t.handle_response(r);
+        }
+        let mut events = drain(&mut t);
+        let summary = t.finish();
+        events.extend(drain(&mut t));
+        (events, summary)
+    };
+    let (want, want_summary) = run(live);
+    let (got, got_summary) = run(vec![merged]);
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|e| match e {
+            Event::Started(s) => format!("start {}", &s.digest[7..8]),
+            Event::Completed(c) => format!("complete {}", &c.digest[7..8]),
+            Event::Log(l) => format!("log {}", l.text()),
+            Event::Progress(p) => format!("progress {}", p.id),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "start a",
+            "log step 0",
+            "progress status 0",
+            "log half a line",
+            "complete a",
+            "start b",
+            "log step 1",
+            "progress status 1",
+            "log half a line",
+            "complete b",
+            "start c",
+            "log step 2",
+            "progress status 2",
+            "log half a line",
+            "complete c",
+        ]
+    );
+    assert_eq!(got, want);
+    assert_eq!(got_summary, want_summary);
 }
 
 #[test]
@@ -725,13 +811,14 @@ fn finish_interrupts_running_vertices_and_summarises() {
     assert_eq!(summary.first_started, Some(Time(50)));
     assert_eq!(summary.last_completed, Some(Time(900)));
     assert_eq!(summary.wall_time, Elapsed(850));
-    // First-start order: B started at 50 but A came first in the record.
+    // First-start order: B started at 50, A at 100 (A came first in the record, but a
+    // record is applied in the order of its times).
     let order: Vec<(&str, u128)> = summary
         .steps
         .iter()
         .map(|v| (v.digest.as_ref(), v.duration.0))
         .collect();
-    assert_eq!(order, [(A, 800), (B, 350)]);
+    assert_eq!(order, [(B, 350), (A, 800)]);
     let failed = summary.failed.as_ref().unwrap();
     assert_eq!(&*failed.digest, B);
     assert_eq!(failed.error, "exit code: 2");
@@ -969,6 +1056,92 @@ proptest! {
         let warnings = other.iter().filter(|e| matches!(e, Event::Warning(_))).count();
         prop_assert_eq!(warnings, 2);
         prop_assert!(check_pairing(&other).map_err(TestCaseError::fail)?.is_empty());
+    }
+
+    /// A build's records in time order, one item each (as a live build sends them), give
+    /// exactly the events of the same items merged into fewer records (as a finished build's
+    /// `Status` sends them), whether a merged record keeps the items in time order or groups
+    /// them by vertex. Timelines: up to 4 vertices, each running one or two intervals with
+    /// logs inside, interleaved in any way, every item at its own time.
+    #[test]
+    fn merging_records_in_time_order_changes_no_event(
+        vertices in prop::collection::vec(
+            prop::collection::vec(prop::collection::vec((1..3i64, log_bytes()), 0..3), 1..3),
+            1..5,
+        ),
+        schedule in prop::collection::vec(0..4usize, 1..40),
+        groups in prop::collection::vec(1..6usize, 1..10),
+        by_vertex in any::<bool>(),
+    ) {
+        const DIGESTS: [&str; 4] = [A, B, "sha256:cccc", "sha256:dddd"];
+        // Per vertex: its items in order. `None` is a start or a completion; logs are
+        // (stream, bytes).
+        type Items = std::collections::VecDeque<Option<(i64, Vec<u8>)>>;
+        let mut queues: Vec<Items> = vertices
+            .iter()
+            .map(|intervals| {
+                let mut q = std::collections::VecDeque::new();
+                for logs in intervals {
+                    q.push_back(None);
+                    q.extend(logs.iter().cloned().map(Some));
+                    q.push_back(None);
+                }
+                q
+            })
+            .collect();
+        let mut live = Vec::new();
+        let mut open: Vec<Option<i64>> = vec![None; queues.len()];
+        let mut sel = schedule.iter().cycle();
+        let mut time = 0i64;
+        loop {
+            let ready: Vec<usize> = (0..queues.len()).filter(|&v| !queues[v].is_empty()).collect();
+            if ready.is_empty() {
+                break;
+            }
+            let v = ready[sel.next().copied().unwrap_or(0) % ready.len()];
+            time += 10;
+            let d = DIGESTS[v];
+            live.push(match queues[v].pop_front().flatten() {
+                Some((stream, bytes)) => logs(vec![log(d, stream, time, &bytes)]),
+                None => match open[v].take() {
+                    None => {
+                        open[v] = Some(time);
+                        rec(vec![vtx(d, Some(time), None)])
+                    }
+                    Some(start) => rec(vec![vtx(d, Some(start), Some(time))]),
+                },
+            });
+        }
+        let mut merged = Vec::new();
+        let mut rest = &live[..];
+        let mut group = groups.iter().cycle();
+        while !rest.is_empty() {
+            let (head, tail) = rest.split_at((*group.next().unwrap_or(&1)).min(rest.len()));
+            let mut r = StatusResponse::default();
+            for part in head {
+                r.vertexes.extend(part.vertexes.iter().cloned());
+                r.logs.extend(part.logs.iter().cloned());
+            }
+            if by_vertex {
+                r.vertexes.sort_by(|a, b| a.digest.cmp(&b.digest));
+                r.logs.sort_by(|a, b| a.vertex.cmp(&b.vertex));
+            }
+            merged.push(r);
+            rest = tail;
+        }
+        let run = |records: &[StatusResponse]| {
+            let mut t = Tracker::new();
+            for r in records {
+                t.handle_response(r.clone());
+            }
+            let summary = t.finish();
+            (drain(&mut t), summary)
+        };
+        let (want, want_summary) = run(&live);
+        let (got, got_summary) = run(&merged);
+        prop_assert!(check_pairing(&got).map_err(TestCaseError::fail)?.is_empty());
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(got_summary, want_summary);
     }
 
     /// Any sequence of vertex snapshots (in any order, stale or not) keeps the pairing

@@ -17,6 +17,7 @@ use crate::event::{
 };
 use crate::intervals::{Insert, Intervals, Span};
 use crate::lines::{LineBuf, Piece, is_clip_notice};
+use crate::order::{Deferred, Keys, in_time_order};
 use crate::summary::{FailedVertex, OutcomeCounts, Step, Summary};
 
 /// How many distinct warnings the tracker remembers to report a repeated one once (the
@@ -129,6 +130,8 @@ pub(crate) struct VertexInner {
     /// allocation to remember.
     tail: VecDeque<TailLine>,
     statuses: HashMap<String, StatusSnapshot>,
+    /// A completion of this vertex waits in [`Tracker::apply_by_time`]'s `deferred`.
+    completion_deferred: bool,
 }
 
 /// A [`LogLine`] of the vertex's tail, less the digest.
@@ -358,6 +361,10 @@ pub struct Tracker {
     last_completion: Option<Time>,
     first_failed: Option<usize>,
     pieces: Vec<Piece>,
+    /// The completions waiting inside the record being applied (empty between records).
+    deferred: Deferred,
+    /// The keys of the record being applied out of its layout (buffers reused).
+    keys: Keys,
 }
 
 impl Default for Tracker {
@@ -389,6 +396,8 @@ impl Tracker {
             last_completion: None,
             first_failed: None,
             pieces: Vec::new(),
+            deferred: Deferred::default(),
+            keys: Keys::default(),
         }
     }
 
@@ -402,46 +411,77 @@ impl Tracker {
         self.records
     }
 
-    /// Applies one decoded record and queues the events it causes.
+    /// Applies one decoded record and queues the events it causes, in the order of the times
+    /// inside the record (see the crate docs, *Within one record*).
     pub fn handle_response(&mut self, response: StatusResponse) {
         self.records += 1;
-        let StatusResponse {
-            vertexes,
-            statuses,
-            logs,
-            warnings,
-        } = response;
+        if in_time_order(&response) {
+            // The common record: logs (and statuses) of running vertices, already in time
+            // order. Nothing to sort, nothing to defer.
+            for s in response.statuses {
+                self.apply_status(s);
+            }
+            for l in response.logs {
+                self.apply_log(l);
+            }
+        } else {
+            self.apply_by_time(response);
+        }
+    }
 
-        // A vertex completing in the same record that carries its logs, statuses or
-        // warnings gets its `Completed` after them: they happened before the completion.
-        // (Most records carry only logs: no vertex, nothing to defer, no set to build.)
-        let mut busy: Vec<&str> = Vec::new();
-        if !vertexes.is_empty() {
-            busy.extend(
-                statuses
-                    .iter()
-                    .map(|s| s.vertex.as_str())
-                    .chain(logs.iter().map(|l| l.vertex.as_str()))
-                    .chain(warnings.iter().map(|w| w.vertex.as_str())),
-            );
-            busy.sort_unstable();
-            busy.dedup();
+    /// Applies a record's items in the order of their keys ([`Keys::compute`]) and emits each
+    /// completion once the items before its time (and its own vertex's items) are applied.
+    fn apply_by_time(&mut self, response: StatusResponse) {
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.compute(&response);
+        let order = &mut keys.order;
+        // Stable: equal keys keep the record's layout (vertices, statuses, logs, warnings).
+        if !order.is_sorted_by_key(|&(key, _)| key) {
+            order.sort_by_key(|&(key, _)| key);
         }
-        let mut deferred = Vec::new();
-        for v in vertexes {
-            self.apply_vertex(v, &busy, &mut deferred);
+        let StatusResponse {
+            mut vertexes,
+            mut statuses,
+            mut logs,
+            mut warnings,
+        } = response;
+        let (nv, ns, nl) = (vertexes.len(), statuses.len(), logs.len());
+        let mut deferred = std::mem::take(&mut self.deferred);
+        for &(key, layout) in &keys.order {
+            let i = layout as usize;
+            let digest = if i < nv {
+                &vertexes[i].digest
+            } else if i < nv + ns {
+                &statuses[i - nv].vertex
+            } else if i < nv + ns + nl {
+                &logs[i - nv - ns].vertex
+            } else {
+                &warnings[i - nv - ns - nl].vertex
+            };
+            while let Some((idx, event)) = deferred.pop_due(key, digest) {
+                self.emit_completed(idx, event);
+            }
+            // Each item is taken out of its list once, leaving a default in its place.
+            if i < nv {
+                let v = std::mem::take(&mut vertexes[i]);
+                self.apply_vertex(v, keys.completion_floor[i], &mut deferred);
+            } else if i < nv + ns {
+                self.apply_status(std::mem::take(&mut statuses[i - nv]));
+            } else if i < nv + ns + nl {
+                self.apply_log(std::mem::take(&mut logs[i - nv - ns]));
+            } else {
+                self.apply_warning(std::mem::take(&mut warnings[i - nv - ns - nl]));
+            }
         }
-        for s in statuses {
-            self.apply_status(s);
+        while let Some((idx, event)) = deferred.pop_first() {
+            self.emit_completed(idx, event);
         }
-        for l in logs {
-            self.apply_log(l);
+        // Keep the buffers of ordinary records; let go of those a huge record grew.
+        if !keys.is_large() {
+            self.keys = keys;
         }
-        for w in warnings {
-            self.apply_warning(w);
-        }
-        for (idx, completed) in deferred {
-            self.emit_completed(idx, completed);
+        if deferred.is_small() {
+            self.deferred = deferred;
         }
     }
 
@@ -619,12 +659,10 @@ impl Tracker {
         idx
     }
 
-    fn apply_vertex(
-        &mut self,
-        mut v: Vertex,
-        busy: &[&str],
-        deferred: &mut Vec<(usize, VertexCompleted)>,
-    ) {
+    /// Applies one vertex snapshot. The completion that ends its transitions waits in
+    /// `deferred` until the record reaches its time, and at least `floor` (the latest key of
+    /// the snapshot's own logs, statuses and warnings in the record).
+    fn apply_vertex(&mut self, mut v: Vertex, floor: Option<i128>, deferred: &mut Deferred) {
         let started = self.observe_opt(&v.started);
         let completed = self.observe_opt(&v.completed);
         let idx = self.slot(std::mem::take(&mut v.digest));
@@ -645,9 +683,10 @@ impl Tracker {
         if transitions.is_empty() {
             return;
         }
-        if let Some(pos) = deferred.iter().position(|(i, _)| *i == idx) {
-            let (_, earlier) = deferred.remove(pos);
-            self.emit_completed(idx, earlier);
+        if self.vertices[idx].inner.completion_deferred {
+            if let Some(earlier) = deferred.take(idx) {
+                self.emit_completed(idx, earlier);
+            }
         }
         let last = transitions.len() - 1;
         for (k, transition) in transitions.into_iter().enumerate() {
@@ -684,8 +723,10 @@ impl Tracker {
                         duration: Elapsed(vx.inner.intervals.closed_total_until(stop)),
                         interval: vx.intervals.saturating_sub(1),
                     };
-                    if k == last && busy.binary_search(&&*vx.digest).is_ok() {
-                        deferred.push((idx, event));
+                    if k == last {
+                        let due = stop.max(floor.unwrap_or(i128::MIN));
+                        vx.inner.completion_deferred = true;
+                        deferred.push(due, idx, event);
                     } else {
                         self.emit_completed(idx, event);
                     }
@@ -698,6 +739,7 @@ impl Tracker {
     fn emit_completed(&mut self, idx: usize, event: VertexCompleted) {
         self.flush_lines(idx);
         let vx = &mut self.vertices[idx];
+        vx.inner.completion_deferred = false;
         // The flushed line buffers are empty: a later run starts afresh.
         vx.inner.streams = Vec::new();
         vx.state = VertexState::Completed(event.outcome.clone());

@@ -376,14 +376,57 @@ impl BuildDecoder {
         }
     }
 
-    /// Feeds a trace record's `aux` string to the tracker.
+    /// Feeds one protobuf-encoded BuildKit record that did not come in a body line (e.g. from
+    /// a history logs blob, [`crate::recording`]): as a trace line's record, it is handed to the
+    /// tracker, and out as a [`BuildEvent::Record`] first when records are asked for. One
+    /// that does not decode gives a [`BuildEvent::BadLine`] whose `line` is `position`.
+    /// Ignored after [`BuildDecoder::finish`].
+    pub fn push_protobuf(&mut self, wire: Bytes, position: u64) {
+        if !self.finished {
+            self.record(wire, position);
+        }
+    }
+
+    /// Feeds one decoded BuildKit record that did not come in a body line (e.g. parsed from
+    /// buildx's rawjson, [`crate::recording`]), as [`BuildDecoder::push_protobuf`] does.
+    pub fn push_response(&mut self, record: StatusResponse) {
+        if self.finished {
+            return;
+        }
+        if self.records {
+            let record = Arc::new(record);
+            self.drain_tracker();
+            self.queue
+                .push_back(BuildEvent::Record(Arc::clone(&record)));
+            self.tracker.handle_response(StatusResponse::clone(&record));
+        } else {
+            self.tracker.handle_response(record);
+        }
+    }
+
+    /// Reports a line of a recording that could not be used (from [`crate::recording`]).
+    pub(crate) fn push_bad_line(&mut self, error: LineError) {
+        if !self.finished {
+            self.bad(error);
+        }
+    }
+
+    /// The line bound in force.
+    pub(crate) fn max_line(&self) -> usize {
+        self.lines.max_line()
+    }
+
     /// A trace line: undoes the base64, and hands the record to the tracker (and out as a
     /// [`BuildEvent::Record`] first, when records are asked for).
     fn trace(&mut self, aux: &[u8], line_no: u64) {
-        let wire = match decode_trace(aux, line_no) {
-            Ok(wire) => wire,
-            Err(e) => return self.bad(e),
-        };
+        match decode_trace(aux, line_no) {
+            Ok(wire) => self.record(wire, line_no),
+            Err(e) => self.bad(e),
+        }
+    }
+
+    /// One record's protobuf bytes, from line (or position) `line_no`.
+    fn record(&mut self, wire: Bytes, line_no: u64) {
         if self.records {
             // An undecodable record falls through: the tracker reports it as it does without
             // records.

@@ -11,7 +11,7 @@
 //! # Features
 //!
 //! - Without features, the crate is the transport-free core: [`ndjson`], [`classic`],
-//!   [`decode`] and [`BuildOptions`]. Body bytes in, [`BuildEvent`]s out, no I/O, no clock, no
+//!   [`decode`], [`recording`] and [`BuildOptions`]. Body bytes in, [`BuildEvent`]s out, no I/O, no clock, no
 //!   async runtime or HTTP stack in the dependency tree. Use it for recorded bodies, or with an
 //!   HTTP client of your own ([`BuildOptions::query`] gives the query string).
 //! - `daemon` (default): talking to a daemon with tokio, hyper and bollard. The [`connection`]
@@ -32,6 +32,9 @@
 //!   ping and version negotiation, the raw `/build` request over hyper).
 //! - [`ndjson`], [`classic`], [`decode`]: the transport-free core, body bytes in and
 //!   [`BuildEvent`]s out, shared by live builds, replays and tests.
+//! - [`recording`]: the other recordings of a build (a BuildKit history logs blob, buildx
+//!   `--progress=rawjson` output), told apart from a body by their first bytes, into the same
+//!   events.
 //! - [`options`]: the `POST /build` parameters and the decoder's limits.
 //! - [`stream`] (`daemon`, Unix): the live build as a `futures_core::Stream`.
 //!
@@ -113,6 +116,7 @@ pub mod control;
 pub mod decode;
 pub mod ndjson;
 pub mod options;
+pub mod recording;
 #[cfg(all(feature = "daemon", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]
 pub mod stream;

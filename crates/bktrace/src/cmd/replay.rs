@@ -1,5 +1,6 @@
-//! `bktrace replay`: render a recorded `POST /build` body; and [`replay`] itself, which
-//! `bktrace demo` uses too.
+//! `bktrace replay`: render a recorded build — a `POST /build` body, a BuildKit history logs
+//! blob or buildx rawjson output, told apart by their first bytes
+//! ([`docker_build::recording`]); and [`replay`] itself, which `bktrace demo` uses too.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -9,7 +10,8 @@ use std::process::ExitCode;
 use buildkit_events::Time;
 use buildkit_progressui::{Render, Renderer};
 use bytes::Bytes;
-use docker_build::decode::{BuildDecoder, DecoderConfig};
+use docker_build::decode::DecoderConfig;
+use docker_build::recording::{RecordingDecoder, RecordingError};
 
 use super::{BuildOutcome, conclude, renderer};
 use crate::ReplayArgs;
@@ -27,22 +29,34 @@ pub(crate) enum ReplayError {
     /// Writing the rendered output failed.
     #[error("writing the output failed")]
     Write(#[source] io::Error),
+    /// The input is none of the formats bktrace reads.
+    #[error(
+        "not a recording bktrace knows: expected a POST /build body, a BuildKit history logs \
+         blob or buildx rawjson output"
+    )]
+    UnknownFormat,
+    /// The recording broke off or is damaged (what was read before is rendered).
+    #[error("the recording cannot be read to its end")]
+    Recording(#[source] RecordingError),
 }
 
-/// Renders a recorded `POST /build` body read from `input`, `chunk` bytes at a time, through
-/// a [`BuildDecoder`] into `renderer`. A replay has no clock: every chunk is pushed, and every
-/// event rendered, at `Time(0)` (BuildKit records carry their own times).
+/// Renders a recording read from `input` (any [`docker_build::recording::Format`]), `chunk`
+/// bytes at a time, through a [`RecordingDecoder`] into `renderer`. A replay has no clock:
+/// every event is rendered at `Time(0)` (BuildKit records carry their own times). An input
+/// of no known format renders nothing; a damaged one renders what came before the damage,
+/// then gives its error.
 pub(crate) fn replay<R: Read, W: Write>(
     mut input: R,
     renderer: &mut Renderer<W>,
     chunk: usize,
 ) -> Result<BuildOutcome, ReplayError> {
-    let mut decoder = BuildDecoder::with_config(DecoderConfig {
+    let mut decoder = RecordingDecoder::with_config(DecoderConfig {
         records: renderer.wants_records(),
         ..DecoderConfig::default()
     });
     let mut outcome = BuildOutcome::default();
     let mut buf = vec![0u8; chunk.max(1)];
+    let mut stopped = Ok(());
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
@@ -50,16 +64,24 @@ pub(crate) fn replay<R: Read, W: Write>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(ReplayError::Read(e)),
         };
-        decoder.push(Bytes::copy_from_slice(&buf[..n]), Time(0));
+        stopped = decoder.push(Bytes::copy_from_slice(&buf[..n]));
         drain(&mut decoder, renderer, &mut outcome)?;
+        if stopped.is_err() {
+            break;
+        }
     }
-    decoder.finish(Time(0));
+    let end = decoder.finish();
+    let stopped = stopped.and(end);
+    if stopped == Err(RecordingError::UnknownFormat) {
+        return Err(ReplayError::UnknownFormat);
+    }
     drain(&mut decoder, renderer, &mut outcome)?;
+    stopped.map_err(ReplayError::Recording)?;
     Ok(outcome)
 }
 
 fn drain<W: Write>(
-    decoder: &mut BuildDecoder,
+    decoder: &mut RecordingDecoder,
     renderer: &mut Renderer<W>,
     outcome: &mut BuildOutcome,
 ) -> Result<(), ReplayError> {
