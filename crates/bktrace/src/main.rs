@@ -171,7 +171,11 @@ struct WatchArgs {
     /// `90s`, `10m`, `1h`; without it only builds that start after attaching are shown.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     since: Option<std::time::Duration>,
-    /// Stop after this many builds have ended (for scripts and tests).
+    /// Only builds matching KEY=VALUE or KEY!=VALUE (repeatable; `ref` or `name`, matching a
+    /// substring), as `history ls --filter`.
+    #[arg(long, value_name = "FILTER")]
+    filter: Vec<String>,
+    /// Stop after this many builds (of those shown) have ended.
     #[arg(long, value_name = "N")]
     count: Option<usize>,
     #[command(flatten)]

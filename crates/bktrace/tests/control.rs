@@ -93,11 +93,14 @@ async fn watch_shows_builds_the_cli_starts_each_on_its_own() {
     };
     let Some(_) = docker28_cli() else { return };
     let base = base_image(&daemon).await;
-    let a = unique_marker("watch-a");
-    let b = unique_marker("watch-b");
+    // Other tests build on the same daemon at the same time: watch only these two.
+    let token = unique_marker("watch");
+    let a = format!("{token}-a");
+    let b = format!("{token}-b");
 
     let mut watch = bktrace28()
-        .args(["watch", "--count", "2", "--progress", "json"])
+        .args(["watch", "--count", "2", "--progress", "json", "--filter"])
+        .arg(format!("name={token}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -166,7 +169,7 @@ async fn watch_shows_builds_the_cli_starts_each_on_its_own() {
             names.sort();
             names
         },
-        "exactly the two builds started after attaching are shown: {stderr}"
+        "exactly the two builds started after attaching (and matching the filter) are shown: {stderr}"
     );
     for (marker, other) in [(&a, &b), (&b, &a)] {
         let events = &builds[marker];
@@ -535,4 +538,74 @@ async fn history_logs_follows_a_running_build() {
     );
     assert_eq!(events.last().unwrap()["type"], "build_finished");
     assert_eq!(events.last().unwrap()["success"], true);
+}
+
+/// A build's logs blob, fetched from the daemon's content store, replays to the same events
+/// as the daemon's own `Status` replay of the build.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logs_blob_from_the_daemon_replays_like_status() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    let Some(_) = docker28_cli() else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("blob");
+    finish(
+        buildx_build(
+            docker28_cli().unwrap(),
+            &context(&marker, &dockerfile(&base, &marker)),
+            &marker,
+        ),
+        "the build",
+    );
+    let control = daemon.control().await.unwrap();
+    // The daemon writes the logs blob when it finalizes the record, just after the build.
+    let mut record = None;
+    for _ in 0..100 {
+        let found = control
+            .find_build(&marker)
+            .await
+            .unwrap()
+            .expect("the build is recorded");
+        if found.logs.is_some() {
+            record = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = record.expect("the record gets its logs blob within 10 s");
+    let logs = record.logs.as_ref().unwrap();
+    assert_eq!(logs.media_type, "application/vnd.buildkit.status.v0");
+    let mut reader = control.read_blob(&logs.digest).await.unwrap();
+    let mut blob = Vec::new();
+    while let Some(chunk) = reader.next().await {
+        blob.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(blob.len() as i64, logs.size);
+    let path = std::env::temp_dir().join(format!("bktrace-{marker}.blob"));
+    std::fs::write(&path, &blob).unwrap();
+
+    let replayed = Command::new(BKTRACE)
+        .args(["replay", "--progress", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let status = bktrace28()
+        .args(["history", "logs", &record.r#ref, "--progress", "json"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let replayed = String::from_utf8(replayed.stdout).unwrap();
+    assert!(replayed.contains(&format!("{marker}-two")), "{replayed}");
+    assert_eq!(replayed, String::from_utf8(status.stdout).unwrap());
 }

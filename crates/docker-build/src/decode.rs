@@ -206,37 +206,34 @@ impl BuildDecoder {
         }
     }
 
-    /// Feeds one already-decoded BuildKit record, e.g. from the Control API's `Status` stream
-    /// or a history logs blob: the same as a `moby.buildkit.trace` line carrying it.
+    /// Feeds one already-decoded BuildKit record that did not come in a body line: from the
+    /// Control API's `Status` stream, or parsed from buildx's rawjson ([`crate::recording`]).
+    /// The same as a `moby.buildkit.trace` line carrying it; the record carries its own times.
     ///
     /// ```
     /// use docker_build::{BuildDecoder, BuildEvent, Event, Time};
     /// use buildkit_proto::{StatusResponse, Timestamp, Vertex};
     ///
     /// let mut decoder = BuildDecoder::new();
-    /// decoder.push_record(
-    ///     StatusResponse {
-    ///         vertexes: vec![Vertex {
-    ///             digest: "sha256:a".into(),
-    ///             name: "[1/1] RUN true".into(),
-    ///             started: Some(Timestamp { seconds: 1, nanos: 0 }),
-    ///             completed: Some(Timestamp { seconds: 2, nanos: 0 }),
-    ///             ..Default::default()
-    ///         }],
+    /// decoder.push_record(StatusResponse {
+    ///     vertexes: vec![Vertex {
+    ///         digest: "sha256:a".into(),
+    ///         name: "[1/1] RUN true".into(),
+    ///         started: Some(Timestamp { seconds: 1, nanos: 0 }),
+    ///         completed: Some(Timestamp { seconds: 2, nanos: 0 }),
     ///         ..Default::default()
-    ///     },
-    ///     Time(0),
-    /// );
+    ///     }],
+    ///     ..Default::default()
+    /// });
     /// decoder.finish(Time(0));
     /// let events: Vec<_> = std::iter::from_fn(|| decoder.poll_event()).collect();
     /// assert!(matches!(&events[0], BuildEvent::Vertex(Event::Started(_))));
     /// assert!(matches!(events.last(), Some(BuildEvent::Finished(s)) if s.succeeded()));
     /// ```
-    pub fn push_record(&mut self, record: StatusResponse, _now: Time) {
+    pub fn push_record(&mut self, record: StatusResponse) {
         if self.finished {
             return;
         }
-        self.line_no += 1;
         if self.records {
             let record = Arc::new(record);
             self.drain_tracker();
@@ -384,23 +381,6 @@ impl BuildDecoder {
     pub fn push_protobuf(&mut self, wire: Bytes, position: u64) {
         if !self.finished {
             self.record(wire, position);
-        }
-    }
-
-    /// Feeds one decoded BuildKit record that did not come in a body line (e.g. parsed from
-    /// buildx's rawjson, [`crate::recording`]), as [`BuildDecoder::push_protobuf`] does.
-    pub fn push_response(&mut self, record: StatusResponse) {
-        if self.finished {
-            return;
-        }
-        if self.records {
-            let record = Arc::new(record);
-            self.drain_tracker();
-            self.queue
-                .push_back(BuildEvent::Record(Arc::clone(&record)));
-            self.tracker.handle_response(StatusResponse::clone(&record));
-        } else {
-            self.tracker.handle_response(record);
         }
     }
 

@@ -815,7 +815,7 @@ enum State {
 /// Any recording ([`Format`]) in, [`BuildEvent`]s out, as [`BuildDecoder`] gives them for a
 /// body (sans-IO). Bodies go through a [`BuildDecoder`] as they are; the records of a blob or
 /// of rawjson go into the same decoder's tracker one by one
-/// ([`BuildDecoder::push_protobuf`], [`BuildDecoder::push_response`]), with
+/// ([`BuildDecoder::push_protobuf`], [`BuildDecoder::push_record`]), with
 /// [`BuildEvent::Record`]s when [`DecoderConfig::records`] asks for them. A recording of
 /// records has no daemon error line: when a step failed, its error becomes the
 /// [`BuildFailure`] (a [`BuildEvent::Failed`] before [`BuildEvent::Finished`]).
@@ -897,7 +897,7 @@ impl RecordingDecoder {
             State::Blob(blob) => blob.finish().map_err(RecordingError::from),
             State::RawJson(raw) => {
                 match raw.finish() {
-                    Some(Ok(record)) => self.decoder.push_response(record),
+                    Some(Ok(record)) => self.decoder.push_record(record),
                     Some(Err(e)) => self.decoder.push_bad_line(e),
                     None => {}
                 }
@@ -985,7 +985,7 @@ impl RecordingDecoder {
                 raw.push(chunk);
                 while let Some(record) = raw.next_record() {
                     match record {
-                        Ok(record) => self.decoder.push_response(record),
+                        Ok(record) => self.decoder.push_record(record),
                         Err(e) => self.decoder.push_bad_line(e),
                     }
                 }

@@ -123,7 +123,7 @@ impl Filter {
         })
     }
 
-    fn matches(&self, row: &Row) -> bool {
+    pub(crate) fn matches(&self, row: &Row) -> bool {
         let hit = match self.key {
             FilterKey::Ref => row.build_ref.contains(&self.value),
             FilterKey::Name => row.name.contains(&self.value),
@@ -275,7 +275,7 @@ pub(crate) fn logs(args: HistoryLogsArgs) -> Result<ExitCode, CliError> {
         let now = || if running { wall_clock() } else { Time(0) };
         while let Some(next) = stream.next().await {
             let response = next.map_err(CliError::Request)?;
-            decoder.push_record(response, now());
+            decoder.push_record(response);
             drain(&mut decoder, &mut renderer, &mut outcome, now())?;
         }
         decoder.finish(now());

@@ -28,7 +28,7 @@ use docker_build::control::{BuildState, Control, HistoryRequest, RequestError, b
 use docker_build::decode::{BuildDecoder, BuildEvent, DecoderConfig};
 use tokio::sync::mpsc;
 
-use super::history::{control, runtime};
+use super::history::{Filter, Row, control, runtime};
 use super::{progress_mode, stdout_size, wall_clock};
 use crate::WatchArgs;
 use crate::error::CliError;
@@ -48,6 +48,11 @@ enum Message {
 }
 
 async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
+    let filters = args
+        .filter
+        .iter()
+        .map(|f| Filter::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
     let control = control().await?;
     let mode = progress_mode(args.progress.progress);
     // The builds there are when attaching; anything else the followed history reports is new.
@@ -96,6 +101,7 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
                     if deleted
                         || started.contains(&record.r#ref)
                         || !wanted(&record, &existing, since)
+                        || !filters.iter().all(|f| f.matches(&Row::of(&record)))
                     {
                         continue;
                     }
@@ -114,7 +120,7 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
                 let Some(build) = builds.get_mut(&build_ref) else { continue };
                 match message {
                     Message::Record(record) => {
-                        build.decoder.push_record(record, wall_clock());
+                        build.decoder.push_record(record);
                         build.drain(&mut out)?;
                     }
                     Message::End(error) => {
