@@ -180,12 +180,20 @@ impl<W: Write> Json<W> {
         line.clear();
         line.extend_from_slice(br#"{"type":"vertex_log","digest":"#);
         match index {
-            Some(i) => {
-                let q = &self.quoted[i];
-                line.extend_from_slice(&q.digest);
-                line.extend_from_slice(br#","name":"#);
-                line.extend_from_slice(&q.name);
-            }
+            Some(i) => match self.quoted.get(i) {
+                Some(q) => {
+                    line.extend_from_slice(&q.digest);
+                    line.extend_from_slice(br#","name":"#);
+                    line.extend_from_slice(&q.name);
+                }
+                // Not reached (every vertex of the view was quoted when it started or
+                // completed); written from the view all the same.
+                None => {
+                    push_str(line, &l.digest);
+                    line.extend_from_slice(br#","name":"#);
+                    push_str(line, self.view[i].name());
+                }
+            },
             None => {
                 push_str(line, &l.digest);
                 line.extend_from_slice(br#","name":null"#);
