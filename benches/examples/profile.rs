@@ -7,20 +7,25 @@
 //!
 //! `input` is `corpus` (the BuildKit recordings concatenated to `MB` megabytes, default 100),
 //! `short` (2 million short log lines) or `long` (8 lines of 8 MB); `mode` is `decode`
-//! (framing + base64 + protobuf) or `track` (the whole `BuildDecoder`). Prints the fastest and
+//! (framing + base64 + protobuf), `track` (the whole `BuildDecoder`), `json`, `plain` or
+//! `rawjson` (`track` plus that renderer, into an 8 KiB `BufWriter` over a counting sink), or
+//! `baseline` / `baseline_derive` (the seed-style decoder and writer of
+//! `benchmarks::baseline`, `Style::Value` / `Style::Derive`, same sink). Prints the fastest and
 //! the median of `reps` runs (default 5): the fastest is the figure least disturbed by other
 //! work on the machine.
 
 use std::time::Instant;
 
+use benchmarks::baseline::Style;
 use benchmarks::{
-    CHUNK, chunked, corpus_stream, decode_and_track, decode_only, log_stream, long_lines_text,
-    short_lines_text,
+    CHUNK, baseline_to_sink, chunked, corpus_stream, decode_and_track, decode_only, log_stream,
+    long_lines_text, render_to_sink, short_lines_text,
 };
+use buildkit_progressui::Mode;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: profile <corpus|short|long> <decode|track> [reps] [MB]";
+    let usage = "usage: profile <corpus|short|long> <decode|track|json|plain|rawjson|baseline|baseline_derive> [reps] [MB]";
     let (Some(input), Some(mode)) = (args.first(), args.get(1)) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -50,6 +55,21 @@ fn main() {
             }
             "track" => {
                 std::hint::black_box(decode_and_track(&chunks));
+            }
+            "json" => {
+                std::hint::black_box(render_to_sink(&chunks, Mode::Json));
+            }
+            "plain" => {
+                std::hint::black_box(render_to_sink(&chunks, Mode::Plain));
+            }
+            "rawjson" => {
+                std::hint::black_box(render_to_sink(&chunks, Mode::RawJson));
+            }
+            "baseline" => {
+                std::hint::black_box(baseline_to_sink(&chunks, Style::Value));
+            }
+            "baseline_derive" => {
+                std::hint::black_box(baseline_to_sink(&chunks, Style::Derive));
             }
             _ => {
                 eprintln!("{usage}");

@@ -4,17 +4,21 @@
 //! Every input is built in memory from the recorded corpus (`tests/data/corpus`) or synthesized
 //! here, so the benchmarks need nothing but the repository.
 
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use buildkit_events::Event;
+use buildkit_events::{Event, Time};
+use buildkit_progressui::{Mode, Options, Render as _, Renderer};
 use buildkit_proto::{Message as _, StatusResponse, Timestamp, Vertex, VertexLog};
 use bytes::Bytes;
-use docker_build::decode::{BuildDecoder, BuildEvent};
+use docker_build::decode::{BuildDecoder, BuildEvent, DecoderConfig};
 use docker_build::ndjson::{LineSplitter, Message, parse_line};
 pub use workspace_tests::body::{chunked, push_trace_line};
 use workspace_tests::body::{finish, push_chunks};
 use workspace_tests::corpus;
+
+pub mod baseline;
 
 /// Size of the body chunks fed to the decoders (a typical HTTP read).
 pub const CHUNK: usize = 64 * 1024;
@@ -338,6 +342,88 @@ pub fn decode_and_track(chunks: &[Bytes]) -> TrackStats {
     push_chunks(&mut decoder, chunks.iter().cloned(), &mut stats);
     finish(&mut decoder, &mut stats);
     stats
+}
+
+/// A writer that counts the bytes written to it and keeps none (the output sink of the
+/// rendering benchmarks, behind a [`BufWriter`] as `bktrace` writes to standard output).
+#[derive(Debug, Default)]
+pub struct CountingSink {
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The writer the rendering benchmarks write to: a [`BufWriter`] (default 8 KiB, as `bktrace`
+/// uses) over a [`CountingSink`].
+pub fn output_sink() -> BufWriter<CountingSink> {
+    BufWriter::new(CountingSink::default())
+}
+
+/// What [`decode_and_render`] wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RenderStats {
+    /// Events rendered, [`BuildEvent::Finished`] included.
+    pub events: u64,
+    /// Bytes of output.
+    pub bytes: u64,
+}
+
+/// `bktrace replay --progress <mode>` without the file and the terminal: [`BuildDecoder`]
+/// (asked for records when the mode wants them) fed every chunk, every event rendered by the
+/// mode's renderer into `out`, then finished.
+pub fn decode_and_render<W: Write>(chunks: &[Bytes], mode: Mode, out: W) -> (RenderStats, W) {
+    let mut decoder = BuildDecoder::with_config(DecoderConfig {
+        records: mode.wants_records(),
+        ..DecoderConfig::default()
+    });
+    let mut renderer = Renderer::new(mode, out, Options::default());
+    let mut events = 0;
+    let mut drain = |decoder: &mut BuildDecoder, renderer: &mut Renderer<W>| {
+        while let Some(event) = decoder.poll_event() {
+            events += 1;
+            renderer.event(&event, Time(0)).expect("write");
+        }
+    };
+    for chunk in chunks {
+        decoder.push(chunk.clone(), Time(0));
+        drain(&mut decoder, &mut renderer);
+    }
+    decoder.finish(Time(0));
+    drain(&mut decoder, &mut renderer);
+    (RenderStats { events, bytes: 0 }, renderer.into_inner())
+}
+
+/// [`decode_and_render`] into [`output_sink`], the bytes counted.
+pub fn render_to_sink(chunks: &[Bytes], mode: Mode) -> RenderStats {
+    let (mut stats, out) = decode_and_render(chunks, mode, output_sink());
+    let sink = out.into_inner().expect("flush");
+    stats.bytes = sink.bytes;
+    stats
+}
+
+/// The seed-style [`baseline`] in `style` into [`output_sink`], the bytes counted.
+pub fn baseline_to_sink(chunks: &[Bytes], style: baseline::Style) -> RenderStats {
+    let (stats, out) = baseline::baseline(chunks, style, output_sink());
+    let sink = out.into_inner().expect("flush");
+    RenderStats {
+        events: stats.started
+            + stats.completed
+            + stats.logs
+            + stats.progress
+            + stats.warnings
+            + stats.other,
+        bytes: sink.bytes,
+    }
 }
 
 /// Where criterion writes its results, found the way criterion finds it: `$CRITERION_HOME`,

@@ -4,15 +4,28 @@
 //! and `[]byte` as standard base64 with padding.
 
 use base64::Engine as _;
+use buildkit_events::Time;
 
-/// Builds one JSON object (or array) into a `String`.
+use crate::escape::{Special, plain_prefix};
+use crate::format::Rfc3339;
+
+/// What Go escapes in a string, besides the control characters: `"`, `\`, and (HTML-safe)
+/// `<`, `>`, `&`; non-ASCII bytes are looked at one character at a time.
+const GO: Special = Special {
+    bytes: b"\"\\<>&",
+    high: true,
+};
+
+/// Builds one JSON object (or array) into a byte buffer (always UTF-8), reused from one
+/// object to the next ([`GoJson::clear`]).
 #[derive(Debug, Default)]
 pub struct GoJson {
-    out: String,
+    out: Vec<u8>,
     /// Whether the innermost open object/array already has a member.
     has_member: Vec<bool>,
     /// A key was written and its value has not been.
     pending_key: bool,
+    times: Rfc3339,
 }
 
 impl GoJson {
@@ -22,14 +35,32 @@ impl GoJson {
     }
 
     /// The text written so far.
+    #[cfg(test)]
     pub fn finish(self) -> String {
-        self.out
+        String::from_utf8(self.out).expect("the writer writes UTF-8")
+    }
+
+    /// The bytes written so far (UTF-8).
+    pub fn bytes_written(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Appends raw bytes after the JSON (e.g. a newline).
+    pub fn push_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Empties the buffer for the next object, keeping its room and the time cache.
+    pub fn clear(&mut self) {
+        self.out.clear();
+        self.has_member.clear();
+        self.pending_key = false;
     }
 
     fn separate(&mut self) {
         if let Some(has) = self.has_member.last_mut() {
             if *has {
-                self.out.push(',');
+                self.out.push(b',');
             }
             *has = true;
         }
@@ -38,34 +69,34 @@ impl GoJson {
     /// Opens an object as a value (top level, array element or after [`GoJson::key`]).
     pub fn begin_object(&mut self) {
         self.separate_value();
-        self.out.push('{');
+        self.out.push(b'{');
         self.has_member.push(false);
     }
 
     /// Closes the innermost object.
     pub fn end_object(&mut self) {
         self.has_member.pop();
-        self.out.push('}');
+        self.out.push(b'}');
     }
 
     /// Opens an array as a value.
     pub fn begin_array(&mut self) {
         self.separate_value();
-        self.out.push('[');
+        self.out.push(b'[');
         self.has_member.push(false);
     }
 
     /// Closes the innermost array.
     pub fn end_array(&mut self) {
         self.has_member.pop();
-        self.out.push(']');
+        self.out.push(b']');
     }
 
     /// Writes `"name":` inside an object; the value follows.
     pub fn key(&mut self, name: &str) {
         self.separate();
         write_string(&mut self.out, name.as_bytes());
-        self.out.push(':');
+        self.out.push(b':');
         self.pending_key = true;
     }
 
@@ -87,56 +118,79 @@ impl GoJson {
     pub fn bytes(&mut self, b: &[u8]) {
         self.separate_value();
         if b.is_empty() {
-            self.out.push_str("null");
+            self.out.extend_from_slice(b"null");
         } else {
-            self.out.push('"');
-            base64::engine::general_purpose::STANDARD.encode_string(b, &mut self.out);
-            self.out.push('"');
+            self.out.push(b'"');
+            let start = self.out.len();
+            let len = base64::encoded_len(b.len(), true).expect("a slice's base64 fits in memory");
+            self.out.resize(start + len, 0);
+            base64::engine::general_purpose::STANDARD
+                .encode_slice(b, &mut self.out[start..])
+                .expect("room made above");
+            self.out.push(b'"');
         }
     }
 
     /// An integer value.
     pub fn int(&mut self, n: i64) {
         self.separate_value();
-        self.out.push_str(&n.to_string());
+        // Two digits at a time would be faster; integers are rare here (streams, sizes).
+        self.out.extend_from_slice(n.to_string().as_bytes());
     }
 
     /// A boolean value.
     pub fn bool(&mut self, b: bool) {
         self.separate_value();
-        self.out.push_str(if b { "true" } else { "false" });
+        self.out
+            .extend_from_slice(if b { b"true" } else { b"false" });
     }
 
-    /// A pre-formatted JSON value (e.g. a quoted time).
+    /// A pre-formatted JSON value (e.g. a number).
     pub fn raw(&mut self, json: &str) {
         self.separate_value();
-        self.out.push_str(json);
+        self.out.extend_from_slice(json.as_bytes());
+    }
+
+    /// A time value: Go's `time.Time` in UTC, quoted.
+    pub fn time(&mut self, t: Time) {
+        self.separate_value();
+        self.out.push(b'"');
+        self.times.push(&mut self.out, t);
+        self.out.push(b'"');
     }
 }
 
 /// Appends `s` as a JSON string the way Go's `encoding/json` (with HTML escaping, its default)
-/// writes it.
-pub fn write_string(out: &mut String, s: &[u8]) {
+/// writes it. Runs of ASCII that need no escape are found 8 bytes at a time and copied whole
+/// (see `escape`); the rest goes one character at a time.
+pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
+    out.push(b'"');
     let mut rest = s;
-    while !rest.is_empty() {
-        let b = rest[0];
+    loop {
+        let run = plain_prefix(rest, GO);
+        out.extend_from_slice(&rest[..run]);
+        rest = &rest[run..];
+        let Some(&b) = rest.first() else {
+            break;
+        };
         if b < 0x80 {
             match b {
-                b'"' => out.push_str("\\\""),
-                b'\\' => out.push_str("\\\\"),
-                b'\n' => out.push_str("\\n"),
-                b'\r' => out.push_str("\\r"),
-                b'\t' => out.push_str("\\t"),
-                0x08 => out.push_str("\\b"),
-                0x0c => out.push_str("\\f"),
-                b'<' | b'>' | b'&' | 0x00..=0x1f => {
-                    out.push_str("\\u00");
-                    out.push(HEX[usize::from(b >> 4)] as char);
-                    out.push(HEX[usize::from(b & 0xf)] as char);
-                }
-                _ => out.push(b as char),
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                _ => out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]),
             }
             rest = &rest[1..];
             continue;
@@ -144,19 +198,19 @@ pub fn write_string(out: &mut String, s: &[u8]) {
         match decode_utf8(rest) {
             Some((c, len)) => {
                 match c {
-                    '\u{2028}' => out.push_str("\\u2028"),
-                    '\u{2029}' => out.push_str("\\u2029"),
-                    c => out.push(c),
+                    '\u{2028}' => out.extend_from_slice(b"\\u2028"),
+                    '\u{2029}' => out.extend_from_slice(b"\\u2029"),
+                    _ => out.extend_from_slice(&rest[..len]),
                 }
                 rest = &rest[len..];
             }
             None => {
-                out.push_str("\\ufffd");
+                out.extend_from_slice(b"\\ufffd");
                 rest = &rest[1..];
             }
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 /// The first UTF-8 encoded char of `s` and its length, or `None` if `s` does not start with a
@@ -178,9 +232,9 @@ mod tests {
     use super::*;
 
     fn quoted(s: &[u8]) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         write_string(&mut out, s);
-        out
+        String::from_utf8(out).unwrap()
     }
 
     #[test]

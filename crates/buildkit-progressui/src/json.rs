@@ -2,14 +2,23 @@
 //! in the crate's README.md ("JSON output") and kept stable: fields may be added, none are
 //! renamed or removed, and consumers should ignore `type`s they do not know.
 
-use std::io::{self, Write};
+//!
+//! Nearly every line is a `vertex_log` (98 % on the corpus stream), so that one is written by
+//! hand into a reused buffer: the vertex's digest and name as escaped when it last started,
+//! the line escaped by a block scan, the time from a per-second cache (see
+//! `BENCHMARKS.md`, section 8); the other lines go through serde. Each event is one
+//! `write_all` of its whole line.
 
-use buildkit_events::{Event, LineEnd, Outcome, Stream, Time};
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use buildkit_events::{Event, LineEnd, LogLine, Outcome, Stream, Time};
 use docker_build::decode::BuildEvent;
 use serde::Serialize;
 
 use crate::Render;
-use crate::format::{rfc3339, seconds};
+use crate::escape::{push_lossy, push_str};
+use crate::format::{Rfc3339, rfc3339, seconds};
 use crate::view::Vertices;
 
 /// The JSON-lines renderer. Writes to any [`Write`].
@@ -18,24 +27,21 @@ pub struct Json<W> {
     out: W,
     /// The vertices' names (no output tails: the events carry every line).
     view: Vertices,
+    /// Per vertex of `view` (same index): its digest and name as JSON strings, written when
+    /// it starts or completes, so that its log lines do not escape them again.
+    quoted: Vec<Quoted>,
+    /// The vertex of the latest log line and its index (lines come in runs of one vertex).
+    last: Option<(Arc<str>, usize)>,
+    /// The line being written.
+    line: Vec<u8>,
+    times: Rfc3339,
 }
 
-/// A log line's stream: `"stdout"`, `"stderr"`, or the number BuildKit sent.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum StreamJson {
-    Named(&'static str),
-    Number(i64),
-}
-
-impl From<Stream> for StreamJson {
-    fn from(s: Stream) -> Self {
-        match s {
-            Stream::Stdout => StreamJson::Named("stdout"),
-            Stream::Stderr => StreamJson::Named("stderr"),
-            other => StreamJson::Number(other.number()),
-        }
-    }
+/// A vertex's digest and name, quoted and escaped.
+#[derive(Debug, Default)]
+struct Quoted {
+    digest: Vec<u8>,
+    name: Vec<u8>,
 }
 
 /// Counts in `build_finished.vertices`.
@@ -68,15 +74,6 @@ enum Out<'a> {
         duration_s: f64,
         interval: u32,
         started: String,
-        time: String,
-    },
-    VertexLog {
-        digest: &'a str,
-        name: Option<&'a str>,
-        stream: StreamJson,
-        line: String,
-        partial: bool,
-        clipped: bool,
         time: String,
     },
     VertexProgress {
@@ -157,7 +154,88 @@ impl<W: Write> Json<W> {
         Self {
             out,
             view: Vertices::new(0, 0),
+            quoted: Vec::new(),
+            last: None,
+            line: Vec::with_capacity(512),
+            times: Rfc3339::default(),
         }
+    }
+
+    /// The index in `view` of the vertex `digest`, if it started.
+    fn index_of(&mut self, digest: &Arc<str>) -> Option<usize> {
+        if let Some((last, i)) = &self.last {
+            if Arc::ptr_eq(last, digest) || **last == **digest {
+                return Some(*i);
+            }
+        }
+        let i = self.view.index_of(digest)?;
+        self.last = Some((Arc::clone(digest), i));
+        Some(i)
+    }
+
+    /// Writes the `vertex_log` line of `l` as serde would write `Out::VertexLog`.
+    fn log(&mut self, l: &LogLine) -> io::Result<()> {
+        let index = self.index_of(&l.digest);
+        let line = &mut self.line;
+        line.clear();
+        line.extend_from_slice(br#"{"type":"vertex_log","digest":"#);
+        match index {
+            Some(i) => match self.quoted.get(i) {
+                Some(q) => {
+                    line.extend_from_slice(&q.digest);
+                    line.extend_from_slice(br#","name":"#);
+                    line.extend_from_slice(&q.name);
+                }
+                // Not reached (every vertex of the view was quoted when it started or
+                // completed); written from the view all the same.
+                None => {
+                    push_str(line, &l.digest);
+                    line.extend_from_slice(br#","name":"#);
+                    push_str(line, self.view[i].name());
+                }
+            },
+            None => {
+                push_str(line, &l.digest);
+                line.extend_from_slice(br#","name":null"#);
+            }
+        }
+        match l.stream {
+            Stream::Stdout => line.extend_from_slice(br#","stream":"stdout","line":"#),
+            Stream::Stderr => line.extend_from_slice(br#","stream":"stderr","line":"#),
+            other => {
+                line.extend_from_slice(br#","stream":"#);
+                serde_json::to_writer(&mut *line, &other.number())?;
+                line.extend_from_slice(br#","line":"#);
+            }
+        }
+        push_lossy(line, &l.bytes);
+        line.extend_from_slice(if l.end != LineEnd::Newline {
+            br#","partial":true"#
+        } else {
+            br#","partial":false"#
+        });
+        line.extend_from_slice(if l.clipped_notice {
+            br#","clipped":true,"time":""#
+        } else {
+            br#","clipped":false,"time":""#
+        });
+        self.times.push(line, l.timestamp);
+        line.extend_from_slice(b"\"}\n");
+        self.out.write_all(line)
+    }
+
+    /// Keeps `quoted[i]` in step with the view after a start or completion of vertex `i`.
+    fn requote(&mut self, i: usize) {
+        if self.quoted.len() <= i {
+            self.quoted.resize_with(i + 1, Quoted::default);
+        }
+        let v = &self.view[i];
+        let q = &mut self.quoted[i];
+        if q.digest.is_empty() {
+            push_str(&mut q.digest, v.digest());
+        }
+        q.name.clear();
+        push_str(&mut q.name, v.name());
     }
 
     /// The writer back.
@@ -166,15 +244,27 @@ impl<W: Write> Json<W> {
     }
 }
 
-fn write_line(out: &mut impl Write, line: &Out<'_>) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, line)?;
-    out.write_all(b"\n")
+/// Writes `line` and a newline with one `write_all`, through the buffer `buf`.
+fn write_line(out: &mut impl Write, buf: &mut Vec<u8>, line: &Out<'_>) -> io::Result<()> {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, line)?;
+    buf.push(b'\n');
+    out.write_all(buf)
 }
 
 impl<W: Write> Render for Json<W> {
     /// JSON output carries only the times inside the events: `now` is not used.
     fn event(&mut self, event: &BuildEvent, _now: Time) -> io::Result<()> {
-        self.view.apply(event);
+        let index = match event {
+            // `view.apply` does nothing for a log line when it keeps no tails.
+            BuildEvent::Vertex(Event::Log(_)) => None,
+            _ => self.view.apply(event),
+        };
+        if let (Some(i), BuildEvent::Vertex(Event::Started(_) | Event::Completed(_))) =
+            (index, event)
+        {
+            self.requote(i);
+        }
         let name = |digest: &str| self.view.get(digest).map(|v| v.name());
         let line = match event {
             BuildEvent::Vertex(Event::Started(s)) => Out::VertexStarted {
@@ -197,15 +287,7 @@ impl<W: Write> Render for Json<W> {
                 started: time(c.started),
                 time: time(c.completed),
             },
-            BuildEvent::Vertex(Event::Log(l)) => Out::VertexLog {
-                digest: &l.digest,
-                name: name(&l.digest),
-                stream: l.stream.into(),
-                line: text(&l.bytes),
-                partial: l.end != LineEnd::Newline,
-                clipped: l.clipped_notice,
-                time: time(l.timestamp),
-            },
+            BuildEvent::Vertex(Event::Log(l)) => return self.log(l),
             BuildEvent::Vertex(Event::Progress(p)) => Out::VertexProgress {
                 digest: &p.digest,
                 name: name(&p.digest),
@@ -261,13 +343,13 @@ impl<W: Write> Render for Json<W> {
                         pending: summary.summary.pending,
                     },
                 };
-                write_line(&mut self.out, &line)?;
+                write_line(&mut self.out, &mut self.line, &line)?;
                 return self.out.flush();
             }
             // Kinds of event added later have no line in this schema yet.
             _ => return Ok(()),
         };
-        write_line(&mut self.out, &line)
+        write_line(&mut self.out, &mut self.line, &line)
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use buildkit_events::Time;
 use docker_build::decode::BuildEvent;
 
+mod escape;
 pub mod format;
 mod gojson;
 pub mod json;

@@ -56,14 +56,14 @@
 //!   `Successfully built` itself, as the classic builder does). The build's failure message is not printed here: the
 //!   CLI prints it to stderr, as buildx prints its `ERROR:` line.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
 
 use buildkit_events::{Event, LineEnd, Outcome, Progress, Time};
 use docker_build::decode::BuildEvent;
 
 use crate::Render;
-use crate::format::{bytes, log_elapsed, seconds, seconds_between};
+use crate::format::{bytes, log_elapsed, push_log_elapsed, seconds, seconds_between};
 use crate::view::{FAILED_TAIL_LINE_BYTES, FAILED_TAIL_LINES, Vertices};
 
 /// An unfinished status is printed again after this much record time (`minTimeDelta`).
@@ -100,8 +100,9 @@ pub struct Plain<W> {
     view: Vertices,
     /// What this printer keeps per vertex, by the vertex's position in `view`.
     vertices: Vec<Vtx>,
-    /// Vertices with something to print (`trace.updates`), by position.
-    updates: HashSet<usize>,
+    /// Vertices with something to print (`trace.updates`), by position (a `BTreeSet`: a
+    /// few small integers, inserted once per event, cheaper to compare than to hash).
+    updates: BTreeSet<usize>,
     next_number: u32,
     /// The vertex whose block is open (`textMux.current`).
     current: Option<usize>,
@@ -160,7 +161,7 @@ impl<W: Write> Plain<W> {
             out,
             view: Vertices::new(FAILED_TAIL_LINES, FAILED_TAIL_LINE_BYTES),
             vertices: Vec::new(),
-            updates: HashSet::new(),
+            updates: BTreeSet::new(),
             next_number: 0,
             current: None,
             not_first: false,
@@ -246,8 +247,9 @@ impl<W: Write> Plain<W> {
                         .extend_from_slice(&l.bytes);
                     v.held += l.bytes.len();
                 } else {
-                    let elapsed = since.map_or(0.0, |start| seconds_between(start, l.timestamp));
-                    let mut line = format!("{} ", log_elapsed(elapsed)).into_bytes();
+                    let nanos = since.map_or(0, |start| l.timestamp.0 - start.0);
+                    let mut line = Vec::with_capacity(l.bytes.len() + 8);
+                    push_log_elapsed(&mut line, nanos);
                     line.extend_from_slice(&l.bytes);
                     v.held += line.len() + LINE_OVERHEAD;
                     v.logs.push(line);
@@ -494,12 +496,17 @@ impl<W: Write> Plain<W> {
         }
 
         let n = v.logs.len();
+        let prefix = if n > 0 {
+            format!("#{number} ")
+        } else {
+            String::new()
+        };
         for (j, line) in v.logs.iter().enumerate() {
             if j == 0 && v.logs_continued {
                 // The rest of a line whose start was printed in an earlier pass.
                 self.out.write_all(&line[v.logs_offset.min(line.len())..])?;
             } else {
-                write!(self.out, "#{number} ")?;
+                self.out.write_all(prefix.as_bytes())?;
                 self.out.write_all(line)?;
             }
             let last_partial = j == n - 1 && v.logs_partial;

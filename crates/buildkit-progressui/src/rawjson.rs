@@ -21,7 +21,6 @@ use buildkit_proto::{
 use docker_build::decode::BuildEvent;
 
 use crate::Render;
-use crate::format::rfc3339;
 use crate::gojson::GoJson;
 
 /// How deep definitions nested in source maps are decoded (each level is decoded separately,
@@ -32,12 +31,17 @@ const MAX_DEFINITION_DEPTH: usize = 32;
 #[derive(Debug)]
 pub struct RawJson<W> {
     out: W,
+    /// The line being written, reused from one record to the next.
+    json: GoJson,
 }
 
 impl<W: Write> RawJson<W> {
     /// A renderer writing to `out`.
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out,
+            json: GoJson::new(),
+        }
     }
 
     /// The writer back.
@@ -46,9 +50,10 @@ impl<W: Write> RawJson<W> {
     }
 
     fn record(&mut self, record: &Arc<StatusResponse>) -> io::Result<()> {
-        let mut text = solve_status_json(record);
-        text.push('\n');
-        self.out.write_all(text.as_bytes())
+        self.json.clear();
+        write_solve_status(&mut self.json, record);
+        self.json.push_raw(b"\n");
+        self.out.write_all(self.json.bytes_written())
     }
 }
 
@@ -85,12 +90,18 @@ impl<W: Write> Render for RawJson<W> {
 /// ```
 pub fn solve_status_json(record: &StatusResponse) -> String {
     let mut j = GoJson::new();
+    write_solve_status(&mut j, record);
+    String::from_utf8(j.bytes_written().to_vec()).expect("the writer writes UTF-8")
+}
+
+/// [`solve_status_json`] into `j`.
+fn write_solve_status(j: &mut GoJson, record: &StatusResponse) {
     j.begin_object();
     if !record.vertexes.is_empty() {
         j.key("vertexes");
         j.begin_array();
         for v in &record.vertexes {
-            vertex(&mut j, v);
+            vertex(j, v);
         }
         j.end_array();
     }
@@ -98,7 +109,7 @@ pub fn solve_status_json(record: &StatusResponse) -> String {
         j.key("statuses");
         j.begin_array();
         for s in &record.statuses {
-            status(&mut j, s);
+            status(j, s);
         }
         j.end_array();
     }
@@ -106,7 +117,7 @@ pub fn solve_status_json(record: &StatusResponse) -> String {
         j.key("logs");
         j.begin_array();
         for l in &record.logs {
-            log(&mut j, l);
+            log(j, l);
         }
         j.end_array();
     }
@@ -114,16 +125,15 @@ pub fn solve_status_json(record: &StatusResponse) -> String {
         j.key("warnings");
         j.begin_array();
         for w in &record.warnings {
-            warning(&mut j, w);
+            warning(j, w);
         }
         j.end_array();
     }
     j.end_object();
-    j.finish()
 }
 
 fn time(j: &mut GoJson, t: &Timestamp) {
-    j.raw(&format!("\"{}\"", rfc3339(Time::from(t))));
+    j.time(Time::from(t));
 }
 
 fn opt_time(j: &mut GoJson, name: &str, t: &Option<Timestamp>) {

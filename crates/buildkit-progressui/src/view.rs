@@ -59,6 +59,9 @@ pub struct Vertices {
     tail_lines: usize,
     tail_line_bytes: usize,
     first_start: Option<Time>,
+    /// The vertex of the latest log line, progress or warning and its position: such events
+    /// come in runs of one vertex, and comparing the digest beats hashing it.
+    last: Option<(Arc<str>, usize)>,
 }
 
 /// One vertex of [`Vertices`].
@@ -95,6 +98,7 @@ impl Vertices {
             tail_lines,
             tail_line_bytes,
             first_start: None,
+            last: None,
         }
     }
 
@@ -133,13 +137,13 @@ impl Vertices {
                 Some(i)
             }
             Event::Log(l) => {
-                let i = self.index_of(&l.digest)?;
+                let i = self.find(&l.digest)?;
                 let (lines, bytes) = (self.tail_lines, self.tail_line_bytes);
                 self.list[i].log(l, lines, bytes);
                 Some(i)
             }
-            Event::Progress(p) => self.index_of(&p.digest),
-            Event::Warning(w) => self.index_of(&w.digest),
+            Event::Progress(p) => self.find(&p.digest),
+            Event::Warning(w) => self.find(&w.digest),
             other => self.index_of(other.digest()),
         }
     }
@@ -164,6 +168,18 @@ impl Vertices {
             open: None,
         });
         i
+    }
+
+    /// [`Vertices::index_of`] through the one-entry cache `last`.
+    fn find(&mut self, digest: &Arc<str>) -> Option<usize> {
+        if let Some((last, i)) = &self.last {
+            if Arc::ptr_eq(last, digest) || **last == **digest {
+                return Some(*i);
+            }
+        }
+        let i = self.index_of(digest)?;
+        self.last = Some((Arc::clone(digest), i));
+        Some(i)
     }
 
     /// The position of the vertex `digest` (see [`VertexView::index`]).
@@ -221,12 +237,24 @@ impl VertexView {
             return;
         }
         let since = self.interval_start;
+        // A whole line in a full tail takes the room of the line it pushes out (the same tail
+        // afterwards, one allocation fewer per line).
+        let reused =
+            if self.open.is_none() && l.end != LineEnd::Split && self.tail.len() == tail_lines {
+                self.tail.pop_front().map(|old| {
+                    let mut bytes = old.bytes;
+                    bytes.clear();
+                    bytes
+                })
+            } else {
+                None
+            };
         // Pieces of one line (and, like BuildKit's printer, whatever follows a piece that was
         // cut) continue the open line; each vertex has one.
         let open = self.open.get_or_insert_with(|| TailLine {
             time: l.timestamp,
             since,
-            bytes: Vec::new(),
+            bytes: reused.unwrap_or_default(),
         });
         let room = tail_line_bytes.saturating_sub(open.bytes.len());
         open.bytes
