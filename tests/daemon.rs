@@ -63,16 +63,22 @@ pub async fn daemon() -> Option<Daemon> {
     if ci() {
         panic!("{reason}; CI=true makes a missing Docker daemon a failure");
     }
+    skipped(&reason);
+    None
+}
+
+/// Writes `SKIPPED: {reason}; set CI=true to make this a failure [test name]` straight to the
+/// process's stderr (libtest captures `eprintln!` of passing tests), for a test that returns
+/// early because something it needs is missing. Under `CI=true` call `panic!` instead.
+pub fn skipped(reason: &str) {
     // libtest names each test's thread after the test.
     let test = std::thread::current()
         .name()
         .map_or_else(String::new, |name| format!(" [{name}]"));
-    // Written to the real stderr: libtest captures `eprintln!` of passing tests.
     let _ = writeln!(
         std::io::stderr(),
         "SKIPPED: {reason}; set CI=true to make this a failure{test}"
     );
-    None
 }
 
 /// The Docker 28 daemon `.ci/run` starts beside the default one (BuildKit with the history

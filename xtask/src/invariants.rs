@@ -182,6 +182,10 @@ mod tests {
             "futures-core",
             "docker-context",
             "tar",
+            // The TLS stack is the daemon side's too.
+            "rustls",
+            "tokio-rustls",
+            "ring",
         ];
         for name in forbidden {
             assert!(
@@ -191,7 +195,7 @@ mod tests {
         }
         // The default features are the daemon side, so the check above is not vacuous.
         let daemon = normal_deps("docker-build", &[]);
-        for name in ["tokio", "hyper", "bollard", "docker-context"] {
+        for name in ["tokio", "hyper", "bollard", "docker-context", "rustls"] {
             assert!(daemon.iter().any(|d| d == name), "{name}: {daemon:?}");
         }
     }

@@ -24,8 +24,10 @@ use error::{CliError, one_line};
     version,
     about = "Docker builds with BuildKit's progress output: live, replayed, or as JSON",
     long_about = "Docker builds with BuildKit's progress output: live, replayed, or as JSON.\n\n\
-        `bktrace build` sends a directory to the Docker daemon (DOCKER_HOST, default \
-        unix:///var/run/docker.sock) and shows the build's progress the way \
+        `bktrace build` sends a directory to the Docker daemon, found as the docker CLI \
+        finds it (DOCKER_HOST, else DOCKER_CONTEXT or the current context in \
+        $DOCKER_CONFIG/config.json, else unix:///var/run/docker.sock; TLS with \
+        DOCKER_TLS_VERIFY and DOCKER_CERT_PATH) and shows the build's progress the way \
         `docker buildx build` does. `bktrace replay` renders a recorded build (the raw body of \
         `POST /build`, e.g. from `bktrace build --record`). `bktrace demo` replays a small \
         recorded build, no daemon needed.\n\n\

@@ -244,6 +244,65 @@ fn build_without_a_daemon_gives_one_line() {
     );
 }
 
+/// `bktrace build` of a tiny context with the daemon's environment replaced by `env`.
+fn build_with_env(name: &str, env: &[(&str, &str)]) -> Output {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bktrace-cli-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bktrace"));
+    command.args(["build", dir.to_str().unwrap(), "--progress", "plain"]);
+    for variable in [
+        "DOCKER_HOST",
+        "DOCKER_CONTEXT",
+        "DOCKER_CONFIG",
+        "DOCKER_TLS",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+    ] {
+        command.env_remove(variable);
+    }
+    command.envs(env.iter().copied()).output().unwrap()
+}
+
+#[test]
+fn build_with_an_unknown_context_gives_one_line() {
+    let config = temp_dir("no-context");
+    let output = build_with_env(
+        "context",
+        &[
+            ("DOCKER_CONFIG", config.to_str().unwrap()),
+            ("DOCKER_CONTEXT", "nope"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(
+        &output,
+        "error: cannot tell which Docker daemon to use: context \"nope\" does not exist\n",
+    );
+}
+
+#[test]
+fn build_with_tls_and_no_ca_names_the_file() {
+    let certs = temp_dir("no-certs");
+    let output = build_with_env(
+        "tls",
+        &[
+            ("DOCKER_HOST", "tcp://127.0.0.1:1"),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", certs.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(
+        &output,
+        &format!(
+            "error: cannot tell which Docker daemon to use: verifying the Docker daemon's \
+             certificate needs {}, which does not exist\n",
+            certs.join("ca.pem").display()
+        ),
+    );
+}
+
 #[test]
 fn build_of_a_missing_directory_gives_one_line() {
     let output = bktrace(&["build", "/nonexistent/context"]);

@@ -1,7 +1,11 @@
 //! Connecting to a Docker daemon, and the raw `POST /build` request (feature `daemon`).
 //!
-//! [`DockerHost`] follows Docker's own conventions (`DOCKER_HOST`, default
-//! `unix:///var/run/docker.sock`). [`Daemon`] is a connected, version-negotiated handle: it gives
+//! [`Endpoint`] is where the daemon is and how to talk to it, found as the docker CLI finds it
+//! ([`Endpoint::from_env`]): `DOCKER_HOST`, else the Docker context named by `DOCKER_CONTEXT` or
+//! by `currentContext` in `$DOCKER_CONFIG/config.json`, else `unix:///var/run/docker.sock`; TLS
+//! for `tcp://` daemons from `DOCKER_TLS_VERIFY`/`DOCKER_TLS` and the `ca.pem`, `cert.pem`,
+//! `key.pem` in `DOCKER_CERT_PATH`, or from the context's TLS files ([`TlsConfig`]). Its address
+//! is a [`DockerHost`]. [`Daemon`] is a connected, version-negotiated handle: it gives
 //! access to a [`bollard::Docker`] client for ordinary API calls (ping, images, …) and sends
 //! `POST /build` itself with hyper, because bollard cannot hand out the build response body as
 //! bytes: its `build_image` parses each line into its own types, and without bollard's
@@ -11,9 +15,15 @@
 //! The build response is handed out as raw body chunks ([`BuildResponse`]); splitting it into
 //! JSON lines is left to the caller (e.g. [`BuildDecoder`](crate::BuildDecoder)).
 //!
+//! Every connection, `POST /build`'s and the bollard client's alike, is opened the same way:
+//! the socket, then over TCP the TLS handshake if the endpoint has TLS (rustls with the `ring`
+//! provider; only the CA in `ca.pem` is trusted). A failed handshake reads as one line, e.g.
+//! `cannot connect to the Docker daemon at tcp://127.0.0.1:2376: TLS handshake failed: invalid
+//! peer certificate: UnknownIssuer` (the error and its sources, `: `-joined).
+//!
 //! Unix sockets (`unix://`) are available on Unix platforms only (`cfg(unix)`); elsewhere
 //! connecting to one fails with an [`std::io::ErrorKind::Unsupported`] source, and only
-//! `tcp://` hosts work. TLS, SSH and named pipes are not supported.
+//! `tcp://` hosts work. SSH and named pipes are not supported.
 //!
 //! ```no_run
 //! use docker_build::connection::Daemon;
@@ -52,6 +62,12 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::AbortHandle;
 
+mod endpoint;
+mod tls;
+
+pub use endpoint::Endpoint;
+pub use tls::{TlsConfig, TlsError};
+
 /// The source of an error from the HTTP stack or bollard, boxed so that their types are not
 /// part of this crate's API (downcast to inspect it).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -68,10 +84,10 @@ const BOLLARD_TIMEOUT_SECS: u64 = 120;
 /// Where the Docker daemon listens.
 ///
 /// Parsed like the Docker CLI parses `DOCKER_HOST`: `unix:///path`, `tcp://host:port` (or
-/// `http://host:port`, or a bare `host:port`). `tcp://` without a port means port 2375, an empty
-/// host means `localhost`, and `unix://` without a path means the default socket. TLS (`https://`,
-/// `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`) is not supported and is reported as an error instead of
-/// being silently ignored.
+/// `http://host:port`, `https://host:port`, or a bare `host:port`). `tcp://` without a port means
+/// port 2375, an empty host means `localhost`, and `unix://` without a path means the default
+/// socket. Whether TLS is spoken is not part of the address but of the [`Endpoint`] (which turns
+/// it on for `https://`).
 ///
 /// ```
 /// use docker_build::connection::DockerHost;
@@ -80,8 +96,8 @@ const BOLLARD_TIMEOUT_SECS: u64 = 120;
 /// assert_eq!(host, DockerHost::Tcp { host: "127.0.0.1".into(), port: 2375 });
 /// assert_eq!(host.to_string(), "tcp://127.0.0.1:2375");
 ///
-/// let default = DockerHost::from_env_values(None, None, None)?;
-/// assert_eq!(default.to_string(), "unix:///var/run/docker.sock");
+/// let tls = DockerHost::parse("https://docker:2376")?;
+/// assert_eq!(tls, DockerHost::Tcp { host: "docker".into(), port: 2376 });
 /// # Ok::<(), docker_build::connection::HostError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -90,7 +106,8 @@ pub enum DockerHost {
     /// A Unix domain socket, e.g. `unix:///var/run/docker.sock`. Parsed on every platform;
     /// connecting needs a Unix platform.
     Unix(PathBuf),
-    /// Plain HTTP over TCP, e.g. `tcp://127.0.0.1:2375`.
+    /// TCP, e.g. `tcp://127.0.0.1:2375` (plain HTTP) or `tcp://127.0.0.1:2376` (usually TLS,
+    /// which the [`Endpoint`] says).
     Tcp {
         /// Host name or IP address (an IPv6 address without its brackets).
         host: String,
@@ -99,29 +116,15 @@ pub enum DockerHost {
     },
 }
 
-/// Why a Docker host address or environment could not be used.
+/// Why a Docker host address, the environment or a Docker context could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HostError {
-    /// An environment variable asks for TLS, which this crate does not support.
+    /// The scheme is none of `unix://`, `tcp://`, `http://`, `https://` (e.g. `ssh://`,
+    /// `npipe://`, `fd://`).
     #[error(
-        "TLS connections to the Docker daemon are not supported, but {variable} is set ({value:?}); \
-         unset it and use a unix:// or plain tcp:// DOCKER_HOST"
+        "unsupported Docker host {address:?}: only unix://, tcp://, http:// and https:// are supported"
     )]
-    TlsVariable {
-        /// `DOCKER_TLS_VERIFY` or `DOCKER_CERT_PATH`.
-        variable: &'static str,
-        /// Its value.
-        value: String,
-    },
-    /// The address uses `https://`.
-    #[error("TLS connections to the Docker daemon are not supported ({address:?} uses https://)")]
-    TlsScheme {
-        /// The address as given.
-        address: String,
-    },
-    /// The scheme is neither `unix://` nor `tcp://`/`http://` (e.g. `ssh://`, `npipe://`, `fd://`).
-    #[error("unsupported Docker host {address:?}: only unix://, tcp:// and http:// are supported")]
     UnsupportedScheme {
         /// The address as given.
         address: String,
@@ -147,6 +150,49 @@ pub enum HostError {
         /// The variable's name.
         variable: &'static str,
     },
+    /// The Docker context named by `DOCKER_CONTEXT` or `config.json` is not in the store.
+    #[error("context {name:?} does not exist")]
+    ContextNotFound {
+        /// The context's name.
+        name: String,
+    },
+    /// A context's `meta.json` could not be read, or is not what the docker CLI writes.
+    #[error("cannot read the Docker context {name:?} from {}", path.display())]
+    Context {
+        /// The context's name.
+        name: String,
+        /// Its `meta.json`.
+        path: PathBuf,
+        /// The I/O or JSON error.
+        #[source]
+        source: BoxError,
+    },
+    /// A context has no `docker` endpoint.
+    #[error("the Docker context {name:?} has no docker endpoint ({})", path.display())]
+    ContextWithoutDocker {
+        /// The context's name.
+        name: String,
+        /// Its `meta.json`.
+        path: PathBuf,
+    },
+    /// `$DOCKER_CONFIG/config.json` could not be read or is not JSON.
+    #[error("cannot read the Docker configuration {}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The I/O or JSON error.
+        #[source]
+        source: BoxError,
+    },
+    /// TLS is on, `DOCKER_CERT_PATH` is unset, and there is no configuration directory to take
+    /// the certificates from (neither `DOCKER_CONFIG` nor `HOME` is set).
+    #[error(
+        "TLS is on but no certificate directory is known: set DOCKER_CERT_PATH, DOCKER_CONFIG or HOME"
+    )]
+    NoCertPath,
+    /// The TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl DockerHost {
@@ -160,8 +206,8 @@ impl DockerHost {
     ///     DockerHost::Unix("/run/docker.sock".into())
     /// );
     /// assert!(matches!(
-    ///     DockerHost::parse("https://example.com:2376"),
-    ///     Err(HostError::TlsScheme { .. })
+    ///     DockerHost::parse("ssh://me@example.com"),
+    ///     Err(HostError::UnsupportedScheme { .. })
     /// ));
     /// # Ok::<(), HostError>(())
     /// ```
@@ -170,10 +216,7 @@ impl DockerHost {
         match scheme {
             "unix" if rest.is_empty() => Self::parse(DEFAULT_DOCKER_HOST),
             "unix" => Ok(DockerHost::Unix(PathBuf::from(rest))),
-            "tcp" | "http" => Self::parse_tcp(address, rest),
-            "https" => Err(HostError::TlsScheme {
-                address: address.to_string(),
-            }),
+            "tcp" | "http" | "https" => Self::parse_tcp(address, rest),
             _ => Err(HostError::UnsupportedScheme {
                 address: address.to_string(),
             }),
@@ -214,68 +257,6 @@ impl DockerHost {
         })
     }
 
-    /// Chooses the host from the values of `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and
-    /// `DOCKER_CERT_PATH` (`None` or empty meaning unset), the way the Docker client does.
-    ///
-    /// A non-empty `DOCKER_TLS_VERIFY` is an error, and so is a non-empty `DOCKER_CERT_PATH` with a
-    /// TCP host (Docker's client uses TLS whenever a certificate path is set); talking plain HTTP
-    /// instead would be a surprise. For a Unix socket `DOCKER_CERT_PATH` is ignored.
-    ///
-    /// ```
-    /// use docker_build::connection::{DockerHost, HostError};
-    ///
-    /// let host = DockerHost::from_env_values(Some("tcp://docker:2375"), Some(""), None)?;
-    /// assert_eq!(host, DockerHost::Tcp { host: "docker".into(), port: 2375 });
-    ///
-    /// let tls = DockerHost::from_env_values(None, Some("1"), None).unwrap_err();
-    /// assert!(tls.to_string().contains("DOCKER_TLS_VERIFY"));
-    /// # Ok::<(), HostError>(())
-    /// ```
-    pub fn from_env_values(
-        docker_host: Option<&str>,
-        tls_verify: Option<&str>,
-        cert_path: Option<&str>,
-    ) -> Result<Self, HostError> {
-        if let Some(value) = tls_verify.filter(|v| !v.is_empty()) {
-            return Err(HostError::TlsVariable {
-                variable: "DOCKER_TLS_VERIFY",
-                value: value.to_string(),
-            });
-        }
-        let host = Self::parse(
-            docker_host
-                .filter(|h| !h.is_empty())
-                .unwrap_or(DEFAULT_DOCKER_HOST),
-        )?;
-        if let (DockerHost::Tcp { .. }, Some(value)) = (&host, cert_path.filter(|v| !v.is_empty()))
-        {
-            return Err(HostError::TlsVariable {
-                variable: "DOCKER_CERT_PATH",
-                value: value.to_string(),
-            });
-        }
-        Ok(host)
-    }
-
-    /// [`DockerHost::from_env_values`] with the process's environment.
-    pub fn from_env() -> Result<Self, HostError> {
-        fn var(variable: &'static str) -> Result<Option<String>, HostError> {
-            match std::env::var(variable) {
-                Ok(value) => Ok(Some(value)),
-                Err(std::env::VarError::NotPresent) => Ok(None),
-                Err(std::env::VarError::NotUnicode(_)) => Err(HostError::NotUnicode { variable }),
-            }
-        }
-        let docker_host = var("DOCKER_HOST")?;
-        let tls_verify = var("DOCKER_TLS_VERIFY")?;
-        let cert_path = var("DOCKER_CERT_PATH")?;
-        Self::from_env_values(
-            docker_host.as_deref(),
-            tls_verify.as_deref(),
-            cert_path.as_deref(),
-        )
-    }
-
     /// The `Host` header for requests to this daemon.
     fn authority(&self) -> String {
         match self {
@@ -307,8 +288,9 @@ impl FromStr for DockerHost {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The Docker host from the environment could not be used.
-    #[error("cannot use the Docker host from the environment")]
+    /// Which daemon to use could not be told: the environment, a Docker context or the TLS
+    /// material could not be used.
+    #[error("cannot tell which Docker daemon to use")]
     Host(#[from] HostError),
     /// Nothing answered `GET /_ping` at the address (for a Unix socket this includes a socket file
     /// that does not exist).
@@ -333,17 +315,22 @@ pub enum ConnectError {
     },
 }
 
-/// A connected Docker daemon: address, negotiated API version and a bollard client.
+/// A connected Docker daemon: endpoint, negotiated API version and a bollard client.
 ///
 /// Cheap to clone (one reference count); clones share everything.
 ///
 /// ```no_run
-/// use docker_build::connection::{Daemon, DockerHost};
+/// use docker_build::connection::{Daemon, DockerHost, Endpoint, TlsConfig};
 ///
-/// # async fn run() -> Result<(), docker_build::connection::ConnectError> {
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let daemon = Daemon::connect_to(DockerHost::parse("unix:///var/run/docker.sock")?).await?;
-/// let version = daemon.bollard().version().await.expect("version");
+/// let version = daemon.bollard().version().await?;
 /// println!("Docker {:?}, talking API {}", version.version, daemon.api_version());
+///
+/// // A TLS daemon, e.g. GitLab's docker-in-docker service.
+/// let tls = TlsConfig::from_dir("/certs/client".as_ref(), true)?;
+/// let endpoint = Endpoint::new(DockerHost::parse("tcp://docker:2376")?, Some(tls));
+/// let dind = Daemon::connect_to(endpoint).await?;
 /// # Ok(())
 /// # }
 /// ```
@@ -354,26 +341,30 @@ pub struct Daemon {
 
 #[derive(Debug)]
 struct DaemonInner {
-    host: DockerHost,
+    endpoint: Endpoint,
     docker: bollard::Docker,
     api_version: String,
 }
 
 impl Daemon {
-    /// Connects to the daemon named by the environment ([`DockerHost::from_env`]).
+    /// Connects to the daemon the environment names, found as the docker CLI finds it
+    /// ([`Endpoint::from_env`]: `DOCKER_HOST`, Docker contexts, TLS).
     pub async fn connect() -> Result<Self, ConnectError> {
-        Self::connect_to(DockerHost::from_env()?).await
+        Self::connect_to(Endpoint::from_env()?).await
     }
 
-    /// Connects to `host`: pings the daemon and negotiates the API version (the daemon's
-    /// `ApiVersion`, capped at the newest version bollard speaks).
-    pub async fn connect_to(host: DockerHost) -> Result<Self, ConnectError> {
+    /// Connects to `endpoint` (an [`Endpoint`], or a [`DockerHost`] for no TLS): pings the
+    /// daemon and negotiates the API version (the daemon's `ApiVersion`, capped at the newest
+    /// version bollard speaks).
+    pub async fn connect_to(endpoint: impl Into<Endpoint>) -> Result<Self, ConnectError> {
+        let endpoint = endpoint.into();
+        let host = &endpoint.host;
         let unreachable = |source: BoxError| ConnectError::Unreachable {
             host: host.clone(),
             source,
         };
         let version = bollard::API_DEFAULT_VERSION;
-        let docker = match &host {
+        let docker = match host {
             #[cfg(unix)]
             DockerHost::Unix(path) => bollard::Docker::connect_with_unix(
                 &path.to_string_lossy(),
@@ -382,6 +373,14 @@ impl Daemon {
             ),
             #[cfg(not(unix))]
             DockerHost::Unix(_) => return Err(unreachable(Box::new(unix_unsupported()))),
+            DockerHost::Tcp { .. } if endpoint.tls.is_some() => {
+                bollard::Docker::connect_with_custom_transport(
+                    over_open_io(endpoint.clone()),
+                    Some(format!("https://{}", host.authority())),
+                    BOLLARD_TIMEOUT_SECS,
+                    version,
+                )
+            }
             DockerHost::Tcp { .. } => {
                 bollard::Docker::connect_with_http(&host.to_string(), BOLLARD_TIMEOUT_SECS, version)
             }
@@ -395,11 +394,12 @@ impl Daemon {
                 host: host.clone(),
                 source: Box::new(source),
             })?;
-        Ok(Self::from_bollard(docker, host))
+        Ok(Self::from_bollard(docker, endpoint))
     }
 
-    /// A `Daemon` from a bollard client you already hold, and the address it talks to (bollard
-    /// does not tell its address, and `POST /build` goes over a connection of its own).
+    /// A `Daemon` from a bollard client you already hold, and the endpoint it talks to (bollard
+    /// does not tell its address, and `POST /build` goes over a connection of its own; pass an
+    /// [`Endpoint`] with its [`TlsConfig`] for a TLS daemon).
     ///
     /// No I/O: the daemon is not pinged, and the API version is the client's current
     /// [`client_version`](bollard::Docker::client_version) (call
@@ -418,11 +418,11 @@ impl Daemon {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn from_bollard(docker: bollard::Docker, host: DockerHost) -> Self {
+    pub fn from_bollard(docker: bollard::Docker, endpoint: impl Into<Endpoint>) -> Self {
         let api_version = docker.client_version().to_string();
         Daemon {
             inner: Arc::new(DaemonInner {
-                host,
+                endpoint: endpoint.into(),
                 docker,
                 api_version,
             }),
@@ -441,7 +441,12 @@ impl Daemon {
 
     /// The daemon's address.
     pub fn host(&self) -> &DockerHost {
-        &self.inner.host
+        &self.inner.endpoint.host
+    }
+
+    /// Where the daemon is and how it is talked to (TLS, the Docker context it came from).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
     }
 
     /// Sends `POST /v{api}/build?{query}` with `body` (the build context as a tar) streamed as
@@ -524,20 +529,62 @@ impl Daemon {
 }
 
 impl Daemon {
-    /// Opens a new byte stream to the daemon's socket: every request that needs a connection of
-    /// its own (`POST /build`, the gRPC upgrade of the Control API) starts here.
+    /// Opens a new byte stream to the daemon: every request that needs a connection of its own
+    /// (`POST /build`, the gRPC upgrade of the Control API, and with TLS every bollard call)
+    /// starts here. Over TCP with TLS the handshake is done: the stream carries plain HTTP.
     pub(crate) async fn open_io(&self) -> std::io::Result<Io> {
-        match self.host() {
-            #[cfg(unix)]
-            DockerHost::Unix(path) => Ok(Box::pin(tokio::net::UnixStream::connect(path).await?)),
-            #[cfg(not(unix))]
-            DockerHost::Unix(_) => Err(unix_unsupported()),
-            DockerHost::Tcp { host, port } => Ok(Box::pin(
-                tokio::net::TcpStream::connect((host.as_str(), *port)).await?,
-            )),
-        }
+        self.inner.endpoint.open_io().await
     }
 }
+
+/// A bollard transport that sends each request over a new connection from
+/// [`Endpoint::open_io`], so the bollard client speaks the endpoint's TLS (bollard's own TLS
+/// client would need its `ssl` feature, trust the system's roots and could not skip
+/// verification as `DOCKER_TLS=1` asks). One connection per request, as bollard's own clients
+/// do; upgrades (attach, exec) are served.
+fn over_open_io(
+    endpoint: Endpoint,
+) -> impl Fn(bollard::BollardRequest) -> TransportFuture + Send + Sync {
+    let endpoint = Arc::new(endpoint);
+    move |request: bollard::BollardRequest| {
+        let endpoint = endpoint.clone();
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            // bollard gives an absolute URI; the request line wants the path and query.
+            let path = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            parts.uri = path.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+                bollard::errors::Error::HttpClientError { err: e.into() }
+            })?;
+            if !parts.headers.contains_key(HOST) {
+                let authority = endpoint.host.authority();
+                let value = authority
+                    .parse()
+                    .map_err(|e: hyper::header::InvalidHeaderValue| {
+                        bollard::errors::Error::HttpClientError { err: e.into() }
+                    })?;
+                parts.headers.insert(HOST, value);
+            }
+            let io = endpoint.open_io().await?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+            tokio::spawn(connection.with_upgrades());
+            Ok(sender
+                .send_request(Request::from_parts(parts, body))
+                .await?)
+        })
+    }
+}
+
+/// What the transport of [`over_open_io`] returns for a request.
+type TransportFuture = Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Response<Incoming>, bollard::errors::Error>> + Send,
+    >,
+>;
 
 /// A byte stream to the daemon, whatever carries it.
 pub(crate) type Io = Pin<Box<dyn DuplexIo>>;
@@ -712,12 +759,20 @@ pub(crate) fn daemon_message(body: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// The host `Endpoint::from_vars` finds with `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and
+    /// `DOCKER_CERT_PATH` set as given, and nothing else.
     fn parse_env(
         host: Option<&str>,
         verify: Option<&str>,
         cert: Option<&str>,
     ) -> Result<DockerHost, HostError> {
-        DockerHost::from_env_values(host, verify, cert)
+        Endpoint::from_vars(|name| match name {
+            "DOCKER_HOST" => host.map(str::to_string),
+            "DOCKER_TLS_VERIFY" => verify.map(str::to_string),
+            "DOCKER_CERT_PATH" => cert.map(str::to_string),
+            _ => None,
+        })
+        .map(|endpoint| endpoint.host)
     }
 
     fn tcp(host: &str, port: u16) -> DockerHost {
@@ -804,24 +859,17 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused_naming_the_cause() {
-        let err = parse_env(None, Some("1"), None).unwrap_err();
-        assert!(matches!(
-            err,
-            HostError::TlsVariable {
-                variable: "DOCKER_TLS_VERIFY",
-                ..
-            }
-        ));
-        assert!(err.to_string().contains("DOCKER_TLS_VERIFY"), "{err}");
-        assert!(err.to_string().contains("not supported"), "{err}");
-
-        let err = parse_env(Some("tcp://docker:2376"), None, Some("/certs")).unwrap_err();
-        assert!(err.to_string().contains("DOCKER_CERT_PATH"), "{err}");
-
-        let err = parse_env(Some("https://docker:2376"), None, None).unwrap_err();
-        assert!(matches!(err, HostError::TlsScheme { .. }));
-        assert!(err.to_string().contains("https://"), "{err}");
+    fn https_is_a_tcp_address() {
+        assert_eq!(
+            DockerHost::parse("https://docker:2376").unwrap(),
+            tcp("docker", 2376)
+        );
+        // The address is the same; TLS is the endpoint's.
+        let err = parse_env(Some("https://docker:2376"), None, Some("/no/such/dir")).unwrap_err();
+        assert!(
+            matches!(err, HostError::Tls(TlsError::NoCa { .. })),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -835,7 +883,7 @@ mod tests {
 
     /// A fake daemon on a Unix socket, answering `/_ping`, `/version` and `/build` with canned
     /// responses, enough to drive [`Daemon`] without Docker.
-    mod fake {
+    pub(super) mod fake {
         use std::sync::atomic::{AtomicUsize, Ordering};
 
         use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -902,6 +950,35 @@ mod tests {
                 loop {
                     let (stream, _) = listener.accept().await.unwrap();
                     tokio::spawn(serve(stream, api_version, build, tx.clone()));
+                }
+            });
+            let host = DockerHost::Tcp {
+                host: "127.0.0.1".into(),
+                port,
+            };
+            Fake { host, events }
+        }
+
+        /// A fake daemon on `127.0.0.1` behind TLS with `config` (the handshake failures are
+        /// the client's to report).
+        pub async fn start_tls(
+            api_version: &'static str,
+            build: Build,
+            config: std::sync::Arc<rustls::ServerConfig>,
+        ) -> Fake {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (tx, events) = mpsc::unbounded_channel();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            tokio::spawn(async move {
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve(stream, api_version, build, tx).await;
+                        }
+                    });
                 }
             });
             let host = DockerHost::Tcp {
