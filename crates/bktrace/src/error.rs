@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use docker_build::connection::ConnectError;
-use docker_build::control::{ControlError, RequestError};
+use docker_build::control::{BuildkitHostError, ControlError, RequestError};
 use docker_build::{BuildError, BuildStreamError};
 use docker_context::ContextError;
 use dockerfile_analysis::{DockerfileError, ReferenceError};
@@ -74,6 +74,9 @@ pub(crate) enum CliError {
     /// The daemon's BuildKit Control API could not be reached.
     #[error(transparent)]
     Control(ControlError),
+    /// `BUILDKIT_HOST` is not an address bktrace can use.
+    #[error("cannot use BUILDKIT_HOST")]
+    BuildkitHost(#[source] BuildkitHostError),
     /// A request to the Control API failed.
     #[error(transparent)]
     Request(RequestError),

@@ -29,8 +29,11 @@ use error::{CliError, one_line};
         $DOCKER_CONFIG/config.json, else unix:///var/run/docker.sock; TLS with \
         DOCKER_TLS_VERIFY and DOCKER_CERT_PATH) and shows the build's progress the way \
         `docker buildx build` does. `bktrace replay` renders a recorded build (the raw body of \
-        `POST /build`, e.g. from `bktrace build --record`). `bktrace demo` replays a small \
-        recorded build, no daemon needed.\n\n\
+        `POST /build`, e.g. from `bktrace build --record`, a BuildKit history logs blob, or \
+        `docker buildx build --progress=rawjson` output). `bktrace demo` replays a small \
+        recorded build, no daemon needed. `bktrace watch` shows every build on the daemon as \
+        it runs, and `bktrace history` lists and replays its build history (Docker 24 or \
+        later; with BUILDKIT_HOST set, a standalone buildkitd instead).\n\n\
         Exit status: 0 when the build succeeded, 1 when it failed or bktrace could not run it \
         (the reason is printed on stderr as one line), 2 for invalid arguments.",
     arg_required_else_help = true
@@ -44,7 +47,8 @@ struct Cli {
 enum Command {
     /// Build an image from a directory on the Docker daemon and show its progress.
     Build(BuildArgs),
-    /// Render a recorded build: the NDJSON body of a `POST /build` response.
+    /// Render a recorded build: a `POST /build` response body, a BuildKit history logs blob or
+    /// buildx rawjson output (told apart by their first bytes).
     Replay(ReplayArgs),
     /// Replay a small recorded build bundled in bktrace (no Docker daemon needed).
     Demo(DemoArgs),

@@ -67,6 +67,62 @@ fn help_documents_every_command_and_flag() {
     assert!(replay.contains("`-` for standard input"), "{replay}");
     let demo = text(&bktrace(&["demo", "--help"]).stdout);
     assert!(demo.contains("--progress <MODE>"), "{demo}");
+    for command in ["watch", "history"] {
+        assert!(top.contains(command), "{top}");
+    }
+    let watch = text(&bktrace(&["watch", "--help"]).stdout);
+    for flag in [
+        "--since <DURATION>",
+        "--filter <FILTER>",
+        "--count <N>",
+        "--progress <MODE>",
+    ] {
+        assert!(watch.contains(flag), "watch --help lacks {flag}:\n{watch}");
+    }
+    let ls = text(&bktrace(&["history", "ls", "--help"]).stdout);
+    assert!(
+        ls.contains("--json") && ls.contains("--filter <FILTER>"),
+        "{ls}"
+    );
+    let logs = text(&bktrace(&["history", "logs", "--help"]).stdout);
+    assert!(
+        logs.contains("<REF>") && logs.contains("--follow"),
+        "{logs}"
+    );
+}
+
+/// `BUILDKIT_HOST` points `watch` and `history` at a standalone buildkitd; an address that
+/// cannot be used, or where nothing listens, is one line and status 1.
+#[test]
+fn buildkit_host_errors_are_one_line() {
+    let run = |host: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bktrace"))
+            .args(args)
+            .env("BUILDKIT_HOST", host)
+            .output()
+            .expect("run bktrace")
+    };
+    let output = run("docker-container://buildkitd", &["history", "ls"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(
+        &output,
+        "error: cannot use BUILDKIT_HOST: unsupported BuildKit address",
+    );
+    // Port 1 on loopback: nothing listens there.
+    let output = run("tcp://127.0.0.1:1", &["watch"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(&output, "error: cannot connect to tcp://127.0.0.1:1: ");
+}
+
+#[test]
+fn a_bad_duration_for_since_is_an_argument_error() {
+    let output = bktrace(&["watch", "--since", "soon"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("invalid duration"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 #[test]

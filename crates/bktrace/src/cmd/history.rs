@@ -10,15 +10,26 @@ use buildkit_proto::Timestamp;
 use buildkit_proto::control::BuildHistoryRecord;
 use docker_build::Time;
 use docker_build::connection::Daemon;
-use docker_build::control::{BuildState, Control, HistoryRequest, build_name};
+use docker_build::control::{BuildState, BuildkitHost, Control, HistoryRequest, build_name};
 use docker_build::decode::{BuildDecoder, BuildEvent, DecoderConfig};
 
 use super::{BuildOutcome, conclude, renderer, wall_clock};
 use crate::error::CliError;
 use crate::{HistoryLogsArgs, HistoryLsArgs};
 
-/// Connects to the daemon's Control API, on a current-thread runtime made by the caller.
+/// Connects to the Control API: of the standalone buildkitd named by `BUILDKIT_HOST` when it
+/// is set (as `buildctl` finds it), else of the Docker daemon (found as the docker CLI finds
+/// it).
 pub(crate) async fn control() -> Result<Control, CliError> {
+    if let Some(address) = std::env::var("BUILDKIT_HOST")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        let host = BuildkitHost::parse(&address).map_err(CliError::BuildkitHost)?;
+        return Control::connect_buildkit(&host)
+            .await
+            .map_err(CliError::Control);
+    }
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     daemon.control().await.map_err(CliError::Control)
 }
