@@ -52,6 +52,15 @@ fn buildx_build(mut cli: Command, dir: &PathBuf, name: &str) -> Child {
         .expect("docker buildx build starts")
 }
 
+/// `docker buildx build` of the two-step Dockerfile of [`dockerfile`], named `marker`.
+fn buildx_two_steps(base: &str, marker: &str) -> Child {
+    buildx_build(
+        docker28_cli().expect("checked by the caller"),
+        &context(marker, &dockerfile(base, marker)),
+        marker,
+    )
+}
+
 fn finish(child: Child, what: &str) -> Output {
     let output = child.wait_with_output().expect("waiting for a child");
     assert!(
@@ -124,16 +133,8 @@ async fn watch_shows_builds_the_cli_starts_each_on_its_own() {
         .recv_timeout(Duration::from_secs(60))
         .expect("watch attaches within a minute");
 
-    let build_a = buildx_build(
-        docker28_cli().unwrap(),
-        &context(&a, &dockerfile(&base, &a)),
-        &a,
-    );
-    let build_b = buildx_build(
-        docker28_cli().unwrap(),
-        &context(&b, &dockerfile(&base, &b)),
-        &b,
-    );
+    let build_a = buildx_two_steps(&base, &a);
+    let build_b = buildx_two_steps(&base, &b);
     finish(build_a, "build a");
     finish(build_b, "build b");
 
@@ -209,14 +210,7 @@ async fn history_ls_lists_finished_and_failed_builds() {
     let base = base_image(&daemon).await;
     let good = unique_marker("ls-good");
     let bad = unique_marker("ls-bad");
-    finish(
-        buildx_build(
-            docker28_cli().unwrap(),
-            &context(&good, &dockerfile(&base, &good)),
-            &good,
-        ),
-        "the good build",
-    );
+    finish(buildx_two_steps(&base, &good), "the good build");
     let failing = buildx_build(
         docker28_cli().unwrap(),
         &context(&bad, &format!("FROM {base}\nRUN echo {bad} && exit 3\n")),
@@ -267,14 +261,7 @@ async fn history_logs_prints_what_buildx_history_logs_prints() {
     let Some(_) = docker28_cli() else { return };
     let base = base_image(&daemon).await;
     let marker = unique_marker("logs");
-    finish(
-        buildx_build(
-            docker28_cli().unwrap(),
-            &context(&marker, &dockerfile(&base, &marker)),
-            &marker,
-        ),
-        "the build",
-    );
+    finish(buildx_two_steps(&base, &marker), "the build");
     let rows = history_rows(&marker);
     let build_ref = rows[0]["ref"].as_str().unwrap().to_string();
 
@@ -550,14 +537,7 @@ async fn a_logs_blob_from_the_daemon_replays_like_status() {
     let Some(_) = docker28_cli() else { return };
     let base = base_image(&daemon).await;
     let marker = unique_marker("blob");
-    finish(
-        buildx_build(
-            docker28_cli().unwrap(),
-            &context(&marker, &dockerfile(&base, &marker)),
-            &marker,
-        ),
-        "the build",
-    );
+    finish(buildx_two_steps(&base, &marker), "the build");
     let control = daemon.control().await.unwrap();
     // The daemon writes the logs blob when it finalizes the record, just after the build.
     let mut record = None;

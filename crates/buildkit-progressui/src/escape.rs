@@ -86,8 +86,9 @@ pub(crate) fn plain_prefix(s: &[u8], special: Special) -> usize {
             .unwrap_or(s.len() - start)
 }
 
-/// Appends serde_json's escape of `b` (one of [`SERDE`]).
-fn push_serde_escape(out: &mut Vec<u8>, b: u8) {
+/// Appends serde_json's escape of `b` (one of [`SERDE`]), which is also Go's for an ASCII
+/// byte.
+pub(crate) fn push_serde_escape(out: &mut Vec<u8>, b: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     match b {
         b'"' => out.extend_from_slice(b"\\\""),

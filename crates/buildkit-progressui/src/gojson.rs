@@ -164,7 +164,6 @@ impl GoJson {
 /// writes it. Runs of ASCII that need no escape are found 8 bytes at a time and copied whole
 /// (see `escape`); the rest goes one character at a time.
 pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let mut rest = s;
     loop {
@@ -175,23 +174,8 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
             break;
         };
         if b < 0x80 {
-            match b {
-                b'"' => out.extend_from_slice(b"\\\""),
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                0x08 => out.extend_from_slice(b"\\b"),
-                0x0c => out.extend_from_slice(b"\\f"),
-                _ => out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 0xf)],
-                ]),
-            }
+            // Go and serde_json escape the same ASCII bytes the same way.
+            crate::escape::push_serde_escape(out, b);
             rest = &rest[1..];
             continue;
         }

@@ -852,13 +852,7 @@ impl Daemon {
     pub async fn control(&self) -> Result<Control, ControlError> {
         let target = self.host().to_string();
         if api_at_least(self.api_version(), NATIVE_GRPC_API) {
-            let io = self
-                .open_io()
-                .await
-                .map_err(|source| ControlError::Connect {
-                    target: target.clone(),
-                    source,
-                })?;
+            let io = self.open_control_io(&target).await?;
             if let Ok(channel) = GrpcChannel::handshake(TokioIo::new(io), &target).await {
                 let control = Control::new(channel, Transport::Native, target.clone());
                 // A daemon that does not speak HTTP/2 on its socket closes the connection: the
@@ -871,18 +865,21 @@ impl Daemon {
         self.control_upgrade(target).await
     }
 
+    async fn open_control_io(&self, target: &str) -> Result<Io, ControlError> {
+        self.open_io()
+            .await
+            .map_err(|source| ControlError::Connect {
+                target: target.to_string(),
+                source,
+            })
+    }
+
     async fn control_upgrade(&self, target: String) -> Result<Control, ControlError> {
         let handshake_error = |source: BoxError| ControlError::Handshake {
             target: target.clone(),
             source,
         };
-        let io = self
-            .open_io()
-            .await
-            .map_err(|source| ControlError::Connect {
-                target: target.clone(),
-                source,
-            })?;
+        let io = self.open_control_io(&target).await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| handshake_error(Box::new(e)))?;
