@@ -423,6 +423,140 @@ async fn a_failed_build_shows_the_dockerfile_snippet() {
     );
 }
 
+/// A port of the host that a build's `RUN` step waits for: the step polls the container's
+/// gateway (the host) on it until the test opens the gate by accepting one connection. Builds
+/// that must be running while the test looks at them wait here, so nothing depends on timing.
+struct Gate {
+    port: u16,
+}
+
+impl Gate {
+    fn new() -> Self {
+        // Reserve a port and close it again: the build's connections fail until `open`.
+        let port = std::net::TcpListener::bind("0.0.0.0:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Gate { port }
+    }
+
+    /// A Dockerfile that logs `{marker}-waiting`, waits for the gate, then logs `{marker}-late`.
+    fn dockerfile(&self, base: &str, marker: &str) -> String {
+        let port = self.port;
+        format!(
+            "FROM {base}\n\
+             RUN echo {marker}-waiting && gw=$(ip route | awk '/^default/ {{print $3}}') && \\\n\
+             \x20   until nc \"$gw\" {port} </dev/null; do sleep 0.2; done && echo {marker}-late\n"
+        )
+    }
+
+    /// Lets the waiting build go on (fails the test if it does not connect within 2 minutes).
+    fn open(self) {
+        let port = self.port;
+        let listener = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            match listener.accept() {
+                Ok((connection, _)) => break drop(connection),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the build did not connect to port {port} within 2 minutes"
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("accepting the build's connection: {e}"),
+            }
+        }
+    }
+}
+
+/// Ctrl-C (SIGINT) detaches `watch` cleanly, exit status 0, while the build it shows goes on to
+/// succeed.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_detaches_watch_and_the_build_goes_on() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    let Some(_) = docker28_cli() else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("detach");
+    let mut watch = bktrace28()
+        .args(["watch", "--progress", "plain", "--filter"])
+        .arg(format!("name={marker}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lines of stdout as they come, and the moment watch says it is attached.
+    let stderr = watch.stderr.take().unwrap();
+    let (attached_tx, attached) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("watching the builds of") {
+                let _ = attached_tx.send(());
+            }
+        }
+    });
+    let stdout = watch.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    attached
+        .recv_timeout(Duration::from_secs(60))
+        .expect("watch attaches within a minute");
+
+    let gate = Gate::new();
+    let build = buildx_build(
+        docker28_cli().unwrap(),
+        &context(&marker, &gate.dockerfile(&base, &marker)),
+        &marker,
+    );
+    // Wait until watch shows the build's first log line: the build is running and waiting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.ends_with(&format!("{marker}-waiting")))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("watch did not show the build's first line: {seen:?}"),
+        }
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(watch.wait());
+    });
+    let status = done
+        .recv_timeout(Duration::from_secs(30))
+        .expect("watch ends on SIGINT")
+        .unwrap();
+    assert!(status.success(), "watch detaches with status 0: {status}");
+    reader.join().unwrap();
+    seen.extend(lines.try_iter());
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("=== detached from build") && l.contains("still running")),
+        "{seen:?}"
+    );
+    gate.open();
+    let output = finish(build, "the build watch detached from");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains(&format!("{marker}-late")), "{text}");
+}
+
 /// `history logs --follow` of a running build shows it live to its end; without `--follow`
 /// the running build is refused in one line. The build waits for the test: its `RUN` step
 /// polls a TCP port of the host (the container's gateway) that the test opens only once it has
@@ -435,20 +569,10 @@ async fn history_logs_follows_a_running_build() {
     let Some(_) = docker28_cli() else { return };
     let base = base_image(&daemon).await;
     let marker = unique_marker("follow");
-    // Reserve a port, and close it again: the build's connections fail until the test listens.
-    let port = std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dockerfile = format!(
-        "FROM {base}\n\
-         RUN echo {marker}-waiting && gw=$(ip route | awk '/^default/ {{print $3}}') && \\\n\
-         \x20   until nc \"$gw\" {port} </dev/null; do sleep 0.2; done && echo {marker}-late\n"
-    );
+    let gate = Gate::new();
     let build = buildx_build(
         docker28_cli().unwrap(),
-        &context(&marker, &dockerfile),
+        &context(&marker, &gate.dockerfile(&base, &marker)),
         &marker,
     );
     let mut build_ref = None;
@@ -486,23 +610,7 @@ async fn history_logs_follows_a_running_build() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let the build go on: accept its connection.
-    let listener = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        match listener.accept() {
-            Ok((connection, _)) => break drop(connection),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the build did not connect to port {port} within 2 minutes"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("accepting the build's connection: {e}"),
-        }
-    }
+    gate.open();
     finish(build, "the build");
     let followed = finish(follow, "history logs --follow");
     let events: Vec<Value> = String::from_utf8(followed.stdout)
