@@ -130,13 +130,7 @@ fn skip<T>(reason: &str) -> Option<T> {
     if ci() {
         panic!("{reason}; CI=true makes this a failure");
     }
-    let test = std::thread::current()
-        .name()
-        .map_or_else(String::new, |name| format!(" [{name}]"));
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: {reason}; set CI=true to make this a failure{test}"
-    );
+    skipped(reason);
     None
 }
 
