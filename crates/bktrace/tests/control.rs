@@ -18,6 +18,50 @@ use workspace_tests::daemon::{base_image, daemon, daemon28, docker28_cli, unique
 
 const BKTRACE: &str = env!("CARGO_BIN_EXE_bktrace");
 
+/// What every test here needs: the Docker 28 daemon with the base image, and its docker CLI;
+/// `None` (the test returns) where they are missing outside CI.
+struct Setup {
+    daemon: docker_build::connection::Daemon,
+    /// The base image on that daemon.
+    base: String,
+}
+
+async fn setup() -> Option<Setup> {
+    let daemon = daemon28().await?;
+    docker28_cli()?;
+    let base = base_image(&daemon).await;
+    Some(Setup { daemon, base })
+}
+
+/// Starts `bktrace watch` with `args` (stdout piped) and returns once it says it is attached,
+/// with the thread that collects its stderr.
+fn attached_watch(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
+    let mut watch = bktrace28()
+        .arg("watch")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watch.stderr.take().unwrap();
+    let (attached_tx, attached) = mpsc::channel();
+    let stderr_thread = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("watching the builds of") {
+                let _ = attached_tx.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    attached
+        .recv_timeout(Duration::from_secs(60))
+        .expect("watch attaches within a minute");
+    (watch, stderr_thread)
+}
+
 /// bktrace talking to the Docker 28 daemon.
 fn bktrace28() -> Command {
     let mut command = Command::new(BKTRACE);
@@ -97,41 +141,18 @@ fn dockerfile(base: &str, marker: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_shows_builds_the_cli_starts_each_on_its_own() {
-    let Some(daemon) = daemon28().await else {
+    let Some(Setup { base, .. }) = setup().await else {
         return;
     };
-    let Some(_) = docker28_cli() else { return };
-    let base = base_image(&daemon).await;
     // Other tests build on the same daemon at the same time: watch only these two.
     let token = unique_marker("watch");
     let a = format!("{token}-a");
     let b = format!("{token}-b");
 
-    let mut watch = bktrace28()
-        .args(["watch", "--count", "2", "--progress", "json", "--filter"])
-        .arg(format!("name={token}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Builds are started only once watch says it is attached.
-    let stderr = watch.stderr.take().unwrap();
-    let (attached_tx, attached) = mpsc::channel();
-    let stderr_thread = std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            if line.starts_with("watching the builds of") {
-                let _ = attached_tx.send(());
-            }
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    attached
-        .recv_timeout(Duration::from_secs(60))
-        .expect("watch attaches within a minute");
+    let filter = format!("name={token}");
+    let (watch, stderr_thread) =
+        attached_watch(&["--count", "2", "--progress", "json", "--filter", &filter]);
 
     let build_a = buildx_two_steps(&base, &a);
     let build_b = buildx_two_steps(&base, &b);
@@ -203,11 +224,9 @@ async fn watch_shows_builds_the_cli_starts_each_on_its_own() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_ls_lists_finished_and_failed_builds() {
-    let Some(daemon) = daemon28().await else {
+    let Some(Setup { base, .. }) = setup().await else {
         return;
     };
-    let Some(_) = docker28_cli() else { return };
-    let base = base_image(&daemon).await;
     let good = unique_marker("ls-good");
     let bad = unique_marker("ls-bad");
     finish(buildx_two_steps(&base, &good), "the good build");
@@ -255,11 +274,9 @@ async fn history_ls_lists_finished_and_failed_builds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_logs_prints_what_buildx_history_logs_prints() {
-    let Some(daemon) = daemon28().await else {
+    let Some(Setup { base, .. }) = setup().await else {
         return;
     };
-    let Some(_) = docker28_cli() else { return };
-    let base = base_image(&daemon).await;
     let marker = unique_marker("logs");
     finish(buildx_two_steps(&base, &marker), "the build");
     let rows = history_rows(&marker);
@@ -361,10 +378,9 @@ async fn an_old_daemon_is_refused_in_one_line() {
 /// is the one `history ls` lists under that name.
 #[tokio::test(flavor = "multi_thread")]
 async fn build_prints_its_history_ref() {
-    let Some(daemon) = daemon28().await else {
+    let Some(Setup { base, .. }) = setup().await else {
         return;
     };
-    let base = base_image(&daemon).await;
     let marker = unique_marker("own-ref");
     let dir = context(&marker, &dockerfile(&base, &marker));
     let output = bktrace28()
@@ -389,10 +405,9 @@ async fn build_prints_its_history_ref() {
 /// daemon keeps them with the history record since Docker 27.1).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_build_shows_the_dockerfile_snippet() {
-    let Some(daemon) = daemon28().await else {
+    let Some(Setup { base, .. }) = setup().await else {
         return;
     };
-    let base = base_image(&daemon).await;
     let marker = unique_marker("snippet");
     let dir = context(
         &marker,
@@ -477,29 +492,13 @@ impl Gate {
 /// succeed.
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_detaches_watch_and_the_build_goes_on() {
-    let Some(daemon) = daemon28().await else {
+    let Some(Setup { base, .. }) = setup().await else {
         return;
     };
-    let Some(_) = docker28_cli() else { return };
-    let base = base_image(&daemon).await;
     let marker = unique_marker("detach");
-    let mut watch = bktrace28()
-        .args(["watch", "--progress", "plain", "--filter"])
-        .arg(format!("name={marker}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Lines of stdout as they come, and the moment watch says it is attached.
-    let stderr = watch.stderr.take().unwrap();
-    let (attached_tx, attached) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.starts_with("watching the builds of") {
-                let _ = attached_tx.send(());
-            }
-        }
-    });
+    let filter = format!("name={marker}");
+    let (mut watch, _stderr) = attached_watch(&["--progress", "plain", "--filter", &filter]);
+    // Lines of stdout as they come.
     let stdout = watch.stdout.take().unwrap();
     let (lines_tx, lines) = mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
@@ -507,9 +506,6 @@ async fn ctrl_c_detaches_watch_and_the_build_goes_on() {
             let _ = lines_tx.send(line);
         }
     });
-    attached
-        .recv_timeout(Duration::from_secs(60))
-        .expect("watch attaches within a minute");
 
     let gate = Gate::new();
     let build = buildx_build(
@@ -563,11 +559,9 @@ async fn ctrl_c_detaches_watch_and_the_build_goes_on() {
 /// seen the build running, so nothing depends on timing.
 #[tokio::test(flavor = "multi_thread")]
 async fn history_logs_follows_a_running_build() {
-    let Some(daemon) = daemon28().await else {
+    let Some(Setup { base, .. }) = setup().await else {
         return;
     };
-    let Some(_) = docker28_cli() else { return };
-    let base = base_image(&daemon).await;
     let marker = unique_marker("follow");
     let gate = Gate::new();
     let build = buildx_build(
@@ -639,11 +633,9 @@ async fn history_logs_follows_a_running_build() {
 /// as the daemon's own `Status` replay of the build.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_logs_blob_from_the_daemon_replays_like_status() {
-    let Some(daemon) = daemon28().await else {
+    let Some(Setup { daemon, base }) = setup().await else {
         return;
     };
-    let Some(_) = docker28_cli() else { return };
-    let base = base_image(&daemon).await;
     let marker = unique_marker("blob");
     finish(buildx_two_steps(&base, &marker), "the build");
     let control = daemon.control().await.unwrap();
