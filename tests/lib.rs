@@ -10,6 +10,7 @@
 //! | per-digest `Started`/`Completed` pairing | [`invariants::check_pairing`] |
 //! | lossless log output | [`invariants::check_lossless_logs`] |
 //! | golden files (`UPDATE_GOLDEN=1`) | [`golden::assert_golden`], [`test_each_recording!`] |
+//! | a plain transcript, step by step | [`plain::parse`] |
 //! | a live daemon | [`daemon`] (feature `daemon`, on by default) |
 //!
 //! Everything but [`daemon`] is sans-IO apart from reading the corpus and golden files, so the
@@ -22,6 +23,7 @@ pub mod daemon;
 pub mod events;
 pub mod golden;
 pub mod invariants;
+pub mod plain;
 
 /// Whether the environment says the run is CI (`CI=true`, any case, or `CI=1`): a missing
 /// daemon fails instead of skipping, and golden files are never rewritten.

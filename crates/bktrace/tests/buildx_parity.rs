@@ -15,78 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use workspace_tests::daemon::{base_image, ci, daemon, unique_marker};
+use workspace_tests::plain::{Step, Transcript, parse};
 
 const REFERENCE_CLI: &str = "/usr/bin/docker";
-
-/// What a plain transcript says about one step.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Step {
-    logs: Vec<String>,
-    /// The last closing marker: `DONE`, `CACHED`, `ERROR: …` or `CANCELED`.
-    marker: Option<String>,
-}
-
-/// Steps by name, plus the closing blocks (` > name:` → lines without their time prefix).
-#[derive(Debug, Default)]
-struct Transcript {
-    steps: BTreeMap<String, Step>,
-    closing: BTreeMap<String, Vec<String>>,
-}
-
-fn is_time(word: &str) -> bool {
-    word.split_once('.').is_some_and(|(a, b)| {
-        !a.is_empty() && !b.is_empty() && (a.to_owned() + b).bytes().all(|c| c.is_ascii_digit())
-    })
-}
-
-fn parse(text: &str) -> Transcript {
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    let mut t = Transcript::default();
-    let mut closing: Option<String> = None;
-    for line in text.lines() {
-        if line == "------" {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix(" > ").and_then(|l| l.strip_suffix(':')) {
-            closing = Some(name.to_string());
-            t.closing.entry(name.to_string()).or_default();
-            continue;
-        }
-        if let Some(name) = &closing {
-            if let Some((time, rest)) = line.trim_start().split_once(' ') {
-                if is_time(time) {
-                    t.closing.get_mut(name).unwrap().push(rest.to_string());
-                    continue;
-                }
-            }
-            closing = None;
-        }
-        let Some(rest) = line.strip_prefix('#') else {
-            continue;
-        };
-        let Some((n, body)) = rest.split_once(' ') else {
-            continue;
-        };
-        if !n.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Some(name) = names.get(n).cloned() else {
-            names.insert(n.to_string(), body.to_string());
-            t.steps.entry(body.to_string()).or_default();
-            continue;
-        };
-        let step = t.steps.get_mut(&name).unwrap();
-        let (first, tail) = body.split_once(' ').unwrap_or((body, ""));
-        if is_time(first) {
-            step.logs.push(tail.to_string());
-        } else if first == "DONE" || first == "CACHED" || first == "CANCELED" {
-            step.marker = Some(first.to_string());
-        } else if first == "ERROR:" {
-            step.marker = Some(body.to_string());
-        }
-    }
-    t
-}
 
 /// The Dockerfile's `RUN` steps, with their log lines sorted: what two builds of the same
 /// Dockerfile always agree on, which is all the comparison may ask of two printers that watch
