@@ -136,6 +136,20 @@ fn history_rows(name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The history row of the one build named `name`, once the daemon has completed its record
+/// (it does so as the build's client is told the result; this waits out the difference).
+fn finished_row(name: &str) -> Value {
+    for _ in 0..300 {
+        let rows = history_rows(name);
+        assert!(rows.len() <= 1, "one build is named {name}: {rows:?}");
+        if let Some(row) = rows.into_iter().next().filter(|r| r["status"] != "running") {
+            return row;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the record of {name} is not complete after 30 s");
+}
+
 fn dockerfile(base: &str, marker: &str) -> String {
     format!("FROM {base}\nRUN echo {marker}-one && sleep 1\nRUN echo {marker}-two\n")
 }
@@ -239,9 +253,7 @@ async fn history_ls_lists_finished_and_failed_builds() {
     let output = failing.wait_with_output().unwrap();
     assert!(!output.status.success(), "the failing build fails");
 
-    let rows = history_rows(&good);
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    let row = &rows[0];
+    let row = &finished_row(&good);
     assert_eq!(row["name"], good.as_str());
     assert_eq!(row["status"], "completed");
     let total = row["steps_total"].as_i64().unwrap();
@@ -253,9 +265,7 @@ async fn history_ls_lists_finished_and_failed_builds() {
     );
     assert!(row["created"].as_str().unwrap() < row["completed"].as_str().unwrap());
 
-    let rows = history_rows(&bad);
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0]["status"], "error");
+    assert_eq!(finished_row(&bad)["status"], "error");
 
     // The table names the build too.
     let table = bktrace28()
@@ -280,8 +290,7 @@ async fn history_logs_prints_what_buildx_history_logs_prints() {
     };
     let marker = unique_marker("logs");
     finish(buildx_two_steps(&base, &marker), "the build");
-    let rows = history_rows(&marker);
-    let build_ref = rows[0]["ref"].as_str().unwrap().to_string();
+    let build_ref = finished_row(&marker)["ref"].as_str().unwrap().to_string();
 
     let ours = bktrace28()
         .args(["history", "logs", &build_ref, "--progress", "plain"])
@@ -412,10 +421,9 @@ async fn build_prints_its_history_ref() {
         .find_map(|l| l.strip_prefix("build ref: "))
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no build ref line: {stderr}"));
-    let rows = history_rows(&marker);
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0]["ref"], printed);
-    assert_eq!(rows[0]["status"], "completed");
+    let row = finished_row(&marker);
+    assert_eq!(row["ref"], printed);
+    assert_eq!(row["status"], "completed");
 }
 
 /// A failed build shows the Dockerfile lines of its error, marked `>>>`, as buildx does (the

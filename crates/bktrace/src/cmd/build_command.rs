@@ -131,7 +131,7 @@ async fn build_and_render(
 
 /// The ref under which the daemon's history keeps the build named `name`, and, when
 /// `failed`, the Dockerfile snippets of its error (Docker ≥ 27.1 keeps them). `None` when the
-/// daemon has no history (Docker < 24) or does not answer within a few seconds.
+/// daemon has no history (Docker < 24) or does not answer within 10 s.
 async fn find_in_history(
     daemon: &Daemon,
     name: &str,
@@ -141,7 +141,7 @@ async fn find_in_history(
         let control = daemon.control().await.ok()?;
         // The daemon completes the record just after the build's output ends: wait for it.
         let mut record = control.find_build(name).await.ok()??;
-        for _ in 0..20 {
+        for _ in 0..50 {
             if record.completed_at.is_some() {
                 break;
             }
@@ -160,7 +160,7 @@ async fn find_in_history(
         };
         Some((record.r#ref, snippets))
     };
-    tokio::time::timeout(std::time::Duration::from_secs(5), find)
+    tokio::time::timeout(std::time::Duration::from_secs(10), find)
         .await
         .ok()
         .flatten()
