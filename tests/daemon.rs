@@ -50,16 +50,7 @@ pub async fn daemon() -> Option<Daemon> {
         Ok(daemon) => return Some(daemon),
         Err(error) => error,
     };
-    let mut reason = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    let mut causes = Vec::new();
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    if !causes.is_empty() {
-        reason = format!("{reason} ({})", causes.join(": "));
-    }
+    let reason = crate::error_chain(&error);
     if ci() {
         panic!("{reason}; CI=true makes a missing Docker daemon a failure");
     }

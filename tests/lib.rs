@@ -25,6 +25,18 @@ pub mod golden;
 pub mod invariants;
 pub mod plain;
 
+/// `error` and its sources, `: `-joined on one line, as bktrace prints errors.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 /// Whether the environment says the run is CI (`CI=true`, any case, or `CI=1`): a missing
 /// daemon fails instead of skipping, and golden files are never rewritten.
 pub fn ci() -> bool {

@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use workspace_tests::error_chain;
 
 use buildkit_events::Event;
 use bytes::Bytes;
@@ -279,7 +280,7 @@ impl TlsDockerd {
                 Err(e) if Instant::now() > deadline => {
                     panic!(
                         "dockerd did not answer within {START_TIMEOUT:?} ({}):\n{}",
-                        one_line(&e),
+                        error_chain(&e),
                         self.log_tail()
                     )
                 }
@@ -306,18 +307,6 @@ impl Drop for TlsDockerd {
     }
 }
 
-/// `error` and its sources, `: `-joined, as bktrace prints errors.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
-
 /// The endpoint `vars` give, as `Daemon::connect()` would find it with that environment.
 fn resolve(vars: &[(&str, String)]) -> Endpoint {
     Endpoint::from_vars(|name| {
@@ -325,7 +314,7 @@ fn resolve(vars: &[(&str, String)]) -> Endpoint {
             .find(|(variable, _)| *variable == name)
             .map(|(_, value)| value.clone())
     })
-    .unwrap_or_else(|e| panic!("resolving the endpoint: {}", one_line(&e)))
+    .unwrap_or_else(|e| panic!("resolving the endpoint: {}", error_chain(&e)))
 }
 
 /// Builds `FROM base`, a `COPY` of a file named after a fresh marker and a `RUN cat` of it;
@@ -339,10 +328,11 @@ async fn build_marker(daemon: &Daemon, base: &str, prefix: &str) -> (String, Vec
     ])));
     let mut stream = build(daemon, context, &BuildOptions::default())
         .await
-        .unwrap_or_else(|e| panic!("the build does not start: {}", one_line(&e)));
+        .unwrap_or_else(|e| panic!("the build does not start: {}", error_chain(&e)));
     let mut events = Vec::new();
     while let Some(event) = stream.next_event().await {
-        events.push(event.unwrap_or_else(|e| panic!("the build stream broke: {}", one_line(&e))));
+        events
+            .push(event.unwrap_or_else(|e| panic!("the build stream broke: {}", error_chain(&e))));
     }
     (marker, events)
 }
@@ -425,10 +415,10 @@ async fn a_tls_daemon_builds_refuses_a_wrong_ca_and_is_found_through_a_context()
     let control = daemon
         .control()
         .await
-        .unwrap_or_else(|e| panic!("the Control API over TLS: {}", one_line(&e)));
+        .unwrap_or_else(|e| panic!("the Control API over TLS: {}", error_chain(&e)));
     match control.version().await {
         Ok(_) | Err(RequestError::NoHistoryApi { method: "Info" }) => {}
-        Err(e) => panic!("Info over TLS: {}", one_line(&e)),
+        Err(e) => panic!("Info over TLS: {}", error_chain(&e)),
     }
 
     // The other CA: one clear line.
@@ -439,7 +429,7 @@ async fn a_tls_daemon_builds_refuses_a_wrong_ca_and_is_found_through_a_context()
         "{error:?}"
     );
     assert_eq!(
-        one_line(&error),
+        error_chain(&error),
         format!(
             "cannot connect to the Docker daemon at {host}: TLS handshake failed: \
              invalid peer certificate: UnknownIssuer"
@@ -473,7 +463,7 @@ async fn a_tls_daemon_builds_refuses_a_wrong_ca_and_is_found_through_a_context()
     assert_eq!(endpoint.context.as_deref(), Some("tls-test"));
     let daemon = Daemon::connect_to(endpoint)
         .await
-        .unwrap_or_else(|e| panic!("connecting through the context: {}", one_line(&e)));
+        .unwrap_or_else(|e| panic!("connecting through the context: {}", error_chain(&e)));
     let (marker, events) = build_marker(&daemon, &base, "tls-context").await;
     assert_built(&marker, &events);
 
