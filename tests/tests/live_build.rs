@@ -285,6 +285,36 @@ async fn the_classic_builder_gives_the_same_vocabulary() {
     assert_eq!(stderr, [format!("e-{marker}")]);
 }
 
+/// The classic builder reports an image id for every stage it finishes; when a later stage
+/// fails, none of them is the build's image (issue 15, item 6).
+#[tokio::test]
+async fn a_classic_build_failing_in_its_second_stage_reports_no_image() {
+    let Some(daemon) = daemon().await else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("classic-stages");
+    let dockerfile = format!(
+        "FROM {base} AS first\nRUN echo {marker} > /one\nFROM {base}\nCOPY --from=first /one /one\nRUN exit 5\n"
+    );
+    let options = BuildOptions {
+        builder: Builder::Classic,
+        no_cache: true,
+        ..Default::default()
+    };
+    let events = run(&daemon, &dockerfile, &options).await;
+    let stage_ids = events
+        .iter()
+        .filter(|e| matches!(e, BuildEvent::ImageBuilt { .. }))
+        .count();
+    assert_eq!(
+        stage_ids, 0,
+        "no image reported for a failed build: {events:#?}"
+    );
+    let finished = summary(&events);
+    assert_eq!(finished.failure.as_ref().and_then(|f| f.code), Some(5));
+    assert_eq!(finished.image_id, None);
+    assert!(!finished.succeeded());
+}
+
 fn processes_mentioning(needle: &str) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;

@@ -330,7 +330,7 @@ impl<W: Write> Render for Json<W> {
             BuildEvent::Finished(summary) => {
                 let c = &summary.summary.counts;
                 let line = Out::BuildFinished {
-                    success: summary.failure.is_none(),
+                    success: summary.succeeded(),
                     error: summary.failure.as_ref().map(|f| f.message.as_str()),
                     image_id: summary.image_id.as_deref(),
                     duration_s: seconds(summary.summary.wall_time),

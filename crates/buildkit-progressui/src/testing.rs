@@ -100,6 +100,7 @@ pub(crate) fn finished() -> BuildEvent {
         },
         image_id: None,
         failure: None,
+        input: docker_build::InputKind::Records,
     }))
 }
 

@@ -58,18 +58,35 @@ pub struct BuildFailure {
 pub struct BuildSummary {
     /// Per-step outcomes, counts and times, from the tracker.
     pub summary: Summary,
-    /// The image id the daemon reported, if any.
+    /// The id of the image the build produced, as the daemon reported it; `None` when the
+    /// build failed (the classic builder reports an id per finished stage, and a failure in a
+    /// later stage leaves only intermediate ones, which are not the build's image).
     pub image_id: Option<String>,
     /// The failure, if the build failed.
     pub failure: Option<BuildFailure>,
+    /// What the events were decoded from, which decides what [`BuildSummary::succeeded`]
+    /// requires.
+    pub input: InputKind,
+}
+
+/// What a [`BuildDecoder`] was fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// A `POST /build` response body (at least one of its lines was read): the daemon ends a
+    /// successful build by reporting the image id, so without one the build did not succeed.
+    Body,
+    /// Bare BuildKit records (the Control API's `Status`, a history logs blob, buildx rawjson)
+    /// and no body line: nothing in them reports the image, so a build succeeded when no step
+    /// failed and none was left running.
+    Records,
 }
 
 impl BuildSummary {
-    /// Whether the build succeeded: the daemon reported no error, and no step was left
-    /// running unless the daemon reported the image anyway (it built it, and only its report
-    /// of some steps' completion is missing). A body that ends while steps run and no image
-    /// was reported (the client went away, the connection or recording was cut) is not a
-    /// success.
+    /// Whether the build succeeded. For a body ([`InputKind::Body`]): the daemon reported the
+    /// image and no error (steps it never reported complete do not matter then: it built the
+    /// image). A body that ends without the image id — while steps run, or between them, the
+    /// client having gone away or the connection or recording being cut — is not a success.
+    /// For bare records ([`InputKind::Records`]): no step failed and none was left running.
     ///
     /// ```
     /// use docker_build::decode::{BuildDecoder, BuildEvent};
@@ -87,11 +104,18 @@ impl BuildSummary {
     /// assert!(finished(built).succeeded());
     /// let cut = "{\"stream\":\"Step 1/1 : RUN sleep 9\\n\"}\r\n";
     /// assert!(!finished(cut).succeeded());
+    /// // Every step reported complete, but the body ends before the daemon's image id.
+    /// let between = "{\"stream\":\"Step 1/2 : FROM scratch\\n\"}\r\n{\"stream\":\"Step 2/2 : ENV A=1\\n\"}\r\n";
+    /// assert!(!finished(between).succeeded());
     /// let failed = "{\"errorDetail\":{\"message\":\"boom\"},\"error\":\"boom\"}\r\n";
     /// assert!(!finished(failed).succeeded());
     /// ```
     pub fn succeeded(&self) -> bool {
-        self.failure.is_none() && (self.image_id.is_some() || self.interrupted().next().is_none())
+        self.failure.is_none()
+            && match self.input {
+                InputKind::Body => self.image_id.is_some(),
+                InputKind::Records => self.interrupted().next().is_none(),
+            }
     }
 
     /// The steps the body left running ([`Outcome::Interrupted`]), in the order they started.
@@ -158,6 +182,11 @@ pub struct BuildDecoder {
     scratch: Vec<StatusResponse>,
     line_no: u64,
     image_id: Option<String>,
+    /// The classic builder's id of its latest finished stage: the build's image only if no
+    /// error follows (see [`BuildSummary::image_id`]).
+    stage_image: Option<String>,
+    /// A body line was read ([`InputKind::Body`]).
+    body: bool,
     error: Option<(String, Option<i64>)>,
     finished: bool,
     /// Emit [`BuildEvent::Record`]s.
@@ -186,6 +215,8 @@ impl BuildDecoder {
             scratch: Vec::new(),
             line_no: 0,
             image_id: None,
+            stage_image: None,
+            body: false,
             error: None,
             finished: false,
             records: config.records,
@@ -257,6 +288,9 @@ impl BuildDecoder {
         self.classic.finish(now, &mut self.scratch);
         self.feed_scratch();
         self.finished = true;
+        if self.error.is_none() {
+            self.stage_image_built();
+        }
         let summary = self.tracker.finish();
         self.drain_tracker();
         let failure = self.error.take().map(|(message, code)| BuildFailure {
@@ -270,8 +304,17 @@ impl BuildDecoder {
         self.queue
             .push_back(BuildEvent::Finished(Box::new(BuildSummary {
                 summary,
-                image_id: self.image_id.clone(),
+                image_id: if failure.is_none() {
+                    self.image_id.clone()
+                } else {
+                    None
+                },
                 failure,
+                input: if self.body {
+                    InputKind::Body
+                } else {
+                    InputKind::Records
+                },
             })));
     }
 
@@ -319,8 +362,13 @@ impl BuildDecoder {
             Ok(m) => m,
             Err(e) => return self.bad(e),
         };
+        self.body = true;
         match message {
             Message::Trace(aux) => self.trace(&aux, line_no),
+            Message::ImageId(id) if self.classic.current_step().is_some() => {
+                // A classic stage's image: the build's only if no error follows.
+                self.stage_image = Some(id);
+            }
             Message::ImageId(id) => {
                 self.drain_tracker();
                 self.image_id = Some(id.clone());
@@ -329,6 +377,12 @@ impl BuildDecoder {
             Message::Stream(text) => {
                 let messages = self.classic.text(&text, now, &mut self.scratch);
                 self.feed_scratch();
+                if messages
+                    .iter()
+                    .any(|m| m.starts_with("Successfully built "))
+                {
+                    self.stage_image_built();
+                }
                 for m in messages {
                     self.queue.push_back(BuildEvent::Message(m));
                 }
@@ -370,6 +424,15 @@ impl BuildDecoder {
                     String::from_utf8_lossy(&line).into_owned(),
                 ));
             }
+        }
+    }
+
+    /// The classic builder's latest stage image is the build's: reports it.
+    fn stage_image_built(&mut self) {
+        if let Some(id) = self.stage_image.take() {
+            self.drain_tracker();
+            self.image_id = Some(id.clone());
+            self.queue.push_back(BuildEvent::ImageBuilt { id });
         }
     }
 
@@ -483,6 +546,106 @@ mod tests {
 
     fn at(seconds: i64) -> Option<Timestamp> {
         Some(Timestamp { seconds, nanos: 0 })
+    }
+
+    /// The last event of a decoded body: its summary.
+    fn finished(body: &str) -> BuildSummary {
+        match decode(body.as_bytes(), false, body.len().max(1)).pop() {
+            Some(BuildEvent::Finished(summary)) => *summary,
+            other => panic!("the last event is not Finished: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_classic_stage_id_is_the_image_only_when_no_error_follows() {
+        let stage_one = concat!(
+            "{\"stream\":\"Step 1/4 : FROM base AS first\\n\"}\r\n",
+            "{\"stream\":\"Step 2/4 : RUN true\\n\"}\r\n",
+            "{\"aux\":{\"ID\":\"sha256:stage1\"}}\r\n",
+            "{\"stream\":\"Step 3/4 : FROM base\\n\"}\r\n",
+            "{\"stream\":\"Step 4/4 : RUN exit 5\\n\"}\r\n",
+        );
+        let failed = format!(
+            "{stage_one}{{\"errorDetail\":{{\"code\":5,\"message\":\"exit 5\"}},\"error\":\"exit 5\"}}\r\n"
+        );
+        let events = decode(failed.as_bytes(), false, 7);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, BuildEvent::ImageBuilt { .. })),
+            "{events:#?}"
+        );
+        let summary = finished(&failed);
+        assert_eq!(summary.image_id, None);
+        assert!(!summary.succeeded());
+
+        let built = format!(
+            "{stage_one}{{\"aux\":{{\"ID\":\"sha256:final\"}}}}\r\n{{\"stream\":\"Successfully built final\\n\"}}\r\n"
+        );
+        let events = decode(built.as_bytes(), false, 5);
+        let ids: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                BuildEvent::ImageBuilt { id } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, ["sha256:final"]);
+        // Reported before the daemon's own `Successfully built`, as before.
+        let image = events
+            .iter()
+            .position(|e| matches!(e, BuildEvent::ImageBuilt { .. }));
+        let message = events.iter().position(
+            |e| matches!(e, BuildEvent::Message(m) if m.starts_with("Successfully built")),
+        );
+        assert!(image < message && message.is_some(), "{events:#?}");
+        let summary = finished(&built);
+        assert_eq!(summary.image_id.as_deref(), Some("sha256:final"));
+        assert!(summary.succeeded());
+        // A body cut after the last stage's id but before the daemon's closing words still
+        // names that id: no error followed it.
+        assert_eq!(
+            finished(&format!(
+                "{stage_one}{{\"aux\":{{\"ID\":\"sha256:final\"}}}}\r\n"
+            ))
+            .image_id
+            .as_deref(),
+            Some("sha256:final")
+        );
+    }
+
+    #[test]
+    fn a_body_without_the_image_id_is_no_success_even_between_steps() {
+        let mut record = StatusResponse::default();
+        record.vertexes.push(Vertex {
+            digest: "sha256:a".into(),
+            name: "[1/1] RUN true".into(),
+            started: at(1),
+            completed: at(2),
+            ..Default::default()
+        });
+        let body = trace_line(&record);
+        let summary = finished(&body);
+        assert_eq!(summary.input, InputKind::Body);
+        assert_eq!(summary.interrupted().count(), 0);
+        assert!(!summary.succeeded(), "no image id, no success");
+        let with_image =
+            format!("{body}{{\"id\":\"moby.image.id\",\"aux\":{{\"ID\":\"sha256:i\"}}}}\r\n");
+        assert!(finished(&with_image).succeeded());
+
+        // The same record without a body (Control API, history blob, rawjson): no image id
+        // is ever reported there, so every step completing is the success.
+        let mut decoder = BuildDecoder::new();
+        decoder.push_record(record);
+        decoder.finish(Time(0));
+        let summary = std::iter::from_fn(|| decoder.poll_event())
+            .find_map(|e| match e {
+                BuildEvent::Finished(s) => Some(s),
+                _ => None,
+            })
+            .expect("finished");
+        assert_eq!(summary.input, InputKind::Records);
+        assert!(summary.succeeded());
     }
 
     #[test]

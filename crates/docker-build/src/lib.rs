@@ -123,7 +123,7 @@ pub mod stream;
 #[cfg(all(feature = "daemon", unix))]
 mod upload;
 
-pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, DecoderConfig};
+pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, DecoderConfig, InputKind};
 pub use ndjson::LineError;
 pub use options::{BuildOptions, Builder};
 #[cfg(all(feature = "daemon", unix))]

@@ -85,10 +85,16 @@ fn conclude(outcome: &BuildOutcome) -> ExitCode {
         eprintln!("error: build failed: {message}");
         ExitCode::FAILURE
     } else if !summary.succeeded() {
-        eprintln!(
-            "error: the build did not finish: the daemon's output ends while steps were running: {}",
-            interrupted()
-        );
+        if summary.interrupted().next().is_some() {
+            eprintln!(
+                "error: the build did not finish: the daemon's output ends while steps were running: {}",
+                interrupted()
+            );
+        } else {
+            eprintln!(
+                "error: the build did not finish: the daemon's output ends without the image id or an error"
+            );
+        }
         ExitCode::FAILURE
     } else if summary.interrupted().next().is_some() {
         // The daemon built the image; it just never said that these steps completed.
