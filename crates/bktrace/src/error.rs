@@ -101,6 +101,12 @@ pub(crate) enum CliError {
     /// A reference could not be normalised.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    /// A replayed input held nothing of a build: no vertex, image id or error.
+    #[error("no build records found in {input}")]
+    NoRecords {
+        /// The file, or `standard input`.
+        input: String,
+    },
 }
 
 /// `e` and its sources on one line, `: `-separated. No error of this workspace repeats its
@@ -117,7 +123,28 @@ pub(crate) fn one_line(e: &dyn StdError) -> String {
         }
         source = s.source();
     }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    printable(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// `text` with its whitespace runs folded to one space and every other control character
+/// (ESC of terminal colour codes, NUL, DEL, C1 codes) written as an escape (`\x1b`,
+/// `\u{85}`), so that what a daemon or a recording says cannot move the cursor, recolour or
+/// clear the terminal it is printed on.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        for c in word.chars() {
+            match c {
+                '\0'..='\x1f' | '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+                '\u{80}'..='\u{9f}' => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+                _ => out.push(c),
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -144,5 +171,18 @@ mod tests {
             one_line(&e),
             "writing the output failed: Error in the client: refused"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_whitespace_folded() {
+        assert_eq!(
+            printable("\x1b[31mred\x1b[0m\tand\r\nnul\0 del\x7f c1\u{9b}2J é"),
+            "\\x1b[31mred\\x1b[0m and nul\\x00 del\\x7f c1\\u{9b}2J é"
+        );
+        let e = CliError::Open {
+            path: "\x1b]0;title\x07.ndjson".into(),
+            source: io::Error::other("gone"),
+        };
+        assert_eq!(one_line(&e), "cannot read \\x1b]0;title\\x07.ndjson: gone");
     }
 }

@@ -194,6 +194,62 @@ fn replaying_a_build_the_client_left_exits_1() {
     assert!(text(&output.stderr).contains("RUN for i in 1 2 3"));
 }
 
+/// Runs `bktrace replay -` with `input` on stdin, `--progress plain`.
+fn replay_stdin(input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["replay", "-", "--progress", "plain"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bktrace");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().expect("bktrace ends")
+}
+
+/// Inputs that hold no build exit 1 and say so; the warnings about their lines print no raw
+/// control characters, and there are at most 20 of them plus a count (issue 15, item 9).
+#[test]
+fn replaying_what_is_not_a_build_exits_1_and_escapes_what_it_quotes() {
+    for input in [&b""[..], b"{\"stream\":\"hello\"}\r\n", b"\n\n"] {
+        let output = replay_stdin(input);
+        assert_eq!(output.status.code(), Some(1), "{input:?}");
+        assert_one_line_error(&output, "error: no build records found in standard input");
+    }
+    let file = temp_dir("not-a-build").join("terminal\x1b[2J.txt");
+    let mut body = b"{\"a\":1}\r\n".to_vec();
+    for i in 0..30 {
+        body.extend_from_slice(format!("\x1b[31mnot json {i}\x1b[0m\x07\r\n").as_bytes());
+    }
+    std::fs::write(&file, &body).unwrap();
+    let output = bktrace(&["replay", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\x07'),
+        "{stderr:?}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 22, "{stderr}");
+    assert!(
+        lines[0].starts_with("warning: line 2: not a JSON message"),
+        "{stderr}"
+    );
+    assert!(
+        lines[0].ends_with(": \\x1b[31mnot json 0\\x1b[0m\\x07"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[20],
+        "warning: 10 more lines of the body could not be used"
+    );
+    assert!(
+        lines[21].starts_with("error: no build records found in "),
+        "{stderr}"
+    );
+    assert!(lines[21].ends_with("terminal\\x1b[2J.txt"), "{stderr}");
+}
+
 #[test]
 fn replay_reads_standard_input() {
     let file = corpus("docker-20.10", "multistage-parallel");

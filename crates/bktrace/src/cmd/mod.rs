@@ -11,7 +11,7 @@ use docker_build::decode::{BuildEvent, BuildSummary};
 use docker_build::ndjson::LineError;
 
 use crate::Progress;
-use crate::error::CliError;
+use crate::error::{CliError, printable};
 
 pub(crate) mod build_command;
 pub(crate) mod demo;
@@ -70,18 +70,16 @@ fn conclude(outcome: &BuildOutcome) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let interrupted = || {
-        summary
-            .interrupted()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        printable(
+            &summary
+                .interrupted()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
     };
     if let Some(failure) = &summary.failure {
-        let message = failure
-            .message
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let message = printable(&failure.message);
         eprintln!("error: build failed: {message}");
         ExitCode::FAILURE
     } else if !summary.succeeded() {
@@ -117,6 +115,9 @@ pub(crate) struct BuildOutcome {
     bad_lines: Vec<LineError>,
     /// How many more there were.
     more_bad_lines: u64,
+    /// Something of a build came: a vertex, a record, an image id or a failure (a body of
+    /// daemon messages alone, or of unusable lines, holds no build).
+    saw_build: bool,
 }
 
 /// How many unusable lines a build's outcome keeps to report (the rest are counted).
@@ -137,7 +138,14 @@ impl BuildOutcome {
                 self.more_bad_lines += 1;
             }
             BuildEvent::BadLine(e) => self.bad_lines.push(e.clone()),
-            BuildEvent::Finished(summary) => self.finished = Some(summary.clone()),
+            BuildEvent::Finished(summary) => {
+                self.saw_build |= summary.summary.pending > 0;
+                self.finished = Some(summary.clone());
+            }
+            BuildEvent::Vertex(_)
+            | BuildEvent::Record(_)
+            | BuildEvent::ImageBuilt { .. }
+            | BuildEvent::Failed(_) => self.saw_build = true,
             _ => {}
         }
     }

@@ -15,7 +15,7 @@ use docker_build::recording::{RecordingDecoder, RecordingError};
 
 use super::{BuildOutcome, conclude, renderer};
 use crate::ReplayArgs;
-use crate::error::{CliError, one_line};
+use crate::error::{CliError, one_line, printable};
 
 /// How much of a recording [`replay`] reads at a time.
 pub(crate) const REPLAY_CHUNK: usize = 64 * 1024;
@@ -116,6 +116,14 @@ pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
             "warning: {} more lines of the body could not be used",
             outcome.more_bad_lines
         );
+    }
+    if !outcome.saw_build {
+        let input = if args.file == Path::new("-") {
+            "standard input".to_string()
+        } else {
+            printable(&args.file.display().to_string())
+        };
+        return Err(CliError::NoRecords { input });
     }
     Ok(conclude(&outcome))
 }
