@@ -8,7 +8,7 @@ use docker_build::connection::ConnectError;
 use docker_build::control::{BuildkitHostError, ControlError, RequestError};
 use docker_build::{BuildError, BuildStreamError};
 use docker_context::ContextError;
-use dockerfile_analysis::{DockerfileError, ReferenceError};
+use dockerfile_analysis::{DockerfileError, ReferenceError, UnknownTarget};
 
 use crate::cmd::replay::ReplayError;
 
@@ -101,6 +101,9 @@ pub(crate) enum CliError {
     /// A reference could not be normalised.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    /// `images --target` names no stage.
+    #[error(transparent)]
+    Target(UnknownTarget),
     /// A replayed input held nothing of a build: no vertex, image id or error.
     #[error("no build records found in {input}")]
     NoRecords {

@@ -222,6 +222,13 @@ struct ImagesArgs {
     /// Set a build-time ARG (repeatable); `KEY` alone takes the value from the environment.
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     build_args: Vec<String>,
+    /// Only the images a build of this stage needs (default: the last stage, as a build
+    /// without --target).
+    #[arg(long, value_name = "STAGE", conflicts_with = "all_stages")]
+    target: Option<String>,
+    /// Every stage's images, also those of stages the build does not reach.
+    #[arg(long)]
+    all_stages: bool,
     /// Print fully qualified references (`busybox` → `docker.io/library/busybox:latest`).
     #[arg(long)]
     normalize: bool,

@@ -437,6 +437,34 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// By default only what the default build (the last stage) reaches, as BuildKit loads it;
+/// `--target` another stage's; `--all-stages` everything (issue 15, item 11).
+#[test]
+fn images_lists_what_the_target_needs() {
+    let dir = temp_dir("images-target");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM alpine AS Test\nRUN true\nFROM golang AS build\nFROM scratch\nCOPY --from=build /a /a\n",
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let refs = |args: &[&str]| {
+        let out = bktrace(&[&["images", d][..], args].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(refs(&[]), ["golang"]);
+    assert_eq!(refs(&["--target", "test"]), ["alpine"]);
+    assert_eq!(refs(&["--all-stages"]), ["alpine", "golang"]);
+    let out = bktrace(&["images", d, "--target", "lint"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_one_line_error(&out, "error: target stage \"lint\" could not be found");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn images_lists_every_external_image_with_line_kind_and_stages() {
     let dir = temp_dir("images");

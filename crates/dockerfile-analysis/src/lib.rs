@@ -185,6 +185,62 @@ pub struct BaseImages {
     pub stages: Vec<Stage>,
 }
 
+impl BaseImages {
+    /// The images a build of `target` needs, in order of first use: those of the target stage
+    /// and of the stages it depends on, the way BuildKit loads only what the target reaches.
+    /// `None` is the default build, of the last stage; a target names a stage by its `AS`
+    /// name, case-insensitively, as `docker build --target` does.
+    ///
+    /// ```
+    /// let found = dockerfile_analysis::base_images(
+    ///     "FROM alpine AS test\nRUN true\nFROM golang AS build\nFROM scratch\nCOPY --from=build /a /a\n",
+    ///     dockerfile_analysis::NO_BUILD_ARGS,
+    /// )
+    /// .unwrap();
+    /// let refs = |images: Vec<&dockerfile_analysis::ImageUse>| {
+    ///     images.iter().map(|i| i.reference.clone()).collect::<Vec<_>>()
+    /// };
+    /// assert_eq!(refs(found.needed_by(None).unwrap()), ["golang"]);
+    /// assert_eq!(refs(found.needed_by(Some("Test")).unwrap()), ["alpine"]);
+    /// assert_eq!(
+    ///     found.needed_by(Some("lint")).unwrap_err().to_string(),
+    ///     "target stage \"lint\" could not be found"
+    /// );
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownTarget`] when no stage has that name.
+    pub fn needed_by(&self, target: Option<&str>) -> Result<Vec<&ImageUse>, UnknownTarget> {
+        let stage = match target {
+            None => self.stages.last(),
+            Some(name) => {
+                let lower = name.to_lowercase();
+                self.stages
+                    .iter()
+                    .find(|s| s.name.as_deref() == Some(lower.as_str()))
+            }
+        };
+        let Some(stage) = stage else {
+            return match target {
+                Some(name) => Err(UnknownTarget(name.to_string())),
+                None => Ok(Vec::new()),
+            };
+        };
+        let label = stage.label();
+        Ok(self
+            .images
+            .iter()
+            .filter(|image| image.stages.contains(&label))
+            .collect())
+    }
+}
+
+/// A `--target` that names no stage of the Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("target stage {0:?} could not be found")]
+pub struct UnknownTarget(pub String);
+
 /// The Dockerfile frontend image chosen by `# syntax=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frontend {

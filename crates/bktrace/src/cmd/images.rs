@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use dockerfile_analysis::base_images;
+use dockerfile_analysis::{ImageUse, base_images};
 
 use super::key_values;
 use crate::ImagesArgs;
@@ -34,6 +34,13 @@ pub(crate) fn run(args: ImagesArgs) -> Result<ExitCode, CliError> {
             source,
         }
     })?;
+    let images: Vec<&ImageUse> = if args.all_stages {
+        found.images.iter().collect()
+    } else {
+        found
+            .needed_by(args.target.as_deref())
+            .map_err(CliError::Target)?
+    };
     let shown = |reference: &str| -> Result<String, CliError> {
         Ok(if args.normalize {
             dockerfile_analysis::normalize(reference)?
@@ -43,8 +50,7 @@ pub(crate) fn run(args: ImagesArgs) -> Result<ExitCode, CliError> {
     };
     let mut out = io::stdout().lock();
     if args.json {
-        let images = found
-            .images
+        let images = images
             .iter()
             .map(|image| {
                 Ok(serde_json::json!({
@@ -74,7 +80,7 @@ pub(crate) fn run(args: ImagesArgs) -> Result<ExitCode, CliError> {
             writeln!(out, "{}\t{line}\tsyntax\t-", shown(&f.reference)?)
                 .map_err(CliError::Output)?;
         }
-        for image in &found.images {
+        for image in &images {
             writeln!(
                 out,
                 "{}\tline {}\t{}\t{}",
