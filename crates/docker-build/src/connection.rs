@@ -315,6 +315,45 @@ pub enum ConnectError {
     },
 }
 
+/// What a user needs to know of a bollard error on the way to the daemon: the first I/O
+/// error in its chain ("Connection refused (os error 111)", "TLS handshake failed: …") rather
+/// than the HTTP client's wrappers around it ("Error in the hyper legacy client: client error
+/// (Connect): tcp connect error: …"); the bollard error itself when it holds none (e.g.
+/// "Socket not found: /path").
+fn transport_cause(error: bollard::errors::Error) -> BoxError {
+    // An I/O error of its own, with its message and its sources' on one line (its `source()`
+    // skips a custom error's own message).
+    let own = |io: &std::io::Error| -> BoxError {
+        Box::new(match io.raw_os_error() {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => {
+                let mut text = io.to_string();
+                let mut source = io.get_ref().and_then(|inner| inner.source());
+                while let Some(s) = source {
+                    let part = s.to_string();
+                    if !text.contains(&part) {
+                        text.push_str(": ");
+                        text.push_str(&part);
+                    }
+                    source = s.source();
+                }
+                std::io::Error::new(io.kind(), text)
+            }
+        })
+    };
+    if let bollard::errors::Error::IOError { err } = &error {
+        return own(err);
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return own(io);
+        }
+        cause = e.source();
+    }
+    Box::new(error)
+}
+
 /// A connected Docker daemon: endpoint, negotiated API version and a bollard client.
 ///
 /// Cheap to clone (one reference count); clones share everything.
@@ -385,8 +424,11 @@ impl Daemon {
                 bollard::Docker::connect_with_http(&host.to_string(), BOLLARD_TIMEOUT_SECS, version)
             }
         };
-        let docker = docker.map_err(|e| unreachable(Box::new(e)))?;
-        docker.ping().await.map_err(|e| unreachable(Box::new(e)))?;
+        let docker = docker.map_err(|e| unreachable(transport_cause(e)))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| unreachable(transport_cause(e)))?;
         let docker = docker
             .negotiate_version()
             .await
@@ -1117,6 +1159,33 @@ mod tests {
             request.starts_with("POST /v1.41/build?version=2 "),
             "{request}"
         );
+    }
+
+    /// The error names the address and the system's reason, not the HTTP client's
+    /// internals (issue 15, item 11).
+    #[tokio::test]
+    async fn a_refused_tcp_connection_says_connection_refused() {
+        // A port that was free a moment ago and has no listener now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = DockerHost::parse(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        let err = Daemon::connect_to(host).await.unwrap_err();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        assert!(
+            text.starts_with(&format!(
+                "cannot connect to the Docker daemon at tcp://127.0.0.1:{port}: Connection refused"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("hyper"), "{text}");
     }
 
     #[tokio::test]
