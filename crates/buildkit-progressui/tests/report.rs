@@ -446,6 +446,7 @@ fn text_and_markdown_golden_files() {
         ("docker-28.5", "run-fails"),
         ("docker-26.1", "warnings"),
         ("docker-20.10", "client-cancel"),
+        ("docker-28.5", "syntax-error"),
     ] {
         let rec = corpus::get(daemon, name);
         let report = report_of(&decode_body(&rec.bytes(), 64 * 1024));
@@ -702,7 +703,7 @@ fn a_failed_and_a_canceled_branch() {
     // Markdown: the table cell escapes `|` and backticks; the last lines are fenced.
     let md = written(&report, Format::Markdown);
     assert!(
-        md.contains("| 2 | \\[a 2/2\\] RUN exit 1 | a | failed | 2.0s | 1.0s | ● |"),
+        md.contains("| 2 | \\[a 2/2\\] RUN exit 1 | a | failed | 2.00s | 1.00s | ● |"),
         "{md}"
     );
     assert!(md.contains("\n```text\nline 10 | `tick`\n"), "{md}");

@@ -3,7 +3,9 @@
 use std::io::{self, Write};
 
 use super::Report;
-use super::text::{bytes, one_line, outcome_counts, percent, secs, share, stage_label};
+use super::text::{
+    bytes, daemon_error, one_line, outcome_counts, percent, secs, share, stage_label,
+};
 
 /// Text made literal in Markdown: the ASCII punctuation Markdown reads as syntax inline (`|`
 /// of a table, a backtick of a code span, `*`, `_`, `~`, `[`, `]`, `<`, `>`, `\`), `&` that
@@ -74,7 +76,7 @@ pub fn write_markdown(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         secs(report.critical_path_time),
         percent(share(report.critical_path_time, report.wall_time))
     )?;
-    if let Some(error) = &report.build_error {
+    if let Some(error) = daemon_error(report) {
         writeln!(out, "| Error | {} |", escape(error))?;
     }
 

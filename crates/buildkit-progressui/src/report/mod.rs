@@ -67,7 +67,7 @@
 //! let mut text = Vec::new();
 //! report::write_text(&report, &mut text)?;
 //! let text = String::from_utf8(text).unwrap();
-//! assert!(text.contains("Critical path: 2.0s"), "{text}");
+//! assert!(text.contains("Critical path: 2.00s"), "{text}");
 //!
 //! let mut json = Vec::new();
 //! report::write_json(&report, &mut json)?;
