@@ -218,6 +218,7 @@ mod tracker;
 
 pub use error::RecordError;
 pub use event::*;
+pub use intervals::RunIntervals;
 pub use name::StepName;
 pub use summary::{FailedVertex, OutcomeCounts, Step, Summary};
 pub use tracker::{Config, ProgressGroup, Tracker, VertexInfo, VertexState};

@@ -13,6 +13,7 @@ mod gojson;
 pub mod json;
 pub mod plain;
 pub mod rawjson;
+pub mod report;
 pub mod tty;
 pub mod view;
 

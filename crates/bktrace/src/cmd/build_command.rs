@@ -6,15 +6,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use buildkit_progressui::Render;
+use buildkit_progressui::report::ReportBuilder;
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
 use docker_build::{BuildOptions, Builder, DecoderConfig, build};
 use docker_context::Context;
 
+use super::report::write_report;
 use super::{BuildOutcome, conclude, key_values, progress_mode, renderer, wall_clock};
 use crate::error::{CliError, one_line};
-use crate::{BuildArgs, Progress};
+use crate::{BuildArgs, Progress, ReportFormat};
 
 /// `bktrace build`.
 pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
@@ -65,6 +67,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         options,
         args.progress.progress,
         record,
+        &args.reports,
     ))
 }
 
@@ -73,6 +76,7 @@ async fn build_and_render(
     options: BuildOptions,
     progress: Progress,
     record: Option<BufWriter<File>>,
+    reports: &[(ReportFormat, PathBuf)],
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     let mut stream = build(&daemon, context, &options).await?;
@@ -82,6 +86,8 @@ async fn build_and_render(
         stream = stream.record_to(file);
     }
     let mut outcome = BuildOutcome::default();
+    // The report of `--report`, folded from the same events as the progress.
+    let mut report = (!reports.is_empty()).then(ReportBuilder::new);
     let mut last_event = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -92,6 +98,9 @@ async fn build_and_render(
                 Some(Ok(event)) => {
                     last_event = std::time::Instant::now();
                     outcome.note(&event);
+                    if let Some(report) = &mut report {
+                        report.apply(&event);
+                    }
                     if let BuildEvent::BadLine(e) = &event {
                         eprintln!("warning: {}", one_line(e));
                     }
@@ -102,6 +111,8 @@ async fn build_and_render(
                     renderer
                         .idle(wall_clock(), std::time::Duration::MAX)
                         .map_err(CliError::Output)?;
+                    // The reports of what came before the break.
+                    write_reports(report, reports)?;
                     return Err(CliError::Stream(e));
                 }
             },
@@ -112,6 +123,7 @@ async fn build_and_render(
             }
         }
     }
+    write_reports(report, reports)?;
     // The history knows the build's ref and, for a failure, where in the Dockerfile it is.
     let found = match &build_name {
         Some(name) => find_in_history(&daemon, name, outcome.failed()).await,
@@ -127,6 +139,21 @@ async fn build_and_render(
         eprintln!("build ref: {build_ref} (bktrace history logs {build_ref})");
     }
     Ok(code)
+}
+
+/// Writes the report of `--report` to each of its files.
+fn write_reports(
+    report: Option<ReportBuilder>,
+    reports: &[(ReportFormat, PathBuf)],
+) -> Result<(), CliError> {
+    let Some(report) = report else {
+        return Ok(());
+    };
+    let report = report.finish();
+    for (format, path) in reports {
+        write_report(&report, *format, Some(path))?;
+    }
+    Ok(())
 }
 
 /// The ref under which the daemon's history keeps the build named `name`, and, when

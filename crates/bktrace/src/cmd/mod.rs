@@ -18,6 +18,7 @@ pub(crate) mod demo;
 pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod replay;
+pub(crate) mod report;
 pub(crate) mod watch;
 
 /// The renderer for `--progress`, writing to `out` (stdout).
