@@ -187,7 +187,11 @@
     }
     const lines = s.last_lines || [];
     details.append(el("h2", null, lines.length ? "Last log lines" : "No log output"));
-    if (lines.length) details.append(el("pre", "log", lines.join("\n")));
+    if (lines.length) {
+      const log = el("pre", "log", lines.join("\n"));
+      details.append(log);
+      log.scrollTop = log.scrollHeight; // the latest lines in view
+    }
   }
 
   function select(digest, pin) {
