@@ -640,6 +640,31 @@ fn a_failed_step_named_in_the_address_shows_its_error_and_last_lines() {
     assert!(element(&run.stdout, "div", "failure").contains("exit code: 3"));
 }
 
+/// A build cut off by its client: the step left running is drawn as interrupted, and on the
+/// critical path.
+#[test]
+fn an_interrupted_build() {
+    let Some(chromium) = chromium() else { return };
+    let json = fixture("client-cancel.json");
+    let report: Value = serde_json::from_str(&json).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let page = page_file(dir.path(), &html(&json, "client-cancel"));
+
+    let run = browse(&chromium, &page, "", &["--dump-dom"]);
+    check_dom(&run.stdout, &report);
+    assert_eq!(run.page_requests, [] as [&str; 0]);
+    let interrupted: Vec<String> = tags(&run.stdout)
+        .iter()
+        .filter(|t| t.has_class("step") && t.has_class("interrupted"))
+        .map(|t| {
+            let mut classes = t.classes();
+            classes.sort_unstable();
+            classes.join(" ")
+        })
+        .collect();
+    assert_eq!(interrupted, ["critical interrupted row step"]);
+}
+
 /// 300 steps: every row and bar drawn, rows 16 px high (the page scrolls), a screenshot.
 #[test]
 fn a_300_step_build_is_drawn_whole() {
