@@ -175,10 +175,14 @@ impl Drop for Proxy {
 }
 
 /// Whether a request line is one of Chromium's own background services rather than a
-/// page's: the network time, component update and account checks it makes to Google's hosts
-/// at every start, with `about:blank` too, which Chromium 156 makes even with
+/// page's: a request to one of Google's service domains. Chromium 156 makes some at every
+/// start, with `about:blank` too (seen: `clients2.google.com` network time,
+/// `update.googleapis.com` component update, `accounts.google.com`), even with
 /// `--disable-background-networking --disable-component-update --disable-sync` (and with
-/// `--disable-extensions --disable-default-apps --disable-features=NetworkTimeServiceQuerying`).
+/// `--disable-extensions --disable-default-apps --disable-features=NetworkTimeServiceQuerying`);
+/// whether one comes before the browser exits varies, so they are told apart instead of
+/// silenced. The page names no address at all (checked on its text), so none of its requests
+/// could go there.
 fn browser_service(line: &str) -> bool {
     let mut words = line.split(' ');
     let (Some(method), Some(target)) = (words.next(), words.next()) else {
@@ -186,18 +190,40 @@ fn browser_service(line: &str) -> bool {
     };
     let authority = target
         .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
         .unwrap_or(target)
         .split(['/', '?'])
         .next()
         .unwrap_or("");
     let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
     matches!(method, "CONNECT" | "GET" | "POST")
-        && [
-            "clients2.google.com",
-            "update.googleapis.com",
-            "accounts.google.com",
-        ]
-        .contains(&host)
+        && ["google.com", "googleapis.com", "gvt1.com", "gstatic.com"]
+            .iter()
+            .any(|domain| {
+                host.strip_suffix(domain)
+                    .is_some_and(|sub| sub.ends_with('.'))
+            })
+}
+
+#[test]
+fn browser_service_requests_are_told_apart_from_a_page_s() {
+    for line in [
+        "CONNECT accounts.google.com:443 HTTP/1.1",
+        "GET http://clients2.google.com/time/1/current?cup2key=1 HTTP/1.1",
+        "POST http://update.googleapis.com/service/update2/json HTTP/1.1",
+    ] {
+        assert!(browser_service(line), "{line}");
+    }
+    for line in [
+        "GET http://bktrace.invalid/pixel.png HTTP/1.1",
+        "CONNECT example.com:443 HTTP/1.1",
+        "CONNECT evilgoogle.com:443 HTTP/1.1",
+        "GET http://google.com.example/x HTTP/1.1",
+        MARKER,
+        "",
+    ] {
+        assert!(!browser_service(line), "{line}");
+    }
 }
 
 /// What one browser run gave.
