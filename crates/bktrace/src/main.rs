@@ -82,7 +82,9 @@ enum ReportFormat {
     /// Chrome trace-event JSON of every step's runs, one row per stage: open it in
     /// Perfetto (ui.perfetto.dev) or chrome://tracing.
     ChromeTrace,
-    // Further formats (`html`) are added here and mapped in `cmd::report::library_format`.
+    /// One self-contained HTML page (nothing fetched): a waterfall of every step on a time
+    /// axis, the critical path highlighted, a step's last log lines on hover or click.
+    Html,
 }
 
 #[derive(Debug, Args)]

@@ -32,7 +32,7 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-const FORMATS: [&str; 4] = ["text", "markdown", "json", "chrome-trace"];
+const FORMATS: [&str; 5] = ["text", "markdown", "json", "chrome-trace", "html"];
 
 /// Checks the output of one format for a build whose critical path ends with `last_step`.
 fn check_format(format: &str, out: &str, last_step: &str) {
@@ -67,6 +67,14 @@ fn check_format(format: &str, out: &str, last_step: &str) {
                     .any(|e| e["ph"] == "X" && e["name"] == last_step)
             );
             assert!(events.iter().any(|e| e["name"] == "thread_name"));
+        }
+        "html" => {
+            assert!(out.starts_with("<!DOCTYPE html>"), "{out}");
+            // The page draws the report's JSON, embedded whole.
+            let open = "<script type=\"application/json\" id=\"report-data\">";
+            let data = out.split_once(open).expect("the report's data").1;
+            let data = data.split_once("</script>").expect("its end").0;
+            check_format("json", data, last_step);
         }
         _ => unreachable!(),
     }
@@ -198,7 +206,9 @@ fn report_errors_are_one_line() {
     let stderr = text(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("expected FORMAT=PATH, FORMAT one of text, markdown, json, chrome-trace"),
+        stderr.contains(
+            "expected FORMAT=PATH, FORMAT one of text, markdown, json, chrome-trace, html"
+        ),
         "{stderr}"
     );
 }

@@ -81,6 +81,12 @@ async fn build_and_render(
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     let mut stream = build(&daemon, context, &options).await?;
     let build_name = options.build_name.clone();
+    // What the HTML report is titled.
+    let title = match (options.tags.first(), &build_name) {
+        (Some(tag), _) => format!("Build of {tag}"),
+        (None, Some(name)) => format!("Build {name}"),
+        (None, None) => "Build report".to_string(),
+    };
     let mut renderer = renderer(progress, true, Box::new(io::stdout()));
     if let Some(file) = record {
         stream = stream.record_to(file);
@@ -112,7 +118,7 @@ async fn build_and_render(
                         .idle(wall_clock(), std::time::Duration::MAX)
                         .map_err(CliError::Output)?;
                     // The reports of what came before the break.
-                    write_reports(report, reports)?;
+                    write_reports(report, reports, &title)?;
                     return Err(CliError::Stream(e));
                 }
             },
@@ -123,7 +129,7 @@ async fn build_and_render(
             }
         }
     }
-    write_reports(report, reports)?;
+    write_reports(report, reports, &title)?;
     // The history knows the build's ref and, for a failure, where in the Dockerfile it is.
     let found = match &build_name {
         Some(name) => find_in_history(&daemon, name, outcome.failed()).await,
@@ -145,13 +151,14 @@ async fn build_and_render(
 fn write_reports(
     report: Option<ReportBuilder>,
     reports: &[(ReportFormat, PathBuf)],
+    title: &str,
 ) -> Result<(), CliError> {
     let Some(report) = report else {
         return Ok(());
     };
     let report = report.finish();
     for (format, path) in reports {
-        write_report(&report, *format, Some(path))?;
+        write_report(&report, *format, Some(path), title)?;
     }
     Ok(())
 }

@@ -21,20 +21,27 @@ pub(crate) fn library_format(format: ReportFormat) -> Format {
         ReportFormat::Markdown => Format::Markdown,
         ReportFormat::Json => Format::Json,
         ReportFormat::ChromeTrace => Format::ChromeTrace,
+        ReportFormat::Html => Format::Html,
     }
 }
 
-/// Writes `report` in `format` to the file `path`, or to standard output when `None`.
+/// Writes `report` in `format` to the file `path`, or to standard output when `None`; `title`
+/// names the build in the HTML page.
 pub(crate) fn write_report(
     report: &Report,
     format: ReportFormat,
     path: Option<&Path>,
+    title: &str,
 ) -> Result<(), CliError> {
     let format = library_format(format);
+    let write = |out: &mut dyn Write| match format {
+        Format::Html => report::write_html_report(report, title, out),
+        other => report::write(report, other, out),
+    };
     match path {
         None => {
             let mut out = BufWriter::new(io::stdout().lock());
-            report::write(report, format, &mut out)
+            write(&mut out)
                 .and_then(|()| out.flush())
                 .map_err(CliError::Output)
         }
@@ -44,9 +51,7 @@ pub(crate) fn write_report(
                 source,
             };
             let mut out = BufWriter::new(File::create(path).map_err(failed)?);
-            report::write(report, format, &mut out)
-                .and_then(|()| out.flush())
-                .map_err(failed)
+            write(&mut out).and_then(|()| out.flush()).map_err(failed)
         }
     }
 }
@@ -72,7 +77,18 @@ pub(crate) fn run(args: ReportArgs) -> Result<ExitCode, CliError> {
     {
         return Err(e.into());
     }
-    write_report(&builder.finish(), args.format, args.output.as_deref())?;
+    let title = if args.file == Path::new("-") {
+        "Build report".to_string()
+    } else {
+        let name = args.file.file_name().unwrap_or(args.file.as_os_str());
+        format!("Build report: {}", name.to_string_lossy())
+    };
+    write_report(
+        &builder.finish(),
+        args.format,
+        args.output.as_deref(),
+        &title,
+    )?;
     replayed?;
     Ok(ExitCode::SUCCESS)
 }

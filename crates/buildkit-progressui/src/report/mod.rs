@@ -86,11 +86,13 @@ use docker_build::decode::BuildEvent;
 use serde::Serialize;
 
 mod chrome;
+mod html;
 mod json;
 mod markdown;
 mod text;
 
 pub use chrome::write_chrome_trace;
+pub use html::{CONTENT_SECURITY_POLICY, write_html};
 pub use json::write_json;
 pub use markdown::write_markdown;
 pub use text::write_text;
@@ -114,6 +116,9 @@ pub enum Format {
     Json,
     /// Chrome trace-event JSON, for Perfetto or `chrome://tracing` ([`write_chrome_trace`]).
     ChromeTrace,
+    /// One self-contained HTML page: a waterfall of every step, the critical path marked
+    /// ([`write_html_report`], titled "Build report" by [`write()`]).
+    Html,
 }
 
 /// Writes `report` in `format` to `out`.
@@ -123,7 +128,18 @@ pub fn write(report: &Report, format: Format, out: &mut dyn io::Write) -> io::Re
         Format::Markdown => write_markdown(report, out),
         Format::Json => write_json(report, out),
         Format::ChromeTrace => write_chrome_trace(report, out),
+        Format::Html => write_html_report(report, "Build report", out),
     }
+}
+
+/// Writes `report` as one self-contained HTML page titled `title`: its JSON
+/// ([`write_json`]) drawn by the page's own script ([`write_html`]).
+pub fn write_html_report(report: &Report, title: &str, out: &mut dyn io::Write) -> io::Result<()> {
+    let mut json = Vec::new();
+    write_json(report, &mut json)?;
+    let json =
+        String::from_utf8(json).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    write_html(&json, title, &mut &mut *out)
 }
 
 /// What a build came to. Serialized (`serde`) it is exactly the `--format json` schema, keys
