@@ -17,9 +17,9 @@ pub struct InstructionLines {
 /// the `index`-th instruction (the stage's `FROM` is 1) of the stage labelled `stage`, which
 /// has `total` instructions.
 ///
-/// BuildKit labels the steps of a stage with its `AS` name (lowercased), with `stage-K` (the
-/// stage's position from 0) when it has none in a multi-stage Dockerfile, and not at all in a
-/// single-stage one (`stage` is `None`). A platform before the label (`[linux/amd64 build
+/// BuildKit labels the steps of a stage only in a multi-stage Dockerfile: with its `AS` name
+/// (lowercased), or `stage-K` (the stage's position from 0) when it has none; the steps of a
+/// single-stage Dockerfile have no label (`stage` is `None`), named or not. A platform before the label (`[linux/amd64 build
 /// 2/3]`) is ignored. `total` guards against a Dockerfile that is not the one built: when the
 /// stage has another number of instructions, the answer is `None`, as it is when the stage or
 /// the instruction does not exist.
