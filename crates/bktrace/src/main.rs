@@ -66,7 +66,7 @@ enum Command {
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Progress {
-    /// `tty` when stdout is a terminal, else `plain`.
+    /// `tty` when stdout is a terminal, else `github` when GITHUB_ACTIONS=true, else `plain`.
     Auto,
     /// BuildKit's plain text: `#N` blocks, one line per event.
     Plain,
@@ -76,6 +76,10 @@ enum Progress {
     Json,
     /// What `docker buildx build --progress=rawjson` prints: one BuildKit SolveStatus per line.
     Rawjson,
+    /// `plain` for a GitHub Actions job log: a folding group per step, the build's output kept
+    /// from being read as workflow commands, the failure annotated on its Dockerfile line, the
+    /// summary appended to $GITHUB_STEP_SUMMARY (`watch` shows `plain`).
+    Github,
 }
 
 #[derive(Debug, Args)]

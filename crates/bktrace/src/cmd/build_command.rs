@@ -12,7 +12,16 @@ use docker_build::decode::BuildEvent;
 use docker_build::{BuildOptions, Builder, DecoderConfig, build};
 use docker_context::Context;
 
-use super::{BuildOutcome, conclude, key_values, progress_mode, renderer, wall_clock};
+use buildkit_events::StepName;
+use buildkit_progressui::github::Location;
+use buildkit_proto::control::ErrorSource;
+
+use buildkit_progressui::Mode;
+
+use super::{
+    BuildOutcome, after_output, append_step_summary, conclude, key_values, progress_mode, renderer,
+    source_location, step_summary_markdown, wall_clock,
+};
 use crate::error::{CliError, one_line};
 use crate::{BuildArgs, Progress};
 
@@ -38,6 +47,11 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         build_name: (!args.classic)
             .then(|| args.name.clone().unwrap_or_else(|| default_name(&args.dir))),
     };
+    // The Dockerfile as the repository names it, for annotations and the step-name mapping.
+    let dockerfile_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.dir.join("Dockerfile"));
     let (dir, dockerfile) = match &args.file {
         // Like the Docker CLI, -f is relative to the current directory, not to DIR.
         Some(file) => (absolute(&args.dir), Some(absolute(file))),
@@ -65,6 +79,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         options,
         args.progress.progress,
         record,
+        &dockerfile_path,
     ))
 }
 
@@ -73,6 +88,7 @@ async fn build_and_render(
     options: BuildOptions,
     progress: Progress,
     record: Option<BufWriter<File>>,
+    dockerfile: &Path,
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     let mut stream = build(&daemon, context, &options).await?;
@@ -117,8 +133,27 @@ async fn build_and_render(
         Some(name) => find_in_history(&daemon, name, outcome.failed()).await,
         None => None,
     };
-    if let Some((_, snippets)) = &found {
-        for snippet in snippets {
+    let repo_path = repository_path(dockerfile);
+    let failure_at = match &found {
+        Some((_, sources)) if !sources.is_empty() => sources
+            .iter()
+            .find_map(|s| source_location(s, Some(&repo_path))),
+        _ => None,
+    }
+    .or_else(|| step_location(&outcome, dockerfile, &repo_path));
+    after_output(
+        &mut renderer,
+        &outcome,
+        failure_at.as_ref(),
+        Some(&repo_path),
+    )?;
+    if renderer.mode() == Mode::Github {
+        if let Some(markdown) = step_summary_markdown(&outcome) {
+            append_step_summary(&markdown)?;
+        }
+    }
+    if let Some((_, sources)) = &found {
+        for snippet in sources.iter().filter_map(source_snippet) {
             eprint!("{snippet}");
         }
     }
@@ -130,13 +165,13 @@ async fn build_and_render(
 }
 
 /// The ref under which the daemon's history keeps the build named `name`, and, when
-/// `failed`, the Dockerfile snippets of its error (Docker ≥ 27.1 keeps them). `None` when the
+/// `failed`, the Dockerfile sources of its error (Docker ≥ 27.1 keeps them). `None` when the
 /// daemon has no history (Docker < 24) or does not answer within 10 s.
 async fn find_in_history(
     daemon: &Daemon,
     name: &str,
     failed: bool,
-) -> Option<(String, Vec<String>)> {
+) -> Option<(String, Vec<ErrorSource>)> {
     let find = async {
         let control = daemon.control().await.ok()?;
         // The daemon completes the record just after the build's output ends: wait for it.
@@ -148,22 +183,60 @@ async fn find_in_history(
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             record = control.find_build(name).await.ok()??;
         }
-        let snippets = match failed {
-            true => control
-                .error_sources(&record)
-                .await
-                .unwrap_or_default()
-                .iter()
-                .filter_map(source_snippet)
-                .collect(),
+        let sources = match failed {
+            true => control.error_sources(&record).await.unwrap_or_default(),
             false => Vec::new(),
         };
-        Some((record.r#ref, snippets))
+        Some((record.r#ref, sources))
     };
     tokio::time::timeout(std::time::Duration::from_secs(10), find)
         .await
         .ok()
         .flatten()
+}
+
+/// Where the failed step's instruction is in the Dockerfile on disk, from the step's name
+/// (`[stage N/M] INSTRUCTION …`, see [`dockerfile_analysis::step_lines`]): for daemons whose
+/// history keeps no error source (Docker < 27.1). `None` when the build did not fail in a
+/// Dockerfile step or the file is not the one built.
+fn step_location(outcome: &BuildOutcome, dockerfile: &Path, repo_path: &str) -> Option<Location> {
+    let step = outcome.finished.as_ref()?.failure.as_ref()?.step.as_ref()?;
+    let name = StepName::parse(&step.name);
+    let (index, total) = (name.index?, name.total?);
+    let text = std::fs::read_to_string(dockerfile).ok()?;
+    let lines = dockerfile_analysis::step_lines(
+        &text,
+        name.stage,
+        usize::try_from(index).ok()?,
+        usize::try_from(total).ok()?,
+    )
+    .ok()??;
+    Some(Location {
+        file: Some(repo_path.to_string()),
+        line: u32::try_from(lines.start).ok(),
+        end_line: u32::try_from(lines.end).ok(),
+    })
+}
+
+/// `path` as GitHub names files in annotations: relative to the current directory (the
+/// workspace, in a job) when it is inside it, with `/` separators and no leading `./`.
+fn repository_path(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| absolute.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
+    let text = relative
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/");
+    if relative.is_absolute() && !text.starts_with('/') {
+        format!("/{}", text.trim_start_matches('/'))
+    } else {
+        text
+    }
 }
 
 /// `DIR`'s name and a suffix unique to this run, e.g. `app-k3j9x2q1`.
