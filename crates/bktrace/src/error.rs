@@ -48,6 +48,15 @@ pub(crate) enum CliError {
         #[source]
         source: io::Error,
     },
+    /// A report could not be written to its file.
+    #[error("cannot write the report {}", path.display())]
+    Report {
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A `--build-arg` or `--label` is not `KEY=VALUE`.
     #[error("invalid {flag} {value:?}: expected KEY=VALUE")]
     KeyValue {

@@ -33,7 +33,8 @@ use error::{CliError, one_line};
         `docker buildx build --progress=rawjson` output). `bktrace demo` replays a small \
         recorded build, no daemon needed. `bktrace watch` shows every build on the daemon as \
         it runs, and `bktrace history` lists and replays its build history (Docker 24 or \
-        later; with BUILDKIT_HOST set, a standalone buildkitd instead).\n\n\
+        later; with BUILDKIT_HOST set, a standalone buildkitd instead). `bktrace report` \
+        sums a recorded build up: totals, slowest steps, the critical path, a timeline.\n\n\
         Exit status: 0 when the build succeeded, 1 when it failed or bktrace could not run it \
         (the reason is printed on stderr as one line), 2 for invalid arguments.",
     arg_required_else_help = true
@@ -61,6 +62,60 @@ enum Command {
     /// List the external images a build will use (FROM, COPY --from, RUN --mount from), one per
     /// line: reference, line, how it is used, the stages that need it. No daemon needed.
     Images(ImagesArgs),
+    /// Report on a recorded build (any input `replay` reads): totals, slowest steps, time per
+    /// stage, the critical path (the chain of steps that set the wall time), the failure, and
+    /// a timeline.
+    Report(ReportArgs),
+}
+
+/// The formats of `bktrace report --format` and `bktrace build --report FORMAT=PATH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    /// A short summary for a terminal.
+    Text,
+    /// A summary for `$GITHUB_STEP_SUMMARY`: tables of the totals and the steps, the critical
+    /// path, the failing step with its last lines.
+    Markdown,
+    /// One JSON object (schema in the README): totals, slowest, stages, critical_path, failed,
+    /// timeline.
+    Json,
+    /// Chrome trace-event JSON of every step's runs, one row per stage: open it in
+    /// https://ui.perfetto.dev or chrome://tracing.
+    ChromeTrace,
+    // Further formats (`html`) are added here and mapped in `cmd::report::library_format`.
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The recording, or `-` for standard input (the default): a `POST /build` body, a
+    /// BuildKit history logs blob, or buildx rawjson output.
+    #[arg(value_name = "FILE", default_value = "-")]
+    file: PathBuf,
+    /// The report's format.
+    #[arg(long, value_enum, default_value = "text", value_name = "FORMAT")]
+    format: ReportFormat,
+    /// Write the report to OUT instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: Option<PathBuf>,
+}
+
+/// `FORMAT=PATH` of `build --report`.
+fn parse_report_target(text: &str) -> Result<(ReportFormat, PathBuf), String> {
+    let formats = || {
+        ReportFormat::value_variants()
+            .iter()
+            .filter_map(|f| f.to_possible_value())
+            .map(|v| v.get_name().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let invalid = || format!("expected FORMAT=PATH, FORMAT one of {}", formats());
+    let (format, path) = text.split_once('=').ok_or_else(invalid)?;
+    if path.is_empty() {
+        return Err(invalid());
+    }
+    let format = ReportFormat::from_str(format, true).map_err(|_| invalid())?;
+    Ok((format, PathBuf::from(path)))
 }
 
 /// The output format.
@@ -126,6 +181,10 @@ struct BuildArgs {
     /// Also write the daemon's raw response body to FILE (replay it with `bktrace replay`).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// When the build ends (also when it failed), write its report in FORMAT to PATH
+    /// (repeatable); FORMAT as `bktrace report --format`, e.g. `--report markdown=summary.md`.
+    #[arg(long = "report", value_name = "FORMAT=PATH", value_parser = parse_report_target)]
+    reports: Vec<(ReportFormat, PathBuf)>,
     /// The build's name in the daemon's history (default: DIR's name and a unique suffix, by
     /// which bktrace finds the build's history ref afterwards).
     #[arg(long, value_name = "NAME")]
@@ -270,6 +329,7 @@ fn main() -> ExitCode {
         Command::History(HistoryCommand::Ls(args)) => cmd::history::ls(args),
         Command::History(HistoryCommand::Logs(args)) => cmd::history::logs(args),
         Command::Watch(args) => cmd::watch::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -465,8 +465,8 @@ async fn a_failed_build_shows_the_dockerfile_snippet() {
 
 /// `bktrace build --progress github` of a failing build: the failure is annotated on the
 /// failing `RUN`'s line of the Dockerfile (from the error source the daemon's history keeps),
-/// the lint warnings on theirs, each step folds into a group, and the summary of warnings
-/// with its `>>>` lines is there.
+/// the lint warnings on theirs, each step folds into a group, the summary of warnings with its
+/// `>>>` lines is there, and the build's Markdown report is appended to `$GITHUB_STEP_SUMMARY`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_build_in_github_mode_annotates_the_failing_run() {
     let Some(Setup { base, .. }) = setup().await else {
@@ -479,13 +479,23 @@ async fn a_failed_build_in_github_mode_annotates_the_failing_run() {
             "FROM {base} AS Build\nRUN echo {marker}\nRUN echo before && \\\n    exit 3\nRUN echo after\n"
         ),
     );
+    // An earlier step wrote to the job summary: the build's report is appended after it.
+    let summary = std::env::temp_dir().join(format!("bktrace-step-summary-{marker}.md"));
+    std::fs::write(&summary, "earlier step\n").unwrap();
     let output = bktrace28()
         .args(["build", "--progress", "github", "--name", &marker, "."])
         .current_dir(&dir)
-        .env_remove("GITHUB_STEP_SUMMARY")
+        .env("GITHUB_STEP_SUMMARY", &summary)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
+    let markdown = std::fs::read_to_string(&summary).unwrap();
+    std::fs::remove_file(&summary).unwrap();
+    assert!(
+        markdown.starts_with("earlier step\n## Build report\n"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("RUN echo before"), "{markdown}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let error = stdout
         .lines()

@@ -163,6 +163,63 @@ impl Intervals {
     }
 }
 
+/// A vertex's run intervals, merged the way BuildKit's progress printer merges them: the
+/// tracker's own bookkeeping, for consumers that rebuild a vertex's runs from its events
+/// (e.g. a timeline from the `(started, completed)` of each [`Event::Completed`](crate::Event)).
+///
+/// Intervals are keyed by start (a second interval with the same start replaces the first);
+/// an interval starting at or before the end of the previous one joins it; an open interval
+/// swallows every later one. Memory is bounded as in the tracker: past 64 raw intervals the
+/// oldest merged ones are folded into [`RunIntervals::total`] and no longer listed by
+/// [`RunIntervals::merged`] (see the crate docs, *Memory*).
+///
+/// ```
+/// use buildkit_events::{Elapsed, RunIntervals, Time};
+///
+/// let mut runs = RunIntervals::new();
+/// runs.insert(Time(0), Some(Time(10)));
+/// runs.insert(Time(5), Some(Time(20))); // overlaps: joins the first
+/// runs.insert(Time(30), Some(Time(35))); // a later run of its own
+/// let merged: Vec<_> = runs.merged().collect();
+/// assert_eq!(merged, [(Time(0), Some(Time(20))), (Time(30), Some(Time(35)))]);
+/// assert_eq!(runs.total(), Elapsed(25)); // BuildKit's `DONE 0.0s` counts 20 + 5 ns
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RunIntervals(Intervals);
+
+impl RunIntervals {
+    /// No runs yet.
+    pub fn new() -> Self {
+        RunIntervals::default()
+    }
+
+    /// Adds one run: `stop == None` while it is open. Like a vertex snapshot in the tracker,
+    /// an open re-send of a run that has completed is ignored, and a completion closes the
+    /// runs that began before it and were left open.
+    pub fn insert(&mut self, start: crate::Time, stop: Option<crate::Time>) {
+        self.0.insert(start.0, stop.map(|t| t.0));
+    }
+
+    /// The merged runs, sorted by start: `(start, stop)`, `stop == None` for an open one
+    /// (only the last can be open).
+    pub fn merged(&self) -> impl ExactSizeIterator<Item = (crate::Time, Option<crate::Time>)> + '_ {
+        self.0
+            .merged()
+            .iter()
+            .map(|s| (crate::Time(s.start), s.stop.map(crate::Time)))
+    }
+
+    /// The sum of the closed merged runs, folded ones included (BuildKit's `DONE x.xs`).
+    pub fn total(&self) -> crate::Elapsed {
+        crate::Elapsed(self.0.closed_total())
+    }
+
+    /// Whether the last merged run is open.
+    pub fn is_open(&self) -> bool {
+        self.0.merged().last().is_some_and(|s| s.stop.is_none())
+    }
+}
+
 /// BuildKit's `mergeIntervals`: sorted by start; an interval starting at or before the
 /// current one's stop is joined to it; an open interval swallows every later one.
 fn merge(raw: &BTreeMap<i128, Option<i128>>) -> Vec<Span> {

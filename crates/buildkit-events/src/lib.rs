@@ -222,6 +222,7 @@ mod tracker;
 
 pub use error::RecordError;
 pub use event::*;
+pub use intervals::RunIntervals;
 pub use name::StepName;
 pub use source::source_snippet;
 pub use summary::{FailedVertex, OutcomeCounts, Step, Summary};

@@ -49,10 +49,11 @@ impl OutcomeCounts {
 ///     name: "[build 1/3] FROM docker.io/library/alpine".into(),
 ///     inputs: vec![],
 ///     outcome: Outcome::Cached,
-///     duration: Elapsed(1_000_000),
+///     duration: Elapsed(800_000),
 ///     intervals: 2,
 ///     first_started: Time(0),
 ///     last_completed: Time(1_000_000),
+///     runs: vec![(Time(0), Time(400_000)), (Time(600_000), Time(1_000_000))],
 /// };
 /// // BuildKit resolved the image (`DONE`), then found it in its cache (`CACHED`).
 /// assert!(step.repeated());
@@ -80,6 +81,11 @@ pub struct Step {
     pub first_started: Time,
     /// End of its latest interval.
     pub last_completed: Time,
+    /// Its merged run intervals `(start, end)`, sorted by start, as BuildKit's printer merges
+    /// them (what [`Step::duration`] adds up); an interval the input left open ends at
+    /// [`Step::last_completed`]. A vertex restarted more than 64 times lists only its latest
+    /// runs (the older ones are folded into the duration; see the crate docs, *Memory*).
+    pub runs: Vec<(Time, Time)>,
 }
 
 impl Step {

@@ -209,6 +209,17 @@ impl VertexInfo {
         self.inner.tail.iter().map(|l| l.to_line(&self.digest))
     }
 
+    /// The merged intervals, an open one ending at the latest completion.
+    fn runs(&self) -> Vec<(Time, Time)> {
+        let end = self.last_completed.unwrap_or_default();
+        self.inner
+            .intervals
+            .merged()
+            .iter()
+            .map(|s| (Time(s.start), Time(s.stop.unwrap_or(end.0).max(s.start))))
+            .collect()
+    }
+
     fn is_started(&self) -> bool {
         !self.inner.intervals.merged().is_empty()
     }
@@ -596,6 +607,7 @@ impl Tracker {
                 intervals: vx.intervals,
                 first_started: vx.first_started.unwrap_or_default(),
                 last_completed: vx.last_completed.unwrap_or_default(),
+                runs: vx.runs(),
             });
         }
         let pending = self

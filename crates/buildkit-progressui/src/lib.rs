@@ -14,6 +14,7 @@ mod gojson;
 pub mod json;
 pub mod plain;
 pub mod rawjson;
+pub mod report;
 pub mod tty;
 pub mod view;
 pub mod warnings;

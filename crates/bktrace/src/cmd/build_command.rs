@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use buildkit_progressui::Render;
+use buildkit_progressui::report::{Report, ReportBuilder, write_markdown};
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
@@ -13,17 +14,17 @@ use docker_build::{BuildOptions, Builder, DecoderConfig, build};
 use docker_context::Context;
 
 use buildkit_events::StepName;
+use buildkit_progressui::Mode;
 use buildkit_progressui::github::Location;
 use buildkit_proto::control::ErrorSource;
 
-use buildkit_progressui::Mode;
-
+use super::report::write_report;
 use super::{
     BuildOutcome, after_output, append_step_summary, conclude, key_values, progress_mode, renderer,
-    source_location, step_summary_markdown, wall_clock,
+    source_location, wall_clock,
 };
 use crate::error::{CliError, one_line};
-use crate::{BuildArgs, Progress};
+use crate::{BuildArgs, Progress, ReportFormat};
 
 /// `bktrace build`.
 pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
@@ -80,6 +81,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         args.progress.progress,
         record,
         &dockerfile_path,
+        &args.reports,
     ))
 }
 
@@ -89,6 +91,7 @@ async fn build_and_render(
     progress: Progress,
     record: Option<BufWriter<File>>,
     dockerfile: &Path,
+    reports: &[(ReportFormat, PathBuf)],
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     let mut stream = build(&daemon, context, &options).await?;
@@ -98,6 +101,12 @@ async fn build_and_render(
         stream = stream.record_to(file);
     }
     let mut outcome = BuildOutcome::default();
+    // GitHub mode appends the report's Markdown to $GITHUB_STEP_SUMMARY when it is set.
+    let step_summary = renderer.mode() == Mode::Github
+        && std::env::var_os("GITHUB_STEP_SUMMARY").is_some_and(|p| !p.is_empty());
+    // The report of `--report` (and of the step summary), folded from the same events as the
+    // progress.
+    let mut report = (!reports.is_empty() || step_summary).then(ReportBuilder::new);
     let mut last_event = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -108,6 +117,9 @@ async fn build_and_render(
                 Some(Ok(event)) => {
                     last_event = std::time::Instant::now();
                     outcome.note(&event);
+                    if let Some(report) = &mut report {
+                        report.apply(&event);
+                    }
                     if let BuildEvent::BadLine(e) = &event {
                         eprintln!("warning: {}", one_line(e));
                     }
@@ -118,6 +130,8 @@ async fn build_and_render(
                     renderer
                         .idle(wall_clock(), std::time::Duration::MAX)
                         .map_err(CliError::Output)?;
+                    // The reports of what came before the break.
+                    write_reports(report.map(ReportBuilder::finish).as_ref(), reports)?;
                     return Err(CliError::Stream(e));
                 }
             },
@@ -128,6 +142,8 @@ async fn build_and_render(
             }
         }
     }
+    let report = report.map(ReportBuilder::finish);
+    write_reports(report.as_ref(), reports)?;
     // The history knows the build's ref and, for a failure, where in the Dockerfile it is.
     let found = match &build_name {
         Some(name) => find_in_history(&daemon, name, outcome.failed()).await,
@@ -147,10 +163,10 @@ async fn build_and_render(
         failure_at.as_ref(),
         Some(&repo_path),
     )?;
-    if renderer.mode() == Mode::Github {
-        if let Some(markdown) = step_summary_markdown(&outcome) {
-            append_step_summary(&markdown)?;
-        }
+    if let Some(report) = report.as_ref().filter(|_| step_summary) {
+        let mut markdown = Vec::new();
+        write_markdown(report, &mut markdown).map_err(CliError::Output)?;
+        append_step_summary(&String::from_utf8_lossy(&markdown))?;
     }
     if let Some((_, sources)) = &found {
         for snippet in sources.iter().filter_map(source_snippet) {
@@ -162,6 +178,20 @@ async fn build_and_render(
         eprintln!("build ref: {build_ref} (bktrace history logs {build_ref})");
     }
     Ok(code)
+}
+
+/// Writes the report of `--report` to each of its files.
+fn write_reports(
+    report: Option<&Report>,
+    reports: &[(ReportFormat, PathBuf)],
+) -> Result<(), CliError> {
+    let Some(report) = report else {
+        return Ok(());
+    };
+    for (format, path) in reports {
+        write_report(report, *format, Some(path))?;
+    }
+    Ok(())
 }
 
 /// The ref under which the daemon's history keeps the build named `name`, and, when

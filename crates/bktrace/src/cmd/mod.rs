@@ -21,6 +21,7 @@ pub(crate) mod demo;
 pub(crate) mod history;
 pub(crate) mod images;
 pub(crate) mod replay;
+pub(crate) mod report;
 pub(crate) mod watch;
 
 /// The renderer for `--progress`, writing to `out` (stdout).
@@ -106,17 +107,6 @@ fn after_output(
         _ => {}
     }
     Ok(())
-}
-
-/// The build's Markdown summary for `$GITHUB_STEP_SUMMARY` (GitHub mode), `None` while there
-/// is no writer for it.
-///
-/// NOT WIRED YET (for the lead): the Markdown writer is `buildkit_progressui::report`'s
-/// (branch `report`); once merged, fold every event into a `report::ReportBuilder` in
-/// [`BuildOutcome::note`] and return `report::write_markdown` of its `finish()` here. The
-/// caller ([`build_command`]) already appends what this returns with [`append_step_summary`].
-fn step_summary_markdown(_outcome: &BuildOutcome) -> Option<String> {
-    None
 }
 
 /// Appends `markdown` to the file `$GITHUB_STEP_SUMMARY` names, when it is set and not

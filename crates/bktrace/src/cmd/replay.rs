@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use buildkit_events::Time;
 use buildkit_progressui::{Render, Renderer};
 use bytes::Bytes;
-use docker_build::decode::DecoderConfig;
+use docker_build::decode::{BuildEvent, DecoderConfig};
 use docker_build::recording::{RecordingDecoder, RecordingError};
 
 use super::{BuildOutcome, after_output, conclude, renderer};
@@ -46,12 +46,27 @@ pub(crate) enum ReplayError {
 /// of no known format renders nothing; a damaged one renders what came before the damage,
 /// then gives its error.
 pub(crate) fn replay<R: Read, W: Write>(
-    mut input: R,
+    input: R,
     renderer: &mut Renderer<W>,
     chunk: usize,
 ) -> Result<BuildOutcome, ReplayError> {
+    let records = renderer.wants_records();
+    replay_with(input, records, chunk, |event| {
+        renderer.event(event, Time(0))
+    })
+}
+
+/// [`replay`] into any `sink` of events (`records`: whether the decoder emits
+/// [`BuildEvent::Record`]s). An error of the sink stops the replay as
+/// [`ReplayError::Write`].
+pub(crate) fn replay_with<R: Read>(
+    mut input: R,
+    records: bool,
+    chunk: usize,
+    mut sink: impl FnMut(&BuildEvent) -> io::Result<()>,
+) -> Result<BuildOutcome, ReplayError> {
     let mut decoder = RecordingDecoder::with_config(DecoderConfig {
-        records: renderer.wants_records(),
+        records,
         ..DecoderConfig::default()
     });
     let mut outcome = BuildOutcome::default();
@@ -65,7 +80,7 @@ pub(crate) fn replay<R: Read, W: Write>(
             Err(e) => return Err(ReplayError::Read(e)),
         };
         stopped = decoder.push(Bytes::copy_from_slice(&buf[..n]));
-        drain(&mut decoder, renderer, &mut outcome)?;
+        drain(&mut decoder, &mut sink, &mut outcome)?;
         if stopped.is_err() {
             break;
         }
@@ -75,40 +90,48 @@ pub(crate) fn replay<R: Read, W: Write>(
     if stopped == Err(RecordingError::UnknownFormat) {
         return Err(ReplayError::UnknownFormat);
     }
-    drain(&mut decoder, renderer, &mut outcome)?;
+    drain(&mut decoder, &mut sink, &mut outcome)?;
     stopped.map_err(ReplayError::Recording)?;
     Ok(outcome)
 }
 
-fn drain<W: Write>(
+fn drain(
     decoder: &mut RecordingDecoder,
-    renderer: &mut Renderer<W>,
+    sink: &mut impl FnMut(&BuildEvent) -> io::Result<()>,
     outcome: &mut BuildOutcome,
 ) -> Result<(), ReplayError> {
     while let Some(event) = decoder.poll_event() {
         outcome.note(&event);
-        renderer
-            .event(&event, Time(0))
-            .map_err(ReplayError::Write)?;
+        sink(&event).map_err(ReplayError::Write)?;
     }
     Ok(())
 }
 
 /// `bktrace replay FILE|-`.
 pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
-    let input: Box<dyn Read> = if args.file == Path::new("-") {
-        Box::new(io::stdin().lock())
-    } else {
-        let file = File::open(&args.file).map_err(|source| CliError::Open {
-            path: args.file.clone(),
-            source,
-        })?;
-        Box::new(file)
-    };
+    let input = open_recording(&args.file)?;
     let out: Box<dyn Write> = Box::new(BufWriter::new(io::stdout().lock()));
     let mut renderer = renderer(args.progress.progress, false, out);
     let outcome = replay(input, &mut renderer, REPLAY_CHUNK)?;
     after_output(&mut renderer, &outcome, None, None)?;
+    warn_bad_lines(&outcome);
+    Ok(conclude(&outcome))
+}
+
+/// The recording at `path`, or standard input for `-`.
+pub(crate) fn open_recording(path: &Path) -> Result<Box<dyn Read>, CliError> {
+    if path == Path::new("-") {
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    let file = File::open(path).map_err(|source| CliError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Box::new(file))
+}
+
+/// Warns on stderr of the lines of the body that could not be used.
+pub(crate) fn warn_bad_lines(outcome: &BuildOutcome) {
     for bad in &outcome.bad_lines {
         eprintln!("warning: {}", one_line(bad));
     }
@@ -118,7 +141,6 @@ pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
             outcome.more_bad_lines
         );
     }
-    Ok(conclude(&outcome))
 }
 
 #[cfg(test)]
