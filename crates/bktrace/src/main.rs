@@ -80,7 +80,7 @@ enum ReportFormat {
     /// timeline.
     Json,
     /// Chrome trace-event JSON of every step's runs, one row per stage: open it in
-    /// https://ui.perfetto.dev or chrome://tracing.
+    /// Perfetto (ui.perfetto.dev) or chrome://tracing.
     ChromeTrace,
     // Further formats (`html`) are added here and mapped in `cmd::report::library_format`.
 }

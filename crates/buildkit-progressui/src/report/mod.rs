@@ -5,8 +5,8 @@
 //!
 //! Sans-IO like the rest of the crate: a [`ReportBuilder`] is fed the events (of a live build
 //! or a replay, [`ReportBuilder::apply`]) and gives a [`Report`] value; the writers
-//! ([`write_text`], [`write_markdown`], [`write_json`], [`write_chrome_trace`], or [`write`]
-//! with a [`Format`]) write it to any [`io::Write`](std::io::Write). No clock: every time comes
+//! ([`write_text`], [`write_markdown`], [`write_json`], [`write_chrome_trace`], or [`write()`]
+//! with a [`Format`]) write it to any [`std::io::Write`]. No clock: every time comes
 //! from the records.
 //!
 //! **Memory** is proportional to the vertices: per started vertex its name, inputs, at most
@@ -102,7 +102,7 @@ pub const TAIL_LINE_BYTES: usize = 2048;
 /// How many steps [`Report::slowest`] lists at most.
 pub const SLOWEST: usize = 10;
 
-/// The formats a [`Report`] is written in (see [`write`]).
+/// The formats a [`Report`] is written in (see [`write()`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Format {
