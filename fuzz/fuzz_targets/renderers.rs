@@ -1,4 +1,4 @@
-//! All four renderers over one decoder's events, at fuzzed wall-clock times.
+//! All five renderers over one decoder's events, at fuzzed wall-clock times.
 //!
 //! Input: one flag byte, then a list of segments.
 //! - flags bit 0: tty colours; bits 1–2: the tty's terminal size (one of four fixed sizes, down
@@ -14,7 +14,7 @@
 //! A truncated last segment takes what is left.
 //!
 //! One `BuildDecoder` (records on) decodes the whole body; every event it queues after a chunk
-//! goes to Plain, Tty (live), Json and RawJson, each writing to a `Vec<u8>`; at the end
+//! goes to Plain, Tty (live), Json, RawJson and Github, each writing to a `Vec<u8>`; at the end
 //! `finish` and the remaining events, `Finished` last.
 //!
 //! Checks, besides "no panic" and no I/O error: every Json and RawJson output line is one JSON
@@ -43,7 +43,7 @@ const SIZES: [SizeFn; 4] = [
 ];
 
 struct Renderers {
-    all: [Renderer<Vec<u8>>; 4],
+    all: [Renderer<Vec<u8>>; 5],
     records: usize,
 }
 
@@ -82,6 +82,7 @@ fuzz_target!(|data: &[u8]| {
         live: true,
         color: flags & 1 != 0,
         size: SIZES[usize::from((flags >> 1) & 3)],
+        github_token: 0x5eed,
     };
     let mut config = DecoderConfig {
         records: true,
@@ -94,7 +95,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut decoder = BuildDecoder::with_config(config);
     let mut renderers = Renderers {
-        all: [Mode::Plain, Mode::Tty, Mode::Json, Mode::RawJson]
+        all: [Mode::Plain, Mode::Tty, Mode::Json, Mode::RawJson, Mode::Github]
             .map(|mode| Renderer::new(mode, Vec::new(), options)),
         records: 0,
     };
@@ -138,7 +139,7 @@ fuzz_target!(|data: &[u8]| {
     renderers.drain(&mut decoder, Time(now));
 
     let records = renderers.records;
-    let [_plain, _tty, json, rawjson] = renderers.all.map(Renderer::into_inner);
+    let [_plain, _tty, json, rawjson, _github] = renderers.all.map(Renderer::into_inner);
     let json_lines = check_json_lines("json", &json);
     assert!(json_lines > 0, "json wrote nothing, not even build_finished");
     let raw_lines = check_json_lines("rawjson", &rawjson);

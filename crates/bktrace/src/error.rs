@@ -39,6 +39,15 @@ pub(crate) enum CliError {
         #[source]
         source: io::Error,
     },
+    /// The build's summary could not be appended to `$GITHUB_STEP_SUMMARY`.
+    #[error("cannot append the build summary to {} ($GITHUB_STEP_SUMMARY)", path.display())]
+    StepSummary {
+        /// The file the variable names.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A report could not be written to its file.
     #[error("cannot write the report {}", path.display())]
     Report {

@@ -123,7 +123,7 @@ fn parse_report_target(text: &str) -> Result<(ReportFormat, PathBuf), String> {
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Progress {
-    /// `tty` when stdout is a terminal, else `plain`.
+    /// `tty` when stdout is a terminal, else `github` when GITHUB_ACTIONS=true, else `plain`.
     Auto,
     /// BuildKit's plain text: `#N` blocks, one line per event.
     Plain,
@@ -133,6 +133,10 @@ enum Progress {
     Json,
     /// What `docker buildx build --progress=rawjson` prints: one BuildKit SolveStatus per line.
     Rawjson,
+    /// `plain` for a GitHub Actions job log: a folding group per step, the build's output kept
+    /// from being read as workflow commands, the failure annotated on its Dockerfile line, the
+    /// summary appended to $GITHUB_STEP_SUMMARY (`watch` shows `plain`).
+    Github,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,5 @@
-//! The `bktrace` binary, run as a user runs it (stdout is not a terminal here, so `auto` is
-//! `plain`).
+//! The `bktrace` binary, run as a user runs it (stdout is not a terminal here, and
+//! `GITHUB_ACTIONS` is removed, so `auto` is `plain`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,17 @@ fn bktrace(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bktrace"))
         .args(args)
         .env_remove("NO_COLOR")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("run bktrace")
+}
+
+/// bktrace as a GitHub Actions job runs it: `GITHUB_ACTIONS=true`, stdout a pipe.
+fn bktrace_in_github_actions(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(args)
+        .env("GITHUB_ACTIONS", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .output()
         .expect("run bktrace")
 }
@@ -56,7 +67,7 @@ fn help_documents_every_command_and_flag() {
     ] {
         assert!(build.contains(flag), "build --help lacks {flag}:\n{build}");
     }
-    for mode in ["auto", "plain", "tty", "json", "rawjson"] {
+    for mode in ["auto", "plain", "tty", "json", "rawjson", "github"] {
         assert!(build.contains(mode), "build --help lacks {mode}:\n{build}");
     }
     let replay = text(&bktrace(&["replay", "--help"]).stdout);
@@ -516,4 +527,76 @@ fn images_lists_every_external_image_with_line_kind_and_stages() {
         text(&out.stderr)
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Under GitHub Actions (`GITHUB_ACTIONS=true`) with stdout not a terminal, `auto` is the
+/// GitHub mode: groups, the build's output between stop-commands and a fresh random token,
+/// and the failure annotated; `--progress plain` still means plain.
+#[test]
+fn auto_is_the_github_mode_under_github_actions() {
+    let file = corpus("docker-28.5", "run-fails");
+    let file = file.to_str().unwrap();
+    let output = bktrace_in_github_actions(&["replay", file]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.starts_with("::group::#1 [internal] load remote build context\n::stop-commands::"),
+        "{stdout}"
+    );
+    let token = |stdout: &str| {
+        let line = stdout.lines().nth(1).unwrap();
+        line.strip_prefix("::stop-commands::").unwrap().to_string()
+    };
+    let first = token(&stdout);
+    assert_eq!(first.len(), 32, "{first}");
+    assert!(first.bytes().all(|b| b.is_ascii_hexdigit()), "{first}");
+    assert!(
+        stdout.contains(&format!("\n::{first}::\n::endgroup::\n")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with(
+            "::error title=[2/3] RUN echo before-fail && echo to-stderr >&2 && exit 3::process \"/bin/sh -c echo before-fail && echo to-stderr >&2 && exit 3\" did not complete successfully: exit code: 3\n"
+        ),
+        "{stdout}"
+    );
+    // Each run draws its own token.
+    let again = bktrace_in_github_actions(&["replay", file]);
+    assert_ne!(token(&text(&again.stdout)), first);
+    // The verdict is on stderr as in every mode.
+    assert_one_line_error(&output, "error: build failed: process ");
+
+    let plain = bktrace_in_github_actions(&["replay", file, "--progress", "plain"]);
+    assert!(
+        !text(&plain.stdout).contains("::"),
+        "{}",
+        text(&plain.stdout)
+    );
+    let outside = bktrace(&["replay", file]);
+    assert!(!text(&outside.stdout).contains("::group::"));
+}
+
+/// After the plain output, the warnings summary as `docker --debug buildx build` prints it,
+/// each warning with its Dockerfile lines, on stderr; the JSON modes leave it out.
+#[test]
+fn a_replay_with_warnings_ends_with_the_buildx_warnings_summary() {
+    let file = corpus("docker-28.5", "warnings");
+    let file = file.to_str().unwrap();
+    let output = bktrace(&["replay", file, "--progress", "plain"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "\n 3 warnings found:\n - NoEmptyContinuation: Empty continuation line (line 4)\n"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "Dockerfile:5\n--------------------\n   3 |     \n   4 |         && echo b\n   5 | >>> from bbase:latest as Second\n"
+        ),
+        "{stderr}"
+    );
+    let json = bktrace(&["replay", file, "--progress", "json"]);
+    assert!(json.stderr.is_empty(), "{}", text(&json.stderr));
 }

@@ -463,6 +463,113 @@ async fn a_failed_build_shows_the_dockerfile_snippet() {
     );
 }
 
+/// `bktrace build --progress github` of a failing build: the failure is annotated on the
+/// failing `RUN`'s line of the Dockerfile (from the error source the daemon's history keeps),
+/// the lint warnings on theirs, each step folds into a group, the summary of warnings with its
+/// `>>>` lines is there, and the build's Markdown report is appended to `$GITHUB_STEP_SUMMARY`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_build_in_github_mode_annotates_the_failing_run() {
+    let Some(Setup { base, .. }) = setup().await else {
+        return;
+    };
+    let marker = unique_marker("github");
+    let dir = context(
+        &marker,
+        &format!(
+            "FROM {base} AS Build\nRUN echo {marker}\nRUN echo before && \\\n    exit 3\nRUN echo after\n"
+        ),
+    );
+    // An earlier step wrote to the job summary: the build's report is appended after it.
+    let summary = std::env::temp_dir().join(format!("bktrace-step-summary-{marker}.md"));
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let output = bktrace28()
+        .args(["build", "--progress", "github", "--name", &marker, "."])
+        .current_dir(&dir)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let markdown = std::fs::read_to_string(&summary).unwrap();
+    std::fs::remove_file(&summary).unwrap();
+    assert!(
+        markdown.starts_with("earlier step\n## Build report\n"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("RUN echo before"), "{markdown}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let error = stdout
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("no ::error annotation:\n{stdout}"));
+    // The RUN spans lines 3 and 4; its error comes from the daemon's history record. (A
+    // single-stage build's steps carry no stage name, even a named stage's.)
+    assert!(
+        error
+            .starts_with("::error file=Dockerfile,line=3,endLine=4,title=[3/4] RUN echo before &&")
+            && error.ends_with(" did not complete successfully: exit code: 3"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("::warning file=Dockerfile,line=1,endLine=1,title=StageNameCasing::"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("::group::#") && l.contains(" [3/4] RUN echo before &&")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("   1 | >>> FROM "), "{stdout}");
+    // Groups never nest: they alternate open, close.
+    let mut open = false;
+    for line in stdout.lines() {
+        if line.starts_with("::group::") {
+            assert!(!open, "nested group at {line}:\n{stdout}");
+            open = true;
+        } else if line == "::endgroup::" {
+            assert!(open, "an endgroup without a group:\n{stdout}");
+            open = false;
+        }
+    }
+    assert!(!open, "a group is left open:\n{stdout}");
+}
+
+/// On a daemon whose history keeps no error source (Docker 20.10, the default daemon in CI),
+/// `--progress github` finds the failing instruction by its step name (`[build 2/2]`) in the
+/// Dockerfile on disk.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_error_source_the_failure_is_located_by_its_step_name() {
+    let Some(daemon) = daemon().await else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("github-name");
+    let dir = context(
+        &marker,
+        &format!(
+            "FROM {base} AS build\nRUN echo {marker}\n\nRUN echo failing && \\\n    exit 4\n\nFROM {base}\nCOPY --from=build /bin/sh /x\n"
+        ),
+    );
+    let output = Command::new(BKTRACE)
+        .args(["build", "--progress", "github", "--no-cache", "."])
+        .current_dir(&dir)
+        .env("DOCKER_HOST", daemon.host().to_string())
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let error = stdout
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("no ::error annotation:\n{stdout}"));
+    assert!(
+        error.starts_with(
+            "::error file=Dockerfile,line=4,endLine=5,title=[build 3/3] RUN echo failing"
+        ),
+        "{stdout}"
+    );
+}
+
 /// A port of the host that a build's `RUN` step waits for: the step polls the container's
 /// gateway (the host) on it until the test opens the gate by accepting one connection. Builds
 /// that must be running while the test looks at them wait here, so nothing depends on timing.

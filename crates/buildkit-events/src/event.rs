@@ -354,4 +354,22 @@ pub struct Warning {
     pub source_file: Option<String>,
     /// 1-based (start, end) line ranges in that file.
     pub lines: Vec<(i32, i32)>,
+    /// The text of that file as the warning carries it (BuildKit sends the whole Dockerfile),
+    /// empty if none. A slice of the decoded record: no copy, and bounded as the record is.
+    pub source_data: Bytes,
+}
+
+impl Warning {
+    /// The lines of the source file the warning points at, marked `>>>`, as
+    /// `docker --debug buildx build` prints them under the warning (see [`source_snippet`]);
+    /// `None` without a file, its text or a line range.
+    ///
+    /// [`source_snippet`]: crate::source_snippet
+    pub fn snippet(&self) -> Option<String> {
+        let file = self.source_file.as_deref()?;
+        if self.source_data.is_empty() {
+            return None;
+        }
+        crate::source_snippet(file, &self.source_data, &self.lines)
+    }
 }

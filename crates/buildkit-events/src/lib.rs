@@ -187,7 +187,10 @@
 //! each warning's content for this, never the warning itself (its SourceInfo may hold the
 //! whole Dockerfile and LLB definition), and only for the latest 1024 distinct warnings (an
 //! older one sent again is reported again). [`Warning::source_file`] comes from the SourceInfo's
-//! filename and [`Warning::lines`] from its ranges' (start.line, end.line).
+//! filename, [`Warning::lines`] from its ranges' (start.line, end.line) and
+//! [`Warning::source_data`] is the SourceInfo's copy of the file (a slice of the record, not a
+//! copy), so that [`Warning::snippet`] can show the lines, as `docker --debug buildx build`
+//! does.
 //!
 //! **Unknown digests**: logs, statuses and warnings for a digest no vertex record has
 //! described are emitted anyway (BuildKit's printer drops them); the digest is in the event.
@@ -213,6 +216,7 @@ mod intervals;
 mod lines;
 mod name;
 mod order;
+mod source;
 mod summary;
 mod tracker;
 
@@ -220,6 +224,7 @@ pub use error::RecordError;
 pub use event::*;
 pub use intervals::RunIntervals;
 pub use name::StepName;
+pub use source::source_snippet;
 pub use summary::{FailedVertex, OutcomeCounts, Step, Summary};
 pub use tracker::{Config, ProgressGroup, Tracker, VertexInfo, VertexState};
 

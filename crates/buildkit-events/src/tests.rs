@@ -707,6 +707,12 @@ fn warnings_repeated_by_batch_splitting_come_once() {
     assert_eq!(warnings[0].detail, w1.detail);
     assert_eq!(warnings[1].lines, [(4, 5)]);
     assert_eq!(&*warnings[2].digest, B);
+    // The file's text comes along (the same bytes, not a copy), for the `>>>` snippet.
+    let data = &w1.info.as_ref().unwrap().data;
+    assert_eq!(warnings[0].source_data, data);
+    assert_eq!(warnings[0].source_data.as_ptr(), data.as_ptr());
+    // This file is one line of `#`: line 5 is outside it, so there is no snippet.
+    assert_eq!(warnings[0].snippet(), None);
 }
 
 #[test]

@@ -931,7 +931,10 @@ impl Tracker {
             info,
             ranges,
         } = warning;
-        let source_file = info.map(|i| i.filename).filter(|f| !f.is_empty());
+        let (source_file, source_data) = match info {
+            Some(i) => ((!i.filename.is_empty()).then_some(i.filename), i.data),
+            None => (None, Bytes::new()),
+        };
         let lines = ranges
             .iter()
             .map(|r| {
@@ -948,6 +951,7 @@ impl Tracker {
             url,
             source_file,
             lines,
+            source_data,
         }));
     }
 }

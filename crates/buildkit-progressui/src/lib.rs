@@ -9,6 +9,7 @@ use docker_build::decode::BuildEvent;
 
 mod escape;
 pub mod format;
+pub mod github;
 mod gojson;
 pub mod json;
 pub mod plain;
@@ -16,6 +17,7 @@ pub mod rawjson;
 pub mod report;
 pub mod tty;
 pub mod view;
+pub mod warnings;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -49,6 +51,9 @@ pub enum Mode {
     Json,
     /// buildx's rawjson: one `SolveStatus` object per trace record.
     RawJson,
+    /// Plain text for a GitHub Actions job log: groups per step, commands from the build
+    /// neutralised, annotations ([`github`]).
+    Github,
 }
 
 impl Mode {
@@ -72,6 +77,8 @@ pub enum Renderer<W: Write> {
     Json(json::Json<W>),
     /// See [`rawjson::RawJson`].
     RawJson(rawjson::RawJson<W>),
+    /// See [`github::Github`] (boxed: it holds a [`plain::Plain`] and more).
+    Github(Box<github::Github<W>>),
 }
 
 /// How to build a [`Renderer`].
@@ -83,6 +90,10 @@ pub struct Options {
     pub color: bool,
     /// Terminal size for the tty view, asked before each frame.
     pub size: tty::SizeFn,
+    /// The GitHub mode's stop-commands token (written as 32 hex digits, see
+    /// [`github::Github::new`]): set it to a random value the build cannot guess (bktrace
+    /// draws one per run); the default, 0, is fit for tests only.
+    pub github_token: u128,
 }
 
 impl Default for Options {
@@ -92,6 +103,7 @@ impl Default for Options {
             live: false,
             color: false,
             size: || (80, None),
+            github_token: 0,
         }
     }
 }
@@ -109,6 +121,10 @@ impl<W: Write> Renderer<W> {
             )),
             Mode::Json => Renderer::Json(json::Json::new(out)),
             Mode::RawJson => Renderer::RawJson(rawjson::RawJson::new(out)),
+            Mode::Github => Renderer::Github(Box::new(github::Github::new(
+                out,
+                &format!("{:032x}", options.github_token),
+            ))),
         }
     }
 
@@ -119,6 +135,16 @@ impl<W: Write> Renderer<W> {
             Renderer::Tty(_) => Mode::Tty,
             Renderer::Json(_) => Mode::Json,
             Renderer::RawJson(_) => Mode::RawJson,
+            Renderer::Github(_) => Mode::Github,
+        }
+    }
+
+    /// The GitHub renderer, for what it writes once the build is over
+    /// ([`github::Github::conclude`]); `None` in the other modes.
+    pub fn github(&mut self) -> Option<&mut github::Github<W>> {
+        match self {
+            Renderer::Github(r) => Some(&mut **r),
+            _ => None,
         }
     }
 
@@ -134,6 +160,7 @@ impl<W: Write> Renderer<W> {
             Renderer::Tty(r) => r.into_inner(),
             Renderer::Json(r) => r.into_inner(),
             Renderer::RawJson(r) => r.into_inner(),
+            Renderer::Github(r) => r.into_inner(),
         }
     }
 }
@@ -145,6 +172,7 @@ impl<W: Write> Render for Renderer<W> {
             Renderer::Tty(r) => r.event(event, now),
             Renderer::Json(r) => r.event(event, now),
             Renderer::RawJson(r) => r.event(event, now),
+            Renderer::Github(r) => r.event(event, now),
         }
     }
 
@@ -152,6 +180,7 @@ impl<W: Write> Render for Renderer<W> {
         match self {
             Renderer::Plain(r) => r.idle(now, quiet),
             Renderer::Tty(r) => r.idle(now, quiet),
+            Renderer::Github(r) => r.idle(now, quiet),
             Renderer::Json(_) | Renderer::RawJson(_) => Ok(()),
         }
     }

@@ -64,6 +64,7 @@ use docker_build::decode::BuildEvent;
 
 use crate::Render;
 use crate::format::{bytes, log_elapsed, push_log_elapsed, seconds, seconds_between};
+use crate::github::Commands;
 use crate::view::{FAILED_TAIL_LINE_BYTES, FAILED_TAIL_LINES, Vertices};
 
 /// An unfinished status is printed again after this much record time (`minTimeDelta`).
@@ -95,7 +96,8 @@ const REPRINT_MAX: usize = 64 * 1024;
 /// The plain renderer. Writes to any [`Write`].
 #[derive(Debug)]
 pub struct Plain<W> {
-    out: W,
+    /// The output, with GitHub's workflow commands around the blocks in GitHub mode.
+    out: Framed<W>,
     /// Names, intervals, outcomes and tails of the vertices, in the order they first started.
     view: Vertices,
     /// What this printer keeps per vertex, by the vertex's position in `view`.
@@ -157,8 +159,14 @@ impl Vtx {
 impl<W: Write> Plain<W> {
     /// A renderer writing to `out`.
     pub fn new(out: W) -> Self {
+        Self::framed(out, None)
+    }
+
+    /// A renderer writing to `out`, framed by `github`'s workflow commands when given (the
+    /// GitHub mode, [`crate::github`]).
+    pub(crate) fn framed(out: W, github: Option<Commands>) -> Self {
         Self {
-            out,
+            out: Framed { inner: out, github },
             view: Vertices::new(FAILED_TAIL_LINES, FAILED_TAIL_LINE_BYTES),
             vertices: Vec::new(),
             updates: BTreeSet::new(),
@@ -176,7 +184,34 @@ impl<W: Write> Plain<W> {
 
     /// The writer back.
     pub fn into_inner(self) -> W {
-        self.out
+        self.out.inner
+    }
+
+    /// The GitHub framing's writer and commands (GitHub mode only).
+    pub(crate) fn github(&mut self) -> Option<(&mut W, &mut Commands)> {
+        let Framed { inner, github } = &mut self.out;
+        github.as_mut().map(|g| (inner, g))
+    }
+
+    /// Starts a block: closes the GitHub group of the last one, writes the blank line between
+    /// blocks, and opens a group titled `group` (GitHub mode).
+    fn begin_block(&mut self, group: Option<&str>) -> io::Result<()> {
+        let Framed { inner, github } = &mut self.out;
+        if let Some(g) = github.as_mut() {
+            g.end_group(inner)?;
+        }
+        if self.not_first {
+            // A blank line is no workflow command: written outside the group, as it is.
+            inner.write_all(b"\n")?;
+            if let Some(g) = github.as_mut() {
+                g.wrote(b"\n");
+            }
+        }
+        self.not_first = true;
+        if let (Some(g), Some(title)) = (github.as_mut(), group) {
+            g.group(inner, title)?;
+        }
+        Ok(())
     }
 
     fn now(&self) -> Time {
@@ -428,17 +463,10 @@ impl<W: Write> Plain<W> {
         }
         if self.current != Some(i) {
             self.leave_current()?;
-            if self.not_first {
-                self.out.write_all(b"\n")?;
-            }
-            self.not_first = true;
+            let header = format!("#{} {}", self.vertices[i].number, self.view[i].name());
+            self.begin_block(Some(&header))?;
             self.in_text = false;
-            writeln!(
-                self.out,
-                "#{} {}",
-                self.vertices[i].number,
-                self.view[i].name()
-            )?;
+            writeln!(self.out, "{header}")?;
         }
 
         let view = &self.view[i];
@@ -574,10 +602,9 @@ impl<W: Write> Plain<W> {
     /// Daemon text (or ours) as a block of its own; consecutive texts share one.
     fn text_block(&mut self, text: &str) -> io::Result<()> {
         self.leave_current()?;
-        if self.not_first && !self.in_text {
-            self.out.write_all(b"\n")?;
+        if !self.in_text {
+            self.begin_block(None)?;
         }
-        self.not_first = true;
         self.in_text = true;
         writeln!(self.out, "{text}")
     }
@@ -585,7 +612,10 @@ impl<W: Write> Plain<W> {
     fn finished(&mut self) -> io::Result<()> {
         self.print()?;
         // `printErrorLogs`, in the order the vertices started: each failed step's last lines,
-        // cut as BuildKit's printer keeps them.
+        // cut as BuildKit's printer keeps them (outside any GitHub group, to be seen).
+        if let Some((inner, g)) = self.github() {
+            g.end_group(inner)?;
+        }
         for v in &self.view {
             if !matches!(v.outcome(), Some(Outcome::Failed(_))) {
                 continue;
@@ -603,6 +633,10 @@ impl<W: Write> Plain<W> {
         }
         if let Some(id) = self.pending_built.take() {
             self.text_block(&format!("Successfully built {id}"))?;
+        }
+        if let Some((inner, g)) = self.github() {
+            g.end_group(inner)?;
+            g.resume(inner)?;
         }
         self.out.flush()
     }
@@ -635,6 +669,32 @@ impl<W: Write> Render for Plain<W> {
             self.refresh()?;
         }
         Ok(())
+    }
+}
+
+/// Plain's writer: the output, and in GitHub mode the workflow commands that keep whatever it
+/// writes from being read as a command.
+#[derive(Debug)]
+struct Framed<W> {
+    inner: W,
+    github: Option<Commands>,
+}
+
+impl<W: Write> Write for Framed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.github {
+            None => self.inner.write(buf),
+            Some(g) => {
+                g.stop(&mut self.inner)?;
+                let n = self.inner.write(buf)?;
+                g.wrote(&buf[..n]);
+                Ok(n)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -1013,7 +1073,7 @@ mod tests {
         plain.event(&started("a", "A", 0), Time(0)).unwrap();
         // 50 ms after the last pass: the display limiter holds it.
         plain.event(&log("a", "held", 50), Time(0)).unwrap();
-        let out = |p: &Plain<Vec<u8>>| String::from_utf8(p.out.clone()).unwrap();
+        let out = |p: &Plain<Vec<u8>>| String::from_utf8(p.out.inner.clone()).unwrap();
         assert_eq!(out(&plain), "#1 A\n");
         Render::idle(&mut plain, Time(0), std::time::Duration::from_millis(100)).unwrap();
         assert_eq!(out(&plain), "#1 A\n");

@@ -1,11 +1,11 @@
 //! Event constructors for the renderers' unit tests (times in milliseconds).
 
 use buildkit_events::{
-    Elapsed, Event, LineEnd, LogLine, Outcome, OutcomeCounts, Progress, Stream, Summary, Time,
-    VertexCompleted, VertexStarted, Warning,
+    Elapsed, Event, FailedVertex, LineEnd, LogLine, Outcome, OutcomeCounts, Progress, Stream,
+    Summary, Time, VertexCompleted, VertexStarted, Warning,
 };
 use bytes::Bytes;
-use docker_build::decode::{BuildEvent, BuildSummary};
+use docker_build::decode::{BuildEvent, BuildFailure, BuildSummary};
 
 pub(crate) fn ms(t: i64) -> Time {
     Time(i128::from(t) * 1_000_000)
@@ -84,10 +84,49 @@ pub(crate) fn warning(digest: &str, short: &str) -> BuildEvent {
         url: String::new(),
         source_file: None,
         lines: Vec::new(),
+        source_data: Bytes::new(),
+    }))
+}
+
+/// A warning with its source: `file`'s `text` and the 1-based `lines`.
+pub(crate) fn warning_at(
+    digest: &str,
+    short: &str,
+    file: &str,
+    text: &str,
+    lines: (i32, i32),
+) -> BuildEvent {
+    BuildEvent::Vertex(Event::Warning(Warning {
+        digest: digest.into(),
+        level: 1,
+        short: Bytes::copy_from_slice(short.as_bytes()),
+        detail: vec![Bytes::from_static(b"Details of the rule.")],
+        url: "https://docs.docker.com/go/rule/".into(),
+        source_file: Some(file.into()),
+        lines: vec![lines],
+        source_data: Bytes::copy_from_slice(text.as_bytes()),
     }))
 }
 
 pub(crate) fn finished() -> BuildEvent {
+    finished_with(None)
+}
+
+/// The end of a build whose step `digest` (`name`) failed with `error`.
+pub(crate) fn finished_failed(digest: &str, name: &str, error: &str) -> BuildEvent {
+    finished_with(Some(BuildFailure {
+        message: format!("failed to solve: {error}"),
+        code: None,
+        step: Some(FailedVertex {
+            digest: digest.into(),
+            name: name.into(),
+            error: error.into(),
+            last_lines: Vec::new(),
+        }),
+    }))
+}
+
+fn finished_with(failure: Option<BuildFailure>) -> BuildEvent {
     BuildEvent::Finished(Box::new(BuildSummary {
         summary: Summary {
             counts: OutcomeCounts::default(),
@@ -99,7 +138,7 @@ pub(crate) fn finished() -> BuildEvent {
             failed: None,
         },
         image_id: None,
-        failure: None,
+        failure,
         input: docker_build::InputKind::Records,
     }))
 }

@@ -33,6 +33,18 @@ const DAEMONS: [&str; 3] = ["docker-20.10", "docker-26.1", "docker-28.5"];
 /// The golden modes and the extension of their files.
 const GOLDEN_MODES: [(Mode, &str); 2] = [(Mode::Plain, "plain.txt"), (Mode::Json, "json")];
 
+/// The recordings with a golden file of the GitHub mode (`<name>.github.txt`): its framing is
+/// the same for every build, so a few kinds of build show it: one with concurrent steps,
+/// failed ones, ones with warnings (whose summary after the build has each warning's `>>>`
+/// Dockerfile lines).
+const GITHUB_GOLDEN: [(&str, &str); 5] = [
+    ("docker-28.5", "multistage-parallel"),
+    ("docker-28.5", "run-fails"),
+    ("docker-28.5", "warnings"),
+    ("docker-26.1", "warnings"),
+    ("docker-20.10", "run-fails"),
+];
+
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
@@ -86,6 +98,11 @@ fn render(body: &[u8], mode: Mode, chunk: usize) -> Rendered {
     }
     decoder.finish(Time(0));
     drain(&mut decoder, &mut renderer);
+    if let Some(github) = renderer.github() {
+        // What bktrace writes after the build: the warnings summary and the annotations
+        // (no Dockerfile location: a replay has none).
+        github.conclude(None, None).expect("writing to a Vec");
+    }
     let text = String::from_utf8(renderer.into_inner()).expect("output is UTF-8 for the corpus");
     Rendered {
         text,
@@ -117,6 +134,10 @@ fn golden_output(rec: &corpus::Recording) {
     for (mode, ext) in GOLDEN_MODES {
         assert_golden(golden_file(rec, ext), &render(&body, mode, CHUNK).text);
     }
+    if GITHUB_GOLDEN.contains(&(rec.daemon.as_str(), rec.name.as_str())) {
+        let text = render(&body, Mode::Github, CHUNK).text;
+        assert_golden(golden_file(rec, "github.txt"), &text);
+    }
 }
 
 workspace_tests::test_each_recording!(golden_output);
@@ -127,6 +148,11 @@ fn every_golden_file_has_its_recording() {
     let expected: Vec<PathBuf> = corpus::all()
         .iter()
         .flat_map(|rec| GOLDEN_MODES.map(|(_, ext)| golden_file(rec, ext)))
+        .chain(
+            GITHUB_GOLDEN
+                .iter()
+                .map(|(daemon, name)| golden_file(&corpus::get(daemon, name), "github.txt")),
+        )
         .collect();
     let stale = unexpected_files(golden_dir(), &expected);
     assert!(
@@ -139,7 +165,7 @@ fn every_golden_file_has_its_recording() {
 fn output_does_not_depend_on_the_chunking_of_the_body() {
     for recording in corpus::all() {
         let body = recording.bytes();
-        for mode in [Mode::Plain, Mode::Json, Mode::RawJson] {
+        for mode in [Mode::Plain, Mode::Json, Mode::RawJson, Mode::Github] {
             let whole = render(&body, mode, body.len().max(1)).text;
             let small = render(&body, mode, 4093).text;
             assert!(

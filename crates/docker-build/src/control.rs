@@ -767,51 +767,17 @@ fn error_source(any: &buildkit_proto::control::Any) -> Option<ErrorSource> {
 /// );
 /// ```
 ///
-/// `None` when the source has no file or no range inside it.
+/// `None` when the source has no file or no range inside it. The format is
+/// [`buildkit_events::source_snippet`]'s, which warnings share.
 pub fn source_snippet(source: &ErrorSource) -> Option<String> {
     let info = source.info.as_ref()?;
-    let text = String::from_utf8_lossy(&info.data);
-    let lines: Vec<&str> = text.split('\n').collect();
     let line_of = |p: &Option<buildkit_proto::pb::Position>| p.as_ref().map_or(0, |p| p.line);
-    let spans: Vec<(i64, i64)> = source
+    let ranges: Vec<(i32, i32)> = source
         .ranges
         .iter()
-        .map(|r| {
-            let start = i64::from(line_of(&r.start));
-            (start, start.max(i64::from(line_of(&r.end))))
-        })
+        .map(|r| (line_of(&r.start), line_of(&r.end)))
         .collect();
-    let mut start = spans.iter().map(|s| s.0).min()?;
-    let mut end = spans.iter().map(|s| s.1).max()?;
-    let count = lines.len() as i64;
-    if start < 1 || start > count {
-        return None;
-    }
-    end = end.min(count);
-    // Context as BuildKit gives it: two lines' worth around a range, four around one line;
-    // each round widens both ends where it can, and counts even when it cannot.
-    let pad = if end == start { 4 } else { 2 };
-    let first = start;
-    let mut p = 0;
-    while p < pad {
-        if start > 1 {
-            start -= 1;
-            p += 1;
-        }
-        if end != count {
-            end += 1;
-            p += 1;
-        }
-        p += 1;
-    }
-    let mut out = format!("{}:{first}\n--------------------\n", info.filename);
-    for i in start..=end {
-        let marked = spans.iter().any(|&(s, e)| s <= i && i <= e);
-        let prefix = if marked { ">>>" } else { "   " };
-        out.push_str(&format!(" {i:>3} | {prefix} {}\n", lines[(i - 1) as usize]));
-    }
-    out.push_str("--------------------\n");
-    Some(out)
+    buildkit_events::source_snippet(&info.filename, &info.data, &ranges)
 }
 
 fn classify(method: &'static str, subject: Option<&str>, status: tonic::Status) -> RequestError {

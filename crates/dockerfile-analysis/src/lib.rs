@@ -5,6 +5,8 @@
 //! `RUN --mount=…,from=…` — with the lines and stages that use it, plus the
 //! `# syntax=` frontend image. [`normalize`] turns a reference into its fully
 //! qualified form (`busybox` → `docker.io/library/busybox:latest`).
+//! [`step_lines`] finds the instruction a BuildKit step name (`[build 2/3] RUN make`) stands
+//! for.
 //!
 //! ```
 //! use dockerfile_analysis::{base_images, UseKind};
@@ -162,11 +164,13 @@
 mod expand;
 mod parse;
 mod reference;
+mod steps;
 
 use std::collections::HashMap;
 
 pub use expand::{ExpandError, MAX_EXPANSION_WORK, MAX_NESTING, Quote};
 pub use reference::{ReferenceError, normalize};
+pub use steps::{InstructionLines, step_lines};
 
 use expand::{Budget, expand_word};
 use parse::{Instruction, split_args};

@@ -20,6 +20,8 @@ pub(crate) struct Directives {
 pub(crate) struct Instruction {
     /// 1-based line on which the instruction starts.
     pub line: usize,
+    /// 1-based line on which it ends (its last continuation line or here-document line).
+    pub end_line: usize,
     /// The keyword, lowercased (`from`, `run`, …).
     pub keyword: String,
     /// The keyword as written.
@@ -100,6 +102,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, DockerfileError> {
         }
         instructions.push(Instruction {
             line: start,
+            end_line: i,
             keyword,
             keyword_as_written,
             flags,

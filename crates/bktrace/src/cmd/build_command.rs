@@ -6,15 +6,23 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use buildkit_progressui::Render;
-use buildkit_progressui::report::ReportBuilder;
+use buildkit_progressui::report::{Report, ReportBuilder, write_markdown};
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
 use docker_build::{BuildOptions, Builder, DecoderConfig, build};
 use docker_context::Context;
 
+use buildkit_events::StepName;
+use buildkit_progressui::Mode;
+use buildkit_progressui::github::Location;
+use buildkit_proto::control::ErrorSource;
+
 use super::report::write_report;
-use super::{BuildOutcome, conclude, key_values, progress_mode, renderer, wall_clock};
+use super::{
+    BuildOutcome, after_output, append_step_summary, conclude, key_values, progress_mode, renderer,
+    source_location, wall_clock,
+};
 use crate::error::{CliError, one_line};
 use crate::{BuildArgs, Progress, ReportFormat};
 
@@ -40,6 +48,11 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         build_name: (!args.classic)
             .then(|| args.name.clone().unwrap_or_else(|| default_name(&args.dir))),
     };
+    // The Dockerfile as the repository names it, for annotations and the step-name mapping.
+    let dockerfile_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.dir.join("Dockerfile"));
     let (dir, dockerfile) = match &args.file {
         // Like the Docker CLI, -f is relative to the current directory, not to DIR.
         Some(file) => (absolute(&args.dir), Some(absolute(file))),
@@ -67,6 +80,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         options,
         args.progress.progress,
         record,
+        &dockerfile_path,
         &args.reports,
     ))
 }
@@ -76,6 +90,7 @@ async fn build_and_render(
     options: BuildOptions,
     progress: Progress,
     record: Option<BufWriter<File>>,
+    dockerfile: &Path,
     reports: &[(ReportFormat, PathBuf)],
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
@@ -92,8 +107,12 @@ async fn build_and_render(
         stream = stream.record_to(file);
     }
     let mut outcome = BuildOutcome::default();
-    // The report of `--report`, folded from the same events as the progress.
-    let mut report = (!reports.is_empty()).then(ReportBuilder::new);
+    // GitHub mode appends the report's Markdown to $GITHUB_STEP_SUMMARY when it is set.
+    let step_summary = renderer.mode() == Mode::Github
+        && std::env::var_os("GITHUB_STEP_SUMMARY").is_some_and(|p| !p.is_empty());
+    // The report of `--report` (and of the step summary), folded from the same events as the
+    // progress.
+    let mut report = (!reports.is_empty() || step_summary).then(ReportBuilder::new);
     let mut last_event = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -118,7 +137,7 @@ async fn build_and_render(
                         .idle(wall_clock(), std::time::Duration::MAX)
                         .map_err(CliError::Output)?;
                     // The reports of what came before the break.
-                    write_reports(report, reports, &title)?;
+                    write_reports(report.map(ReportBuilder::finish).as_ref(), reports, &title)?;
                     return Err(CliError::Stream(e));
                 }
             },
@@ -129,14 +148,34 @@ async fn build_and_render(
             }
         }
     }
-    write_reports(report, reports, &title)?;
+    let report = report.map(ReportBuilder::finish);
+    write_reports(report.as_ref(), reports, &title)?;
     // The history knows the build's ref and, for a failure, where in the Dockerfile it is.
     let found = match &build_name {
         Some(name) => find_in_history(&daemon, name, outcome.failed()).await,
         None => None,
     };
-    if let Some((_, snippets)) = &found {
-        for snippet in snippets {
+    let repo_path = repository_path(dockerfile);
+    let failure_at = match &found {
+        Some((_, sources)) if !sources.is_empty() => sources
+            .iter()
+            .find_map(|s| source_location(s, Some(&repo_path))),
+        _ => None,
+    }
+    .or_else(|| step_location(&outcome, dockerfile, &repo_path));
+    after_output(
+        &mut renderer,
+        &outcome,
+        failure_at.as_ref(),
+        Some(&repo_path),
+    )?;
+    if let Some(report) = report.as_ref().filter(|_| step_summary) {
+        let mut markdown = Vec::new();
+        write_markdown(report, &mut markdown).map_err(CliError::Output)?;
+        append_step_summary(&String::from_utf8_lossy(&markdown))?;
+    }
+    if let Some((_, sources)) = &found {
+        for snippet in sources.iter().filter_map(source_snippet) {
             eprint!("{snippet}");
         }
     }
@@ -149,28 +188,27 @@ async fn build_and_render(
 
 /// Writes the report of `--report` to each of its files.
 fn write_reports(
-    report: Option<ReportBuilder>,
+    report: Option<&Report>,
     reports: &[(ReportFormat, PathBuf)],
     title: &str,
 ) -> Result<(), CliError> {
     let Some(report) = report else {
         return Ok(());
     };
-    let report = report.finish();
     for (format, path) in reports {
-        write_report(&report, *format, Some(path), title)?;
+        write_report(report, *format, Some(path), title)?;
     }
     Ok(())
 }
 
 /// The ref under which the daemon's history keeps the build named `name`, and, when
-/// `failed`, the Dockerfile snippets of its error (Docker ≥ 27.1 keeps them). `None` when the
+/// `failed`, the Dockerfile sources of its error (Docker ≥ 27.1 keeps them). `None` when the
 /// daemon has no history (Docker < 24) or does not answer within 10 s.
 async fn find_in_history(
     daemon: &Daemon,
     name: &str,
     failed: bool,
-) -> Option<(String, Vec<String>)> {
+) -> Option<(String, Vec<ErrorSource>)> {
     let find = async {
         let control = daemon.control().await.ok()?;
         // The daemon completes the record just after the build's output ends: wait for it.
@@ -182,22 +220,60 @@ async fn find_in_history(
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             record = control.find_build(name).await.ok()??;
         }
-        let snippets = match failed {
-            true => control
-                .error_sources(&record)
-                .await
-                .unwrap_or_default()
-                .iter()
-                .filter_map(source_snippet)
-                .collect(),
+        let sources = match failed {
+            true => control.error_sources(&record).await.unwrap_or_default(),
             false => Vec::new(),
         };
-        Some((record.r#ref, snippets))
+        Some((record.r#ref, sources))
     };
     tokio::time::timeout(std::time::Duration::from_secs(10), find)
         .await
         .ok()
         .flatten()
+}
+
+/// Where the failed step's instruction is in the Dockerfile on disk, from the step's name
+/// (`[stage N/M] INSTRUCTION …`, see [`dockerfile_analysis::step_lines`]): for daemons whose
+/// history keeps no error source (Docker < 27.1). `None` when the build did not fail in a
+/// Dockerfile step or the file is not the one built.
+fn step_location(outcome: &BuildOutcome, dockerfile: &Path, repo_path: &str) -> Option<Location> {
+    let step = outcome.finished.as_ref()?.failure.as_ref()?.step.as_ref()?;
+    let name = StepName::parse(&step.name);
+    let (index, total) = (name.index?, name.total?);
+    let text = std::fs::read_to_string(dockerfile).ok()?;
+    let lines = dockerfile_analysis::step_lines(
+        &text,
+        name.stage,
+        usize::try_from(index).ok()?,
+        usize::try_from(total).ok()?,
+    )
+    .ok()??;
+    Some(Location {
+        file: Some(repo_path.to_string()),
+        line: u32::try_from(lines.start).ok(),
+        end_line: u32::try_from(lines.end).ok(),
+    })
+}
+
+/// `path` as GitHub names files in annotations: relative to the current directory (the
+/// workspace, in a job) when it is inside it, with `/` separators and no leading `./`.
+fn repository_path(path: &Path) -> String {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| absolute.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
+    let text = relative
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/");
+    if relative.is_absolute() && !text.starts_with('/') {
+        format!("/{}", text.trim_start_matches('/'))
+    } else {
+        text
+    }
 }
 
 /// `DIR`'s name and a suffix unique to this run, e.g. `app-k3j9x2q1`.

@@ -4,7 +4,7 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use super::replay::{REPLAY_CHUNK, replay};
-use super::{conclude, renderer};
+use super::{after_output, conclude, renderer};
 use crate::DemoArgs;
 use crate::error::CliError;
 
@@ -22,5 +22,6 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, CliError> {
     let out: Box<dyn Write> = Box::new(BufWriter::new(io::stdout().lock()));
     let mut renderer = renderer(args.progress.progress, false, out);
     let outcome = replay(DEMO, &mut renderer, REPLAY_CHUNK)?;
+    after_output(&mut renderer, &outcome, None, None)?;
     Ok(conclude(&outcome))
 }

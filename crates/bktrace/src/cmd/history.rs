@@ -13,7 +13,7 @@ use docker_build::connection::Daemon;
 use docker_build::control::{BuildState, BuildkitHost, Control, HistoryRequest, build_name};
 use docker_build::decode::{BuildDecoder, BuildEvent, DecoderConfig};
 
-use super::{BuildOutcome, conclude, renderer, wall_clock};
+use super::{BuildOutcome, after_output, conclude, renderer, source_location, wall_clock};
 use crate::error::CliError;
 use crate::{HistoryLogsArgs, HistoryLsArgs};
 
@@ -291,6 +291,17 @@ pub(crate) fn logs(args: HistoryLogsArgs) -> Result<ExitCode, CliError> {
         }
         decoder.finish(now());
         drain(&mut decoder, &mut renderer, &mut outcome, now())?;
+        // Where the error points in the Dockerfile, for the GitHub annotation.
+        let failure_at = match record.external_error.is_some() {
+            true => control
+                .error_sources(&record)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .find_map(|s| source_location(s, None)),
+            false => None,
+        };
+        after_output(&mut renderer, &outcome, failure_at.as_ref(), None)?;
         renderer.into_inner().flush().map_err(CliError::Output)?;
         // The history knows how the build ended even where the progress does not say.
         if let Some(error) = history_error(&control, &args.build_ref).await {

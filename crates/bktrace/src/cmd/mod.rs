@@ -6,7 +6,10 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use buildkit_events::Time;
+use buildkit_progressui::github::Location;
+use buildkit_progressui::warnings::Warnings;
 use buildkit_progressui::{Mode, Options, Renderer};
+use buildkit_proto::control::ErrorSource;
 use docker_build::decode::{BuildEvent, BuildSummary};
 use docker_build::ndjson::LineError;
 
@@ -25,24 +28,141 @@ pub(crate) mod watch;
 fn renderer(progress: Progress, live: bool, out: Box<dyn Write>) -> Renderer<Box<dyn Write>> {
     let terminal = io::stdout().is_terminal();
     let mode = progress_mode(progress);
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let options = Options {
         live,
-        color: terminal && !no_color,
+        color: terminal && !no_color(),
         size: stdout_size,
+        github_token: random_token(),
     };
     Renderer::new(mode, out, options)
 }
 
-/// The output format of `--progress`, `auto` resolved by whether stdout is a terminal.
+/// Whether NO_COLOR asks for no colours.
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// The output format of `--progress`, `auto` resolved by whether stdout is a terminal and
+/// whether GitHub Actions runs us.
 fn progress_mode(progress: Progress) -> Mode {
+    let github_actions = std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true");
+    resolve_mode(progress, io::stdout().is_terminal(), github_actions)
+}
+
+/// `--progress` resolved: `auto` is `tty` on a terminal, else `github` under GitHub Actions
+/// (`GITHUB_ACTIONS=true`), else `plain`.
+fn resolve_mode(progress: Progress, terminal: bool, github_actions: bool) -> Mode {
     match progress {
-        Progress::Auto if io::stdout().is_terminal() => Mode::Tty,
+        Progress::Auto if terminal => Mode::Tty,
+        Progress::Auto if github_actions => Mode::Github,
         Progress::Auto | Progress::Plain => Mode::Plain,
         Progress::Tty => Mode::Tty,
         Progress::Json => Mode::Json,
         Progress::Rawjson => Mode::RawJson,
+        Progress::Github => Mode::Github,
     }
+}
+
+/// 128 random bits for the GitHub mode's stop-commands token, which the build's output must
+/// not be able to guess. Hand-written from std rather than a new dependency (`getrandom`):
+/// std's `RandomState` keys its SipHash with random bits from the operating system, so two
+/// hashers of one random state give two independent 64-bit values.
+fn random_token() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::collections::hash_map::RandomState::new();
+    let half = |salt: u64| {
+        let mut hasher = state.build_hasher();
+        hasher.write_u64(salt);
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(wall_clock().0 as u128);
+        hasher.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+/// What follows the progress output once a build or replay is over, before the verdict
+/// ([`conclude`]): the warnings summary in `docker --debug buildx build`'s form (with each
+/// warning's `>>>` Dockerfile lines) on stderr, as buildx prints it; in GitHub mode that
+/// summary and the annotations (the failure at `failure_at`, the warnings on `dockerfile`)
+/// on stdout, through the renderer. Nothing for the JSON modes, whose events carry the
+/// warnings.
+fn after_output(
+    renderer: &mut Renderer<Box<dyn Write>>,
+    outcome: &BuildOutcome,
+    failure_at: Option<&Location>,
+    dockerfile: Option<&str>,
+) -> Result<(), CliError> {
+    match renderer.mode() {
+        Mode::Github => {
+            if let Some(github) = renderer.github() {
+                github
+                    .conclude(failure_at, dockerfile)
+                    .map_err(CliError::Output)?;
+            }
+        }
+        Mode::Plain | Mode::Tty => {
+            let color = io::stderr().is_terminal() && !no_color();
+            eprint!("{}", outcome.warnings.summary(true, color));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Appends `markdown` to the file `$GITHUB_STEP_SUMMARY` names, when it is set and not
+/// empty: GitHub shows that file's Markdown on the run's summary page. Several steps (and
+/// several builds in one step) append to one file, so it is opened for appending, never
+/// truncated.
+fn append_step_summary(markdown: &str) -> Result<(), CliError> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    let path = std::path::PathBuf::from(path);
+    let append = || -> io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        file.write_all(markdown.as_bytes())?;
+        if !markdown.ends_with('\n') {
+            file.write_all(b"\n")?;
+        }
+        file.flush()
+    };
+    append().map_err(|source| CliError::StepSummary {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// Where the build's error points in the Dockerfile, from the `errdefs.Source` the daemon's
+/// history keeps for it (Docker ≥ 27.1): the file (`dockerfile`, the path in the
+/// repository, when the source names it by its base name) and the lines of its ranges.
+fn source_location(source: &ErrorSource, dockerfile: Option<&str>) -> Option<Location> {
+    let info = source.info.as_ref()?;
+    let start = source
+        .ranges
+        .iter()
+        .filter_map(|r| r.start.map(|p| p.line))
+        .min()?;
+    let end = source
+        .ranges
+        .iter()
+        .filter_map(|r| r.end.or(r.start).map(|p| p.line))
+        .max()
+        .unwrap_or(start)
+        .max(start);
+    let file = match dockerfile {
+        Some(path) if path == info.filename || path.ends_with(&format!("/{}", info.filename)) => {
+            path.to_string()
+        }
+        _ => info.filename.clone(),
+    };
+    Some(Location {
+        file: (!file.is_empty()).then_some(file),
+        line: u32::try_from(start).ok().filter(|&l| l > 0),
+        end_line: u32::try_from(end).ok().filter(|&l| l > 0),
+    })
 }
 
 /// The size of the terminal on stdout, or 80 columns and no height limit.
@@ -119,6 +239,8 @@ pub(crate) struct BuildOutcome {
     /// Something of a build came: a vertex, a record, an image id or a failure (a body of
     /// daemon messages alone, or of unusable lines, holds no build).
     saw_build: bool,
+    /// The warnings the build raised, for the summary after it.
+    warnings: Warnings,
 }
 
 /// How many unusable lines a build's outcome keeps to report (the rest are counted).
@@ -143,11 +265,18 @@ impl BuildOutcome {
                 self.saw_build |= summary.summary.pending > 0;
                 self.finished = Some(summary.clone());
             }
-            BuildEvent::Vertex(_)
-            | BuildEvent::Record(_)
-            | BuildEvent::ImageBuilt { .. }
-            | BuildEvent::Failed(_) => self.saw_build = true,
-            _ => {}
+            other => {
+                if matches!(
+                    other,
+                    BuildEvent::Vertex(_)
+                        | BuildEvent::Record(_)
+                        | BuildEvent::ImageBuilt { .. }
+                        | BuildEvent::Failed(_)
+                ) {
+                    self.saw_build = true;
+                }
+                self.warnings.note(other);
+            }
         }
     }
 }
@@ -211,6 +340,46 @@ mod tests {
         }
         assert_eq!(outcome.bad_lines.len(), BAD_LINES_KEPT);
         assert_eq!(outcome.more_bad_lines, 10_000 - BAD_LINES_KEPT as u64);
+    }
+
+    /// `auto`: the terminal first, then GitHub Actions, then plain; explicit modes stay.
+    #[test]
+    fn auto_resolves_by_terminal_then_github_actions() {
+        assert_eq!(resolve_mode(Progress::Auto, true, true), Mode::Tty);
+        assert_eq!(resolve_mode(Progress::Auto, false, true), Mode::Github);
+        assert_eq!(resolve_mode(Progress::Auto, false, false), Mode::Plain);
+        assert_eq!(resolve_mode(Progress::Plain, false, true), Mode::Plain);
+        assert_eq!(resolve_mode(Progress::Github, true, false), Mode::Github);
+    }
+
+    /// An error source's ranges give the lines; the file is the repository's path when the
+    /// source names the Dockerfile by its base name.
+    #[test]
+    fn an_error_source_is_located_in_the_repository() {
+        use buildkit_proto::pb::{Position, Range, SourceInfo};
+        let position = |line| Some(Position { line, character: 0 });
+        let source = ErrorSource {
+            info: Some(SourceInfo {
+                filename: "Dockerfile".into(),
+                data: "FROM x\nRUN a \\\n  b\n".into(),
+                ..Default::default()
+            }),
+            ranges: vec![Range {
+                start: position(2),
+                end: position(3),
+            }],
+        };
+        let at = source_location(&source, Some("app/Dockerfile")).unwrap();
+        assert_eq!(
+            at,
+            Location {
+                file: Some("app/Dockerfile".into()),
+                line: Some(2),
+                end_line: Some(3),
+            }
+        );
+        let at = source_location(&source, Some("app/Other.Dockerfile")).unwrap();
+        assert_eq!(at.file.as_deref(), Some("Dockerfile"));
     }
 
     #[test]

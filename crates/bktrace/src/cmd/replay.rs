@@ -13,7 +13,7 @@ use bytes::Bytes;
 use docker_build::decode::{BuildEvent, DecoderConfig};
 use docker_build::recording::{RecordingDecoder, RecordingError};
 
-use super::{BuildOutcome, conclude, renderer};
+use super::{BuildOutcome, after_output, conclude, renderer};
 use crate::ReplayArgs;
 use crate::error::{CliError, one_line, printable};
 
@@ -113,6 +113,7 @@ pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
     let out: Box<dyn Write> = Box::new(BufWriter::new(io::stdout().lock()));
     let mut renderer = renderer(args.progress.progress, false, out);
     let outcome = replay(input, &mut renderer, REPLAY_CHUNK)?;
+    after_output(&mut renderer, &outcome, None, None)?;
     warn_bad_lines(&outcome);
     require_build(&outcome, &args.file)?;
     Ok(conclude(&outcome))

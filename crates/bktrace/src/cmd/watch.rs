@@ -54,7 +54,12 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
         .map(|f| Filter::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
     let control = control().await?;
-    let mode = progress_mode(args.progress.progress);
+    // Concurrent builds interleave their lines, each marked with its build: GitHub's groups
+    // cannot show that, so `github` (and `auto` under GitHub Actions) is the plain form here.
+    let mode = match progress_mode(args.progress.progress) {
+        Mode::Github => Mode::Plain,
+        mode => mode,
+    };
     // The builds there are when attaching; anything else the followed history reports is new.
     let mut existing = HashSet::new();
     let mut listing = control
@@ -226,6 +231,7 @@ impl Build {
                     live: false,
                     color: false,
                     size: stdout_size,
+                    ..Options::default()
                 },
             ))),
         };
