@@ -117,6 +117,9 @@ pub mod decode;
 pub mod ndjson;
 pub mod options;
 pub mod recording;
+#[cfg(feature = "daemon")]
+#[cfg_attr(docsrs, doc(cfg(feature = "daemon")))]
+pub mod registry_auth;
 #[cfg(all(feature = "daemon", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]
 pub mod stream;
