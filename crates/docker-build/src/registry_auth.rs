@@ -52,6 +52,13 @@ use std::process::{Command, ExitStatus, Stdio};
 use base64::Engine;
 use serde_json::{Map, Value};
 
+#[cfg(feature = "session")]
+#[cfg_attr(docsrs, doc(cfg(feature = "session")))]
+pub mod service;
+#[cfg(feature = "session")]
+#[cfg_attr(docsrs, doc(cfg(feature = "session")))]
+pub use service::AuthService;
+
 /// The key under which the docker CLI stores Docker Hub's credentials.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 

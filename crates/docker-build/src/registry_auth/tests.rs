@@ -13,15 +13,15 @@ const SECRET: &str = "s3cr3t-Pa55";
 
 /// Held for writing while a helper script is being written, for reading while helpers run:
 /// a process forked by another test while a script is still open for writing would keep the
-/// file busy and make its exec fail with `ETXTBSY`. No other test of this crate starts a
-/// process.
+/// file busy and make its exec fail with `ETXTBSY`. Every test of this crate that writes or
+/// runs a helper goes through it; no other test starts a process.
 static SCRIPTS: RwLock<()> = RwLock::new(());
 
 /// A directory removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
             "docker-build-registry-auth-{}-{}",
@@ -33,7 +33,7 @@ impl TempDir {
         TempDir(path)
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
@@ -45,7 +45,7 @@ impl TempDir {
 
     /// Writes `docker-credential-<name>`, a `/bin/sh` script with `body` after the key read
     /// from stdin into `$key`.
-    fn helper(&self, name: &str, body: &str) {
+    pub(crate) fn helper(&self, name: &str, body: &str) {
         let _writing = SCRIPTS.write().unwrap();
         let path = self.write(
             &format!("docker-credential-{name}"),
@@ -61,7 +61,7 @@ impl Drop for TempDir {
     }
 }
 
-fn running_helpers() -> RwLockReadGuard<'static, ()> {
+pub(crate) fn running_helpers() -> RwLockReadGuard<'static, ()> {
     SCRIPTS.read().unwrap()
 }
 
