@@ -124,7 +124,7 @@ mod tests {
         let mut files = rust_files("crates/buildkit-progressui/src");
         files.extend(rust_files("crates/buildkit-events/src"));
         files.extend(rust_files("crates/dockerfile-analysis/src"));
-        for module in ["ndjson", "classic", "decode", "options"] {
+        for module in ["ndjson", "classic", "decode", "options", "options/session"] {
             files.push(workspace_root().join(format!("crates/docker-build/src/{module}.rs")));
         }
         for path in files {

@@ -18,6 +18,12 @@
 //!   module ([`DockerHost`] from `DOCKER_HOST`, [`Daemon`], the raw `/build` request), and
 //!   [`build()`], which sends a build [`Context`] (re-exported from `docker-context`) and
 //!   returns a [`BuildStream`] of events. [`bollard`] is re-exported at the version in use.
+//! - `control` (off by default): BuildKit's gRPC Control API through the daemon's socket
+//!   (`control`: build history, any build's live status).
+//! - `session` (off by default): a BuildKit session served for the build (`session`): secrets
+//!   ([`Secret`], `RUN --mount=type=secret`) and SSH agents ([`SshAgent`],
+//!   `RUN --mount=type=ssh`) given in [`BuildOptions`]. Without it a build given secrets or SSH
+//!   agents fails before it starts.
 //!
 //! # Platforms
 //!
@@ -120,6 +126,9 @@ pub mod recording;
 #[cfg(feature = "daemon")]
 #[cfg_attr(docsrs, doc(cfg(feature = "daemon")))]
 pub mod registry_auth;
+#[cfg(all(feature = "session", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "session", unix))))]
+pub mod session;
 #[cfg(all(feature = "daemon", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]
 pub mod stream;
@@ -128,7 +137,10 @@ mod upload;
 
 pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, DecoderConfig};
 pub use ndjson::LineError;
-pub use options::{BuildOptions, Builder};
+pub use options::{
+    BuildOptions, Builder, Secret, SecretSource, SecretSpecError, SessionMode, SshAgent,
+    SshSpecError,
+};
 #[cfg(all(feature = "daemon", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]
 pub use stream::{BuildError, BuildStream, BuildStreamError, build};

@@ -37,6 +37,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         },
         build_name: (!args.classic)
             .then(|| args.name.clone().unwrap_or_else(|| default_name(&args.dir))),
+        ..BuildOptions::default()
     };
     let (dir, dockerfile) = match &args.file {
         // Like the Docker CLI, -f is relative to the current directory, not to DIR.
