@@ -4,7 +4,8 @@
 //! the daemon's `Auth/Credentials` from a temporary `DOCKER_CONFIG`. With credentials (plain
 //! `auths`, and a `credsStore` helper script written by the test) the build succeeds; without
 //! them, or with a wrong password, it fails with the registry's 401 on the step that loads the
-//! image's metadata.
+//! image's metadata (`#3 ERROR: … 401 Unauthorized` in the plain progress, the 401 in the
+//! error on stderr).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -90,24 +91,28 @@ fn assert_built(output: &Output, what: &str) {
     );
 }
 
-/// The build failed on the step that loads the image's metadata, with the registry's 401.
+/// The build failed on the step that loads the image's metadata, with the registry's 401: the
+/// plain progress shows `#N [internal] load metadata for IMAGE` and `#N ERROR: … 401
+/// Unauthorized`, and the error on stderr carries the 401.
 fn assert_unauthorized(output: &Output, image: &str, what: &str) {
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{what}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let failing = stderr
+    let context = format!("{what}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{context}");
+    let step = stdout
         .lines()
-        .find(|line| line.contains("401 Unauthorized"))
-        .unwrap_or_else(|| {
-            panic!("{what}: no 401 on stderr\nstdout:\n{stdout}\nstderr:\n{stderr}")
-        });
+        .find(|line| line.ends_with(&format!("] load metadata for {image}")))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no metadata step for {image}: {context}"));
+    let error = stdout
+        .lines()
+        .find(|line| line.starts_with(&format!("{step} ERROR: ")))
+        .unwrap_or_else(|| panic!("step {step} has no error: {context}"));
+    assert!(error.contains("401 Unauthorized"), "{context}");
     assert!(
-        failing.contains(&format!("load metadata for {image}")),
-        "{what}: the 401 is not named on the metadata step: {failing}\nstderr:\n{stderr}"
+        stderr.starts_with("error: build failed: ") || stderr.contains("\nerror: build failed: "),
+        "{context}"
     );
+    assert!(stderr.contains("401 Unauthorized"), "{context}");
     assert!(
         !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
         "{what}"

@@ -89,8 +89,8 @@ impl BuildOptions {
     }
 
     /// Whether this build serves a BuildKit session: with [`SessionMode::Auto`] when it has
-    /// secrets or SSH agents, with [`SessionMode::Always`] always, never for the classic
-    /// builder or with [`SessionMode::Never`].
+    /// secrets or SSH agents, with [`SessionMode::Always`] and [`SessionMode::Prefer`] always,
+    /// never for the classic builder or with [`SessionMode::Never`].
     ///
     /// ```
     /// use docker_build::{BuildOptions, Secret};
@@ -103,7 +103,7 @@ impl BuildOptions {
         self.builder == Builder::BuildKit
             && match self.session {
                 SessionMode::Auto => self.needs_session(),
-                SessionMode::Always => true,
+                SessionMode::Always | SessionMode::Prefer => true,
                 SessionMode::Never => false,
             }
     }

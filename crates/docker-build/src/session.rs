@@ -14,9 +14,9 @@
 //! | `moby.buildkit.secrets.v1.Secrets/GetSecret` | a secret's value by id; unknown ids are `NotFound` |
 //! | `moby.sshforward.v1.SSH/CheckAgent` | whether an agent id is forwarded |
 //! | `moby.sshforward.v1.SSH/ForwardAgent` | one connection to the agent's socket, as a byte stream |
+//! | `moby.filesync.v1.Auth/Credentials` (and the rest of `Auth`) | registry credentials, from the docker CLI's configuration ([`AuthService`](crate::registry_auth::AuthService)) |
 //!
-//! Any other method (e.g. registry credentials, `moby.filesync.v1.Auth`) is answered
-//! `Unimplemented`, which BuildKit takes as "anonymous".
+//! Any other method is answered `Unimplemented`.
 //!
 //! [`build()`](crate::build) does all this when [`BuildOptions`](crate::BuildOptions) ask for a
 //! session (secrets or SSH agents given, or [`SessionMode::Always`](crate::SessionMode)); the
@@ -65,6 +65,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use buildkit_proto::session::auth::auth_server::{self, AuthServer};
 use buildkit_proto::session::health::health_server::{self, Health, HealthServer};
 use buildkit_proto::session::health::{HealthCheckRequest, HealthCheckResponse, ServingStatus};
 use buildkit_proto::session::secrets::secrets_server::{self, Secrets, SecretsServer};
@@ -88,6 +89,7 @@ use tower_service::Service as _;
 
 use crate::connection::{BoxError, Daemon, DockerHost, daemon_message};
 use crate::options::{MAX_SECRET_SIZE, Secret, SecretSource, SshAgent};
+use crate::registry_auth::{AuthService, DockerConfig};
 
 /// The session's id header.
 const HEADER_ID: &str = "X-Docker-Expose-Session-Uuid";
@@ -99,14 +101,19 @@ const HEADER_SHARED_KEY: &str = "X-Docker-Expose-Session-Sharedkey";
 const HEADER_METHOD: &str = "X-Docker-Expose-Session-Grpc-Method";
 
 /// Every gRPC method a session serves, as announced to the daemon.
-pub const METHODS: [&str; 4] = [
+pub const METHODS: [&str; 8] = [
     "/grpc.health.v1.Health/Check",
     "/moby.buildkit.secrets.v1.Secrets/GetSecret",
     "/moby.sshforward.v1.SSH/CheckAgent",
     "/moby.sshforward.v1.SSH/ForwardAgent",
+    "/moby.filesync.v1.Auth/Credentials",
+    "/moby.filesync.v1.Auth/FetchToken",
+    "/moby.filesync.v1.Auth/GetTokenAuthority",
+    "/moby.filesync.v1.Auth/VerifyTokenAuthority",
 ];
 
-/// What a session serves, before it is started: secrets, SSH agents, its id.
+/// What a session serves, before it is started: secrets, SSH agents, registry credentials, its
+/// id.
 ///
 /// `Debug` shows secret ids and sources, never a value.
 #[derive(Debug, Clone)]
@@ -116,6 +123,9 @@ pub struct Session {
     shared_key: String,
     secrets: HashMap<String, SecretSource>,
     ssh: HashMap<String, PathBuf>,
+    /// Where registry credentials come from; `None`: the docker CLI's configuration, read when
+    /// the daemon first asks.
+    registry_auth: Option<DockerConfig>,
 }
 
 /// Why a session could not be set up or started.
@@ -307,6 +317,7 @@ impl Session {
             shared_key: String::new(),
             secrets: served,
             ssh: agents,
+            registry_auth: None,
         })
     }
 
@@ -319,6 +330,13 @@ impl Session {
     /// lives: the daemon refuses a second session with the same id).
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = id.into();
+        self
+    }
+
+    /// Answers the daemon's questions for registry credentials from `config` instead of the
+    /// docker CLI's configuration ([`DockerConfig::load`], read when the daemon first asks).
+    pub fn with_docker_config(mut self, config: DockerConfig) -> Self {
+        self.registry_auth = Some(config);
         self
     }
 
@@ -507,6 +525,7 @@ struct Router {
     health: HealthServer<HealthService>,
     secrets: SecretsServer<SecretStore>,
     ssh: SshServer<SshForwarder>,
+    auth: AuthServer<AuthService>,
 }
 
 type CallFuture =
@@ -523,6 +542,10 @@ impl Router {
                 agents: session.ssh,
                 tasks,
             }),
+            auth: AuthServer::new(match session.registry_auth {
+                Some(config) => AuthService::new(config),
+                None => AuthService::from_env(),
+            }),
         }
     }
 
@@ -536,6 +559,7 @@ impl Router {
             Some(health_server::SERVICE_NAME) => self.health.clone().call(request),
             Some(secrets_server::SERVICE_NAME) => self.secrets.clone().call(request),
             Some(ssh_server::SERVICE_NAME) => self.ssh.clone().call(request),
+            Some(auth_server::SERVICE_NAME) => self.auth.clone().call(request),
             _ => {
                 let status = tonic::Status::unimplemented(format!("{path} is not served"));
                 Box::pin(std::future::ready(Ok(status.into_http())))

@@ -78,9 +78,12 @@ fn running_list(running: &[String]) -> String {
 /// connection and the daemon cancels the build.
 ///
 /// When the options ask for a BuildKit session ([`BuildOptions::wants_session`]: secrets or SSH
-/// agents given, feature `session`), it is opened first and served until the build ends or the
-/// stream is dropped; a daemon that refuses it fails the build with
-/// [`BuildError::Session`].
+/// agents given, or [`SessionMode::Always`](crate::SessionMode) or
+/// [`Prefer`](crate::SessionMode::Prefer); feature `session`), it is opened first and served
+/// until the build ends or the stream is dropped; it always answers the daemon's questions for
+/// registry credentials from the docker CLI's configuration
+/// ([`registry_auth`](crate::registry_auth)). A daemon that refuses it fails the build with
+/// [`BuildError::Session`], except with `Prefer` for a build that needs no session.
 ///
 /// ```no_run
 /// use docker_build::connection::Daemon;
@@ -157,9 +160,14 @@ async fn start_session(
     }
     let session = crate::session::Session::new(&options.secrets, &options.ssh)
         .map_err(BuildError::Session)?;
-    Ok(Some(
-        session.start(daemon).await.map_err(BuildError::Session)?,
-    ))
+    match session.start(daemon).await {
+        Ok(active) => Ok(Some(active)),
+        // Served only for registry credentials: the build goes on without.
+        Err(_) if options.session == crate::SessionMode::Prefer && !options.needs_session() => {
+            Ok(None)
+        }
+        Err(error) => Err(BuildError::Session(error)),
+    }
 }
 
 /// Passes the context stream through, keeping its first error: hyper only says that the

@@ -9,7 +9,7 @@ use buildkit_progressui::Render;
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
-use docker_build::{BuildOptions, Builder, DecoderConfig, build};
+use docker_build::{BuildOptions, Builder, DecoderConfig, SessionMode, build};
 use docker_context::Context;
 
 use super::{BuildOutcome, conclude, key_values, progress_mode, renderer, wall_clock};
@@ -37,6 +37,9 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         },
         build_name: (!args.classic)
             .then(|| args.name.clone().unwrap_or_else(|| default_name(&args.dir))),
+        // A session whenever the daemon takes one: it serves the registry credentials of the
+        // docker CLI's configuration, so private base images pull with no flag.
+        session: SessionMode::Prefer,
         ..BuildOptions::default()
     };
     let (dir, dockerfile) = match &args.file {

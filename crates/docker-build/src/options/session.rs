@@ -372,6 +372,11 @@ pub enum SessionMode {
     Auto,
     /// Always a session (BuildKit builds); the build fails when the daemon refuses it.
     Always,
+    /// A session whenever the daemon takes one (BuildKit builds), so that the daemon can ask
+    /// for registry credentials (a private base image pulls with the docker CLI's login, as
+    /// with `docker buildx build`); when the daemon refuses it the build goes on without one,
+    /// unless it needs one (secrets, SSH agents). What `bktrace build` uses.
+    Prefer,
     /// Never: a build given secrets or SSH agents fails before it starts.
     Never,
 }

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use buildkit_proto::session::auth::CredentialsRequest;
 use buildkit_proto::session::auth::auth_client::AuthClient;
+use buildkit_proto::session::auth::{
+    CredentialsRequest, CredentialsResponse, GetTokenAuthorityRequest,
+};
 use buildkit_proto::session::health::health_client::HealthClient;
 use buildkit_proto::session::secrets::secrets_client::SecretsClient;
 use buildkit_proto::session::sshforward::ssh_client::SshClient;
@@ -203,12 +205,36 @@ async fn every_announced_method_is_routed_and_others_are_unimplemented() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
-    // Registry credentials are not served here: Unimplemented, which BuildKit reads as
-    // anonymous.
-    let mut auth = AuthClient::with_origin(channel, origin());
+}
+
+#[tokio::test]
+async fn registry_credentials_are_answered_from_the_docker_configuration() {
+    let config = crate::registry_auth::DockerConfig::from_json(
+        br#"{"auths": {"127.0.0.1:5000": {"username": "user", "password": "pw"}}}"#,
+    )
+    .unwrap();
+    let (_active, fake) = start(session(&[], &[]).with_docker_config(config)).await;
+    let mut auth = AuthClient::with_origin(fake.channel.unwrap(), origin());
+    let answer = |host: &str| CredentialsRequest { host: host.into() };
+    let known = auth.credentials(answer("127.0.0.1:5000")).await.unwrap();
+    assert_eq!(
+        (
+            known.get_ref().username.as_str(),
+            known.get_ref().secret.as_str()
+        ),
+        ("user", "pw")
+    );
+    // None: the empty answer, which BuildKit reads as anonymous.
+    let unknown = auth
+        .credentials(answer("registry-1.docker.io"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.into_inner(), CredentialsResponse::default());
+    // No token authority: Unimplemented, so the daemon fetches tokens itself.
     let status = auth
-        .credentials(CredentialsRequest {
-            host: "registry-1.docker.io".into(),
+        .get_token_authority(GetTokenAuthorityRequest {
+            host: "127.0.0.1:5000".into(),
+            salt: vec![0; 32].into(),
         })
         .await
         .unwrap_err();
