@@ -42,6 +42,8 @@
 //!   `--progress=rawjson` output), told apart from a body by their first bytes, into the same
 //!   events.
 //! - [`options`]: the `POST /build` parameters and the decoder's limits.
+//! - [`registry_auth`] (`daemon`): registry credentials found as the docker CLI finds them,
+//!   and with `session` the session's `Auth` service that hands them to the daemon.
 //! - [`stream`] (`daemon`, Unix): the live build as a `futures_core::Stream`.
 //!
 //! ```
@@ -92,12 +94,13 @@ while let Some(event) = events.next_event().await {
 #![cfg_attr(
     feature = "daemon",
     doc = "[`connection`]: crate::connection\n[`Daemon`]: crate::connection::Daemon\n\
-           [`DockerHost`]: crate::connection::DockerHost\n[`bollard`]: crate::bollard"
+           [`DockerHost`]: crate::connection::DockerHost\n[`bollard`]: crate::bollard\n\
+           [`registry_auth`]: crate::registry_auth"
 )]
 #![cfg_attr(
     not(feature = "daemon"),
     doc = "[`connection`]: #features\n[`Daemon`]: #features\n[`DockerHost`]: #features\n\
-           [`bollard`]: #features"
+           [`bollard`]: #features\n[`registry_auth`]: #features"
 )]
 #![cfg_attr(
     all(feature = "daemon", unix),

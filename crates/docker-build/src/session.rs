@@ -14,7 +14,7 @@
 //! | `moby.buildkit.secrets.v1.Secrets/GetSecret` | a secret's value by id; unknown ids are `NotFound` |
 //! | `moby.sshforward.v1.SSH/CheckAgent` | whether an agent id is forwarded |
 //! | `moby.sshforward.v1.SSH/ForwardAgent` | one connection to the agent's socket, as a byte stream |
-//! | `moby.filesync.v1.Auth/Credentials` (and the rest of `Auth`) | registry credentials, from the docker CLI's configuration ([`AuthService`](crate::registry_auth::AuthService)) |
+//! | `moby.filesync.v1.Auth/Credentials` (and the rest of `Auth`) | registry credentials, from the docker CLI's configuration ([`AuthService`]) |
 //!
 //! Any other method is answered `Unimplemented`.
 //!
