@@ -37,6 +37,8 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         },
         build_name: (!args.classic)
             .then(|| args.name.clone().unwrap_or_else(|| default_name(&args.dir))),
+        secrets: args.secrets.clone(),
+        ssh: args.ssh.clone(),
         // A session whenever the daemon takes one: it serves the registry credentials of the
         // docker CLI's configuration, so private base images pull with no flag.
         session: SessionMode::Prefer,
