@@ -42,7 +42,6 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         // A session whenever the daemon takes one: it serves the registry credentials of the
         // docker CLI's configuration, so private base images pull with no flag.
         session: SessionMode::Prefer,
-        ..BuildOptions::default()
     };
     let (dir, dockerfile) = match &args.file {
         // Like the Docker CLI, -f is relative to the current directory, not to DIR.
