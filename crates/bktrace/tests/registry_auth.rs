@@ -119,6 +119,36 @@ fn assert_unauthorized(output: &Output, image: &str, what: &str) {
     );
 }
 
+/// Removes the image tag the builds made, also when an assertion failed.
+struct RemoveTag {
+    daemon: Daemon,
+    tag: String,
+}
+
+impl Drop for RemoveTag {
+    fn drop(&mut self) {
+        let (daemon, tag) = (self.daemon.clone(), self.tag.clone());
+        // Drop runs inside the test's runtime: remove on a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let _ = daemon
+                    .bollard()
+                    .remove_image(
+                        &tag,
+                        None::<docker_build::bollard::query_parameters::RemoveImageOptions>,
+                        None,
+                    )
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
 async fn private_registry_builds(daemon: Daemon) {
     let Some(registry) = Registry::start(USER, PASSWORD) else {
         return;
@@ -128,6 +158,10 @@ async fn private_registry_builds(daemon: Daemon) {
         .push(&daemon, &base, &unique_marker("private-base"))
         .await;
     let tag = format!("bktrace-auth-test:{}", unique_marker("t"));
+    let _remove = RemoveTag {
+        daemon: daemon.clone(),
+        tag: tag.clone(),
+    };
 
     // Plain `auths` (the `auth` encoding is covered by docker-build's unit tests).
     let plain = TempDir::new("bktrace-auth-plain");
@@ -187,15 +221,6 @@ async fn private_registry_builds(daemon: Daemon) {
         &image,
         "wrong password",
     );
-
-    let _ = daemon
-        .bollard()
-        .remove_image(
-            &tag,
-            None::<docker_build::bollard::query_parameters::RemoveImageOptions>,
-            None,
-        )
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
