@@ -80,7 +80,7 @@ fn running_list(running: &[String]) -> String {
 /// When the options ask for a BuildKit session ([`BuildOptions::wants_session`]: secrets or SSH
 /// agents given, feature `session`), it is opened first and served until the build ends or the
 /// stream is dropped; a daemon that refuses it fails the build with
-/// [`BuildError::Session`].
+/// `BuildError::Session`.
 ///
 /// ```no_run
 /// use docker_build::connection::Daemon;
