@@ -32,7 +32,7 @@
 //! # Secrets stay secret
 //!
 //! A secret's value is read when BuildKit asks for it and goes only into the `GetSecret`
-//! answer: no `Debug` of this crate prints it ([`Secret`](crate::Secret),
+//! answer: no `Debug` of this crate prints it ([`Secret`],
 //! `GetSecretResponse`), no error message holds it, and nothing here logs.
 //!
 //! ```no_run

@@ -83,7 +83,7 @@ fn running_list(running: &[String]) -> String {
 /// until the build ends or the stream is dropped; it always answers the daemon's questions for
 /// registry credentials from the docker CLI's configuration
 /// ([`registry_auth`](crate::registry_auth)). A daemon that refuses it fails the build with
-/// [`BuildError::Session`], except with `Prefer` for a build that needs no session.
+/// `BuildError::Session`, except with `Prefer` for a build that needs no session.
 ///
 /// ```no_run
 /// use docker_build::connection::Daemon;
