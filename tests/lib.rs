@@ -12,6 +12,7 @@
 //! | golden files (`UPDATE_GOLDEN=1`) | [`golden::assert_golden`], [`test_each_recording!`] |
 //! | a plain transcript, step by step | [`plain::parse`] |
 //! | a live daemon | [`daemon`] (feature `daemon`, on by default) |
+//! | a private registry with a login | [`registry::Registry`] (feature `daemon`) |
 //!
 //! Everything but [`daemon`] is sans-IO apart from reading the corpus and golden files, so the
 //! benchmarks and the fuzz targets take this crate with `default-features = false`.
@@ -24,6 +25,8 @@ pub mod events;
 pub mod golden;
 pub mod invariants;
 pub mod plain;
+#[cfg(feature = "daemon")]
+pub mod registry;
 
 /// `error` and its sources, `: `-joined on one line, as bktrace prints errors.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

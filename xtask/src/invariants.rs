@@ -124,7 +124,7 @@ mod tests {
         let mut files = rust_files("crates/buildkit-progressui/src");
         files.extend(rust_files("crates/buildkit-events/src"));
         files.extend(rust_files("crates/dockerfile-analysis/src"));
-        for module in ["ndjson", "classic", "decode", "options"] {
+        for module in ["ndjson", "classic", "decode", "options", "options/session"] {
             files.push(workspace_root().join(format!("crates/docker-build/src/{module}.rs")));
         }
         for path in files {
@@ -159,12 +159,58 @@ mod tests {
         }
     }
 
+    /// The features enabled on `dependency` in `package`'s normal dependency tree when
+    /// `package` is built with `features` (flags as in [`normal_deps`]); `None` when it is not
+    /// in the tree.
+    fn features_of(package: &str, features: &[&str], dependency: &str) -> Option<Vec<String>> {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(workspace_root())
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "--format",
+                "{p}|{f}",
+                "-p",
+            ])
+            .arg(package);
+        let (flags, features): (Vec<&str>, Vec<&str>) =
+            features.iter().partition(|f| f.starts_with("--"));
+        cmd.args(flags);
+        if !features.is_empty() {
+            cmd.arg("--features").arg(features.join(","));
+        }
+        let out = cmd.output().expect("run cargo tree");
+        assert!(
+            out.status.success(),
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|line| {
+                let (name, enabled) = line.split_once('|')?;
+                (name.split_whitespace().next() == Some(dependency)).then(|| {
+                    enabled
+                        .split(',')
+                        .filter(|f| !f.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+            })
+    }
+
     #[test]
-    fn buildkit_proto_needs_tonic_only_for_its_client() {
+    fn buildkit_proto_needs_tonic_only_for_its_client_and_session_servers() {
         let plain = normal_deps("buildkit-proto", &[]);
         assert!(!plain.iter().any(|d| d.starts_with("tonic")), "{plain:?}");
-        let client = normal_deps("buildkit-proto", &["client"]);
-        assert!(client.iter().any(|d| d == "tonic"), "{client:?}");
+        for feature in ["client", "session"] {
+            let deps = normal_deps("buildkit-proto", &[feature]);
+            assert!(deps.iter().any(|d| d == "tonic"), "{feature}: {deps:?}");
+        }
     }
 
     #[test]
@@ -207,6 +253,31 @@ mod tests {
         let control = normal_deps("docker-build", &["control"]);
         for name in ["tonic", "h2"] {
             assert!(control.iter().any(|d| d == name), "{name}: {control:?}");
+        }
+    }
+
+    /// The gRPC servers of the BuildKit session (buildkit-proto's `session` feature) are paid
+    /// for only by those who serve a session. (hyper's server side is not checked: bollard's
+    /// hyperlocal turns it on anyway.)
+    #[test]
+    fn docker_build_compiles_the_grpc_server_only_with_its_session_feature() {
+        for without in [&[][..], &["control"][..]] {
+            let proto = features_of("docker-build", without, "buildkit-proto").unwrap_or_default();
+            assert!(
+                !proto.iter().any(|f| f == "session"),
+                "{without:?}: {proto:?}"
+            );
+        }
+        let proto = features_of("docker-build", &["session"], "buildkit-proto");
+        assert!(
+            proto
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|f| f == "session")),
+            "{proto:?}"
+        );
+        let deps = normal_deps("docker-build", &["session"]);
+        for name in ["tonic", "h2"] {
+            assert!(deps.iter().any(|d| d == name), "{name}: {deps:?}");
         }
     }
 

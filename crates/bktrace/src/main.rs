@@ -191,6 +191,15 @@ struct BuildArgs {
     /// which bktrace finds the build's history ref afterwards).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
+    /// A secret for `RUN --mount=type=secret,id=ID` (repeatable), as buildx takes it:
+    /// `id=ID,src=PATH` (a file) or `id=ID,env=VAR` (an environment variable); served through a
+    /// BuildKit session, never shown or recorded.
+    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+    secrets: Vec<docker_build::Secret>,
+    /// An SSH agent for `RUN --mount=type=ssh` (repeatable): `default` (the agent at
+    /// $SSH_AUTH_SOCK) or `ID=SOCKET`, forwarded through a BuildKit session.
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    ssh: Vec<docker_build::SshAgent>,
 }
 
 #[derive(Debug, Args)]

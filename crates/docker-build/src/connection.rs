@@ -258,7 +258,7 @@ impl DockerHost {
     }
 
     /// The `Host` header for requests to this daemon.
-    fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         match self {
             DockerHost::Unix(_) => "localhost".to_string(),
             DockerHost::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),

@@ -18,6 +18,12 @@
 //!   module ([`DockerHost`] from `DOCKER_HOST`, [`Daemon`], the raw `/build` request), and
 //!   [`build()`], which sends a build [`Context`] (re-exported from `docker-context`) and
 //!   returns a [`BuildStream`] of events. [`bollard`] is re-exported at the version in use.
+//! - `control` (off by default): BuildKit's gRPC Control API through the daemon's socket
+//!   (`control`: build history, any build's live status).
+//! - `session` (off by default): a BuildKit session served for the build (`session`): secrets
+//!   ([`Secret`], `RUN --mount=type=secret`) and SSH agents ([`SshAgent`],
+//!   `RUN --mount=type=ssh`) given in [`BuildOptions`]. Without it a build given secrets or SSH
+//!   agents fails before it starts.
 //!
 //! # Platforms
 //!
@@ -36,6 +42,8 @@
 //!   `--progress=rawjson` output), told apart from a body by their first bytes, into the same
 //!   events.
 //! - [`options`]: the `POST /build` parameters and the decoder's limits.
+//! - [`registry_auth`] (`daemon`): registry credentials found as the docker CLI finds them,
+//!   and with `session` the session's `Auth` service that hands them to the daemon.
 //! - [`stream`] (`daemon`, Unix): the live build as a `futures_core::Stream`.
 //!
 //! ```
@@ -86,12 +94,13 @@ while let Some(event) = events.next_event().await {
 #![cfg_attr(
     feature = "daemon",
     doc = "[`connection`]: crate::connection\n[`Daemon`]: crate::connection::Daemon\n\
-           [`DockerHost`]: crate::connection::DockerHost\n[`bollard`]: crate::bollard"
+           [`DockerHost`]: crate::connection::DockerHost\n[`bollard`]: crate::bollard\n\
+           [`registry_auth`]: crate::registry_auth"
 )]
 #![cfg_attr(
     not(feature = "daemon"),
     doc = "[`connection`]: #features\n[`Daemon`]: #features\n[`DockerHost`]: #features\n\
-           [`bollard`]: #features"
+           [`bollard`]: #features\n[`registry_auth`]: #features"
 )]
 #![cfg_attr(
     all(feature = "daemon", unix),
@@ -117,6 +126,12 @@ pub mod decode;
 pub mod ndjson;
 pub mod options;
 pub mod recording;
+#[cfg(feature = "daemon")]
+#[cfg_attr(docsrs, doc(cfg(feature = "daemon")))]
+pub mod registry_auth;
+#[cfg(all(feature = "session", unix))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "session", unix))))]
+pub mod session;
 #[cfg(all(feature = "daemon", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]
 pub mod stream;
@@ -125,7 +140,10 @@ mod upload;
 
 pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, DecoderConfig, InputKind};
 pub use ndjson::LineError;
-pub use options::{BuildOptions, Builder};
+pub use options::{
+    BuildOptions, Builder, Secret, SecretSource, SecretSpecError, SessionMode, SshAgent,
+    SshSpecError,
+};
 #[cfg(all(feature = "daemon", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]
 pub use stream::{BuildError, BuildStream, BuildStreamError, build};

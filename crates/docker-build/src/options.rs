@@ -3,6 +3,13 @@
 
 use crate::decode::DecoderConfig;
 
+mod session;
+
+pub use session::{
+    DEFAULT_SSH_ID, MAX_SECRET_SIZE, Secret, SecretSource, SecretSpecError, SessionMode, SshAgent,
+    SshSpecError,
+};
+
 /// Which of the daemon's builders runs the build.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -60,6 +67,15 @@ pub struct BuildOptions {
     /// the build is found again (`docker_build::control::Control::find_build`, feature
     /// `control`).
     pub build_name: Option<String>,
+    /// Secrets for `RUN --mount=type=secret` (buildx's `--secret`), served through a BuildKit
+    /// session (feature `session`). A later secret with the same id replaces an earlier one.
+    pub secrets: Vec<Secret>,
+    /// SSH agents for `RUN --mount=type=ssh` (buildx's `--ssh`), forwarded through a BuildKit
+    /// session (feature `session`).
+    pub ssh: Vec<SshAgent>,
+    /// Whether to serve a BuildKit session; by default one when [`secrets`](Self::secrets) or
+    /// [`ssh`](Self::ssh) are given.
+    pub session: SessionMode,
 }
 
 /// The build argument that names a build in BuildKit's history.
@@ -69,6 +85,44 @@ impl BuildOptions {
     /// The encoded query string for `POST /build`, with `dockerfile` the Dockerfile's path
     /// inside the context.
     pub fn query(&self, dockerfile: &str) -> String {
+        self.query_with_session(dockerfile, None)
+    }
+
+    /// Whether this build serves a BuildKit session: with [`SessionMode::Auto`] when it has
+    /// secrets or SSH agents, with [`SessionMode::Always`] and [`SessionMode::Prefer`] always,
+    /// never for the classic builder or with [`SessionMode::Never`].
+    ///
+    /// ```
+    /// use docker_build::{BuildOptions, Secret};
+    ///
+    /// assert!(!BuildOptions::default().wants_session());
+    /// let options = BuildOptions { secrets: vec![Secret::env("t", "TOKEN")], ..Default::default() };
+    /// assert!(options.wants_session());
+    /// ```
+    pub fn wants_session(&self) -> bool {
+        self.builder == Builder::BuildKit
+            && match self.session {
+                SessionMode::Auto => self.needs_session(),
+                SessionMode::Always | SessionMode::Prefer => true,
+                SessionMode::Never => false,
+            }
+    }
+
+    /// Whether the build asks for what only a session serves (secrets, SSH agents).
+    pub fn needs_session(&self) -> bool {
+        !self.secrets.is_empty() || !self.ssh.is_empty()
+    }
+
+    /// [`BuildOptions::query`] for a build attached to the BuildKit session `session` (sent as
+    /// `session=`, which the daemon hands to BuildKit as the solve's session).
+    ///
+    /// ```
+    /// use docker_build::BuildOptions;
+    ///
+    /// let query = BuildOptions::default().query_with_session("Dockerfile", Some("k2r8d"));
+    /// assert_eq!(query, "version=2&dockerfile=Dockerfile&session=k2r8d&rm=1&forcerm=1");
+    /// ```
+    pub fn query_with_session(&self, dockerfile: &str, session: Option<&str>) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
         q.append_pair(
             "version",
@@ -78,6 +132,9 @@ impl BuildOptions {
             },
         );
         q.append_pair("dockerfile", dockerfile);
+        if let Some(session) = session {
+            q.append_pair("session", session);
+        }
         for tag in &self.tags {
             q.append_pair("t", tag);
         }

@@ -27,6 +27,20 @@ pub enum BuildError {
     /// The daemon could not be reached or refused the request before any output.
     #[error(transparent)]
     Request(#[from] BuildRequestError),
+    /// The build has secrets or SSH agents, which need a BuildKit session, and none is served:
+    /// `reason` says why (the classic builder, [`SessionMode::Never`](crate::SessionMode), or
+    /// docker-build built without its `session` feature).
+    #[error("secrets and SSH agents need a BuildKit session, but {reason}")]
+    NoSession {
+        /// Why no session is served.
+        reason: &'static str,
+    },
+    /// The build's BuildKit session could not be set up or started (e.g. a secret's file is
+    /// missing, or the daemon refused `POST /session`).
+    #[cfg(feature = "session")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "session")))]
+    #[error("cannot serve the build's BuildKit session")]
+    Session(#[source] crate::session::SessionError),
 }
 
 /// Why a running build's event stream ended early.
@@ -63,6 +77,14 @@ fn running_list(running: &[String]) -> String {
 /// the daemon sends them, decoded with `options.decoder`. Dropping the stream closes the
 /// connection and the daemon cancels the build.
 ///
+/// When the options ask for a BuildKit session ([`BuildOptions::wants_session`]: secrets or SSH
+/// agents given, or [`SessionMode::Always`](crate::SessionMode) or
+/// [`Prefer`](crate::SessionMode::Prefer); feature `session`), it is opened first and served
+/// until the build ends or the stream is dropped; it always answers the daemon's questions for
+/// registry credentials from the docker CLI's configuration
+/// ([`registry_auth`](crate::registry_auth)). A daemon that refuses it fails the build with
+/// `BuildError::Session`, except with `Prefer` for a build that needs no session.
+///
 /// ```no_run
 /// use docker_build::connection::Daemon;
 /// use docker_build::{BuildEvent, BuildOptions, Context, build};
@@ -85,18 +107,67 @@ pub async fn build(
     context: Context,
     options: &BuildOptions,
 ) -> Result<BuildStream, BuildError> {
-    let query = options.query(context.dockerfile_path_in_context());
+    #[cfg(feature = "session")]
+    let session = start_session(daemon, options).await?;
+    #[cfg(feature = "session")]
+    let session_id = session.as_ref().map(|s| s.id());
+    #[cfg(not(feature = "session"))]
+    let session_id = match no_session_reason(options) {
+        Some(reason) => return Err(BuildError::NoSession { reason }),
+        None => None,
+    };
+    let query = options.query_with_session(context.dockerfile_path_in_context(), session_id);
     let context_error = Arc::new(Mutex::new(None));
     let body = RememberError {
         inner: Box::pin(ContextStream::spawn(context)),
         slot: Arc::clone(&context_error),
     };
     let response = daemon.post_build(&query, body).await?;
-    Ok(BuildStream::new(
-        response,
-        options.decoder.clone(),
-        context_error,
-    ))
+    let stream = BuildStream::new(response, options.decoder.clone(), context_error);
+    #[cfg(feature = "session")]
+    let stream = BuildStream { session, ..stream };
+    Ok(stream)
+}
+
+/// Why a build that needs a session gets none, if it does not.
+fn no_session_reason(options: &BuildOptions) -> Option<&'static str> {
+    if !options.needs_session() {
+        return None;
+    }
+    if options.builder == crate::Builder::Classic {
+        return Some("the classic builder serves none");
+    }
+    if options.session == crate::SessionMode::Never {
+        return Some("the options say SessionMode::Never");
+    }
+    if !cfg!(feature = "session") {
+        return Some("docker-build was built without its `session` feature");
+    }
+    None
+}
+
+/// The session the options ask for, started on `daemon`.
+#[cfg(feature = "session")]
+async fn start_session(
+    daemon: &Daemon,
+    options: &BuildOptions,
+) -> Result<Option<crate::session::ActiveSession>, BuildError> {
+    if let Some(reason) = no_session_reason(options) {
+        return Err(BuildError::NoSession { reason });
+    }
+    if !options.wants_session() {
+        return Ok(None);
+    }
+    let session = crate::session::Session::new(&options.secrets, &options.ssh)
+        .map_err(BuildError::Session)?;
+    match session.start(daemon).await {
+        Ok(active) => Ok(Some(active)),
+        // Served only for registry credentials: the build goes on without.
+        Err(_) if options.session == crate::SessionMode::Prefer && !options.needs_session() => {
+            Ok(None)
+        }
+        Err(error) => Err(BuildError::Session(error)),
+    }
 }
 
 /// Passes the context stream through, keeping its first error: hyper only says that the
@@ -136,6 +207,9 @@ pub struct BuildStream {
     state: State,
     /// `poll_next` returned `None`.
     terminated: bool,
+    /// The build's BuildKit session, served until the body ends (or this stream is dropped).
+    #[cfg(feature = "session")]
+    session: Option<crate::session::ActiveSession>,
 }
 
 enum State {
@@ -149,6 +223,7 @@ impl std::fmt::Debug for BuildStream {
         f.debug_struct("BuildStream")
             .field("decoder", &self.decoder)
             .field("recording", &self.record.is_some())
+            .field("session", &self.session_id())
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +249,25 @@ impl BuildStream {
             context_error,
             state: State::Streaming,
             terminated: false,
+            #[cfg(feature = "session")]
+            session: None,
+        }
+    }
+
+    /// The id of the BuildKit session served for this build, while it is served (until the
+    /// build's body ends); `None` without a session.
+    pub fn session_id(&self) -> Option<&str> {
+        #[cfg(feature = "session")]
+        return self.session.as_ref().map(|s| s.id());
+        #[cfg(not(feature = "session"))]
+        None
+    }
+
+    /// Ends the build's session, if any: the build is over.
+    fn close_session(&mut self) {
+        #[cfg(feature = "session")]
+        {
+            self.session = None;
         }
     }
 
@@ -246,9 +340,11 @@ impl Stream for BuildStream {
                             source,
                         },
                     };
+                    this.close_session();
                     this.fail(error);
                 }
                 Poll::Ready(None) => {
+                    this.close_session();
                     if let Some(w) = &mut this.record {
                         if let Err(e) = w.flush() {
                             this.fail(BuildStreamError::Record(e));

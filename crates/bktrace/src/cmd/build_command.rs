@@ -10,7 +10,7 @@ use buildkit_progressui::report::{Report, ReportBuilder, write_markdown};
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
-use docker_build::{BuildOptions, Builder, DecoderConfig, build};
+use docker_build::{BuildOptions, Builder, DecoderConfig, SessionMode, build};
 use docker_context::Context;
 
 use buildkit_events::StepName;
@@ -47,6 +47,11 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         },
         build_name: (!args.classic)
             .then(|| args.name.clone().unwrap_or_else(|| default_name(&args.dir))),
+        secrets: args.secrets.clone(),
+        ssh: args.ssh.clone(),
+        // A session whenever the daemon takes one: it serves the registry credentials of the
+        // docker CLI's configuration, so private base images pull with no flag.
+        session: SessionMode::Prefer,
     };
     // The Dockerfile as the repository names it, for annotations and the step-name mapping.
     let dockerfile_path = args
