@@ -1066,7 +1066,10 @@ mod tests {
             }
             let head = String::from_utf8_lossy(&buf).into_owned();
             let request_line = head.lines().next().unwrap_or_default().to_string();
-            let response = if request_line.contains("/_ping") {
+            let response = if request_line.contains("/session") {
+                // As a socket proxy that blocks sessions answers.
+                json_response("403 Forbidden", r#"{"message":"sessions are not allowed"}"#)
+            } else if request_line.contains("/_ping") {
                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK".to_string()
             } else if request_line.contains("/version") {
                 let json = format!(r#"{{"Version":"0.0-fake","ApiVersion":"{api_version}"}}"#);
@@ -1199,6 +1202,45 @@ mod tests {
             err.to_string().contains(&path.display().to_string()),
             "{err}"
         );
+    }
+
+    /// A build that would like a session for registry credentials (`SessionMode::Prefer`) and
+    /// needs none goes on without when the daemon refuses it, and tells why; one that needs a
+    /// session fails.
+    #[cfg(feature = "session")]
+    #[tokio::test]
+    async fn a_refused_session_is_reported_and_the_build_goes_on_without() {
+        let mut fake = fake::start("1.41", fake::Build::Complete);
+        let daemon = connect(&fake).await;
+        let context = || crate::Context::from_tar(bytes::Bytes::from_static(b"CONTEXT"));
+        let options = crate::BuildOptions {
+            session: crate::SessionMode::Prefer,
+            ..Default::default()
+        };
+        let stream = crate::build(&daemon, context(), &options).await.unwrap();
+        let refused = stream.session_refused().expect("the refusal is kept");
+        let mut text = refused.to_string();
+        let mut source = std::error::Error::source(refused);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        assert!(text.contains("sessions are not allowed"), "{text}");
+        assert_eq!(stream.session_id(), None);
+        let request = fake.events.recv().await.unwrap();
+        assert!(request.starts_with("POST /v1.41/build?"), "{request}");
+        assert!(
+            !request.lines().next().unwrap().contains("session="),
+            "{request}"
+        );
+
+        let needs = crate::BuildOptions {
+            session: crate::SessionMode::Prefer,
+            secrets: vec![crate::Secret::bytes("token", b"s3cr3t".to_vec())],
+            ..Default::default()
+        };
+        let err = crate::build(&daemon, context(), &needs).await.unwrap_err();
+        assert!(matches!(err, crate::BuildError::Session(_)), "{err:?}");
     }
 
     #[tokio::test]

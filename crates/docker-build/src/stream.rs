@@ -108,7 +108,7 @@ pub async fn build(
     options: &BuildOptions,
 ) -> Result<BuildStream, BuildError> {
     #[cfg(feature = "session")]
-    let session = start_session(daemon, options).await?;
+    let (session, session_refused) = start_session(daemon, options).await?;
     #[cfg(feature = "session")]
     let session_id = session.as_ref().map(|s| s.id());
     #[cfg(not(feature = "session"))]
@@ -125,7 +125,11 @@ pub async fn build(
     let response = daemon.post_build(&query, body).await?;
     let stream = BuildStream::new(response, options.decoder.clone(), context_error);
     #[cfg(feature = "session")]
-    let stream = BuildStream { session, ..stream };
+    let stream = BuildStream {
+        session,
+        session_refused,
+        ..stream
+    };
     Ok(stream)
 }
 
@@ -146,25 +150,32 @@ fn no_session_reason(options: &BuildOptions) -> Option<&'static str> {
     None
 }
 
-/// The session the options ask for, started on `daemon`.
+/// The session the options ask for, started on `daemon`; or none, with the daemon's refusal
+/// when [`SessionMode::Prefer`](crate::SessionMode::Prefer) lets the build go on without.
 #[cfg(feature = "session")]
 async fn start_session(
     daemon: &Daemon,
     options: &BuildOptions,
-) -> Result<Option<crate::session::ActiveSession>, BuildError> {
+) -> Result<
+    (
+        Option<crate::session::ActiveSession>,
+        Option<crate::session::SessionError>,
+    ),
+    BuildError,
+> {
     if let Some(reason) = no_session_reason(options) {
         return Err(BuildError::NoSession { reason });
     }
     if !options.wants_session() {
-        return Ok(None);
+        return Ok((None, None));
     }
     let session = crate::session::Session::new(&options.secrets, &options.ssh)
         .map_err(BuildError::Session)?;
     match session.start(daemon).await {
-        Ok(active) => Ok(Some(active)),
+        Ok(active) => Ok((Some(active), None)),
         // Served only for registry credentials: the build goes on without.
-        Err(_) if options.session == crate::SessionMode::Prefer && !options.needs_session() => {
-            Ok(None)
+        Err(error) if options.session == crate::SessionMode::Prefer && !options.needs_session() => {
+            Ok((None, Some(error)))
         }
         Err(error) => Err(BuildError::Session(error)),
     }
@@ -210,6 +221,9 @@ pub struct BuildStream {
     /// The build's BuildKit session, served until the body ends (or this stream is dropped).
     #[cfg(feature = "session")]
     session: Option<crate::session::ActiveSession>,
+    /// Why the daemon gave no session to a build that preferred one.
+    #[cfg(feature = "session")]
+    session_refused: Option<crate::session::SessionError>,
 }
 
 enum State {
@@ -251,6 +265,8 @@ impl BuildStream {
             terminated: false,
             #[cfg(feature = "session")]
             session: None,
+            #[cfg(feature = "session")]
+            session_refused: None,
         }
     }
 
@@ -261,6 +277,15 @@ impl BuildStream {
         return self.session.as_ref().map(|s| s.id());
         #[cfg(not(feature = "session"))]
         None
+    }
+
+    /// Why the daemon refused the session a build with
+    /// [`SessionMode::Prefer`](crate::SessionMode::Prefer) asked for, which then runs without
+    /// one (no registry credentials offered; the context goes as the tar body): say so to
+    /// the user. `None` when the build has its session or asked for none.
+    #[cfg(feature = "session")]
+    pub fn session_refused(&self) -> Option<&crate::session::SessionError> {
+        self.session_refused.as_ref()
     }
 
     /// Ends the build's session, if any: the build is over.

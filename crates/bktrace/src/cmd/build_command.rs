@@ -100,6 +100,13 @@ async fn build_and_render(
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     let mut stream = build(&daemon, context, &options).await?;
+    if let Some(refused) = stream.session_refused() {
+        eprintln!(
+            "warning: building without a BuildKit session (registry credentials of the docker \
+             configuration are not offered): {}",
+            one_line(refused)
+        );
+    }
     let build_name = options.build_name.clone();
     // What the HTML report is titled.
     let title = match (options.tags.first(), &build_name) {
