@@ -196,6 +196,25 @@ fn replaying_a_successful_build_exits_0() {
     assert!(stdout.contains("\nSuccessfully built sha256:"), "{stdout}");
 }
 
+/// The classic builder's text has no times: a replay says why it shows none (issue 15,
+/// item 11).
+#[test]
+fn replaying_a_classic_build_says_it_has_no_times() {
+    let file = corpus("docker-20.10", "classic-v1");
+    let output = bktrace(&["replay", file.to_str().unwrap(), "--progress", "json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("\"started\":\"1970-01-01T00:00:00Z\""));
+    assert_eq!(
+        text(&output.stderr),
+        "note: the classic builder's output carries no times, so this replay shows none \
+         (every step at 1970-01-01, 0.0s)\n"
+    );
+    // A BuildKit body has its times: no note.
+    let file = corpus("docker-20.10", "basic-nocache");
+    let output = bktrace(&["replay", file.to_str().unwrap()]);
+    assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+}
+
 #[test]
 fn replaying_a_build_the_client_left_exits_1() {
     let file = corpus("docker-26.1", "client-cancel");

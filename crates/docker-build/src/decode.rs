@@ -75,6 +75,10 @@ pub enum InputKind {
     /// A `POST /build` response body (at least one of its lines was read): the daemon ends a
     /// successful build by reporting the image id, so without one the build did not succeed.
     Body,
+    /// A body of the classic builder (`Step N/M : …` text): as [`InputKind::Body`], and its
+    /// text carries no times, so the decoder's times are the arrival times the caller passed
+    /// (none in a replay: every time is `Time(0)`, every duration zero).
+    ClassicBody,
     /// Bare BuildKit records (the Control API's `Status`, a history logs blob, buildx rawjson)
     /// and no body line: nothing in them reports the image, so a build succeeded when no step
     /// failed and none was left running.
@@ -113,7 +117,7 @@ impl BuildSummary {
     pub fn succeeded(&self) -> bool {
         self.failure.is_none()
             && match self.input {
-                InputKind::Body => self.image_id.is_some(),
+                InputKind::Body | InputKind::ClassicBody => self.image_id.is_some(),
                 InputKind::Records => self.interrupted().next().is_none(),
             }
     }
@@ -187,6 +191,8 @@ pub struct BuildDecoder {
     stage_image: Option<String>,
     /// A body line was read ([`InputKind::Body`]).
     body: bool,
+    /// A classic-builder step was seen ([`InputKind::ClassicBody`]).
+    classic_body: bool,
     error: Option<(String, Option<i64>)>,
     finished: bool,
     /// Emit [`BuildEvent::Record`]s.
@@ -217,6 +223,7 @@ impl BuildDecoder {
             image_id: None,
             stage_image: None,
             body: false,
+            classic_body: false,
             error: None,
             finished: false,
             records: config.records,
@@ -310,7 +317,9 @@ impl BuildDecoder {
                     None
                 },
                 failure,
-                input: if self.body {
+                input: if self.classic_body {
+                    InputKind::ClassicBody
+                } else if self.body {
                     InputKind::Body
                 } else {
                     InputKind::Records
@@ -376,6 +385,7 @@ impl BuildDecoder {
             }
             Message::Stream(text) => {
                 let messages = self.classic.text(&text, now, &mut self.scratch);
+                self.classic_body |= self.classic.current_step().is_some();
                 self.feed_scratch();
                 if messages
                     .iter()
@@ -576,6 +586,7 @@ mod tests {
             "{events:#?}"
         );
         let summary = finished(&failed);
+        assert_eq!(summary.input, InputKind::ClassicBody);
         assert_eq!(summary.image_id, None);
         assert!(!summary.succeeded());
 

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use buildkit_events::Time;
 use buildkit_progressui::{Render, Renderer};
 use bytes::Bytes;
-use docker_build::decode::{BuildEvent, DecoderConfig};
+use docker_build::decode::{BuildEvent, DecoderConfig, InputKind};
 use docker_build::recording::{RecordingDecoder, RecordingError};
 
 use super::{BuildOutcome, after_output, conclude, renderer};
@@ -116,6 +116,16 @@ pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode, CliError> {
     after_output(&mut renderer, &outcome, None, None)?;
     warn_bad_lines(&outcome);
     require_build(&outcome, &args.file)?;
+    if outcome
+        .finished
+        .as_ref()
+        .is_some_and(|s| s.input == InputKind::ClassicBody)
+    {
+        eprintln!(
+            "note: the classic builder's output carries no times, so this replay shows none \
+             (every step at 1970-01-01, 0.0s)"
+        );
+    }
     Ok(conclude(&outcome))
 }
 
