@@ -36,7 +36,8 @@ use error::{CliError, one_line};
         later; with BUILDKIT_HOST set, a standalone buildkitd instead). `bktrace report` \
         sums a recorded build up: totals, slowest steps, the critical path, a timeline.\n\n\
         Exit status: 0 when the build succeeded, 1 when it failed or bktrace could not run it \
-        (the reason is printed on stderr as one line), 2 for invalid arguments.",
+        (the reason is printed on stderr as one line), 2 for invalid arguments, 141 when the \
+        reader of the output went away (as a process killed by SIGPIPE).",
     arg_required_else_help = true
 )]
 struct Cli {
@@ -317,6 +318,10 @@ struct DemoArgs {
     progress: ProgressArg,
 }
 
+/// The exit status when standard output's reader went away: that of a process killed by
+/// SIGPIPE (128 + 13), as a shell reports `cat` in `cat big | head -1`.
+const BROKEN_PIPE: u8 = 141;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -354,8 +359,10 @@ fn main() -> ExitCode {
         Err(CliError::Replay(ReplayError::Write(e)) | CliError::Output(e))
             if e.kind() == io::ErrorKind::BrokenPipe =>
         {
-            // The reader went away (e.g. `| head`): nothing left to tell anyone.
-            ExitCode::SUCCESS
+            // The reader went away (e.g. `| head`): nothing left to tell it, and the build was
+            // not seen to its end (a live one is canceled as its stream is dropped). Exit as a
+            // process killed by SIGPIPE does, like `cat`: 128 + 13.
+            ExitCode::from(BROKEN_PIPE)
         }
         Err(e) => {
             eprintln!("error: {}", one_line(&e));

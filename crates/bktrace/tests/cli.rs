@@ -280,6 +280,31 @@ fn replaying_what_is_not_a_build_exits_1_and_escapes_what_it_quotes() {
     assert!(lines[21].ends_with("terminal\\x1b[2J.txt"), "{stderr}");
 }
 
+/// A reader that goes away (`| head -1`) is no success: status 141, as `cat` gets from
+/// SIGPIPE, and nothing on stderr (issue 15, item 3).
+#[test]
+fn a_reader_that_goes_away_is_no_success() {
+    use std::io::{BufRead as _, BufReader};
+    let file = corpus("docker-28.5", "biglog");
+    // Its JSON is over a megabyte: far more than a pipe holds, so the writes after the reader
+    // has gone must fail.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["replay", file.to_str().unwrap(), "--progress", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bktrace");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"type\":"), "{first}");
+    // The reader (and with it the pipe's read end) is dropped here.
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(141));
+    assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+}
+
 #[test]
 fn replay_reads_standard_input() {
     let file = corpus("docker-20.10", "multistage-parallel");
