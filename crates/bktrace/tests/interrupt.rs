@@ -1,0 +1,54 @@
+//! `bktrace build` when what surrounds it goes away: the reader of its output (issue 15).
+//! Live, against the CI daemon (`workspace_tests::daemon`).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use workspace_tests::daemon::{base_image, daemon, unique_marker};
+
+fn context(name: &str, dockerfile: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bktrace-interrupt-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    dir
+}
+
+/// `bktrace build … | head -1`: the build was not seen to succeed, so the status is not 0 but
+/// 141, as for a process killed by SIGPIPE, and nothing is printed on stderr.
+#[tokio::test]
+async fn a_build_whose_reader_goes_away_is_no_success() {
+    let Some(daemon) = daemon().await else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("pipe");
+    // About 400 KB of log lines (BuildKit passes 200 KiB/s of them), far more than a pipe
+    // holds, then a step that would run long: the reader has gone before the build ends.
+    let dir = context(
+        "pipe",
+        &format!(
+            "FROM {base}\nRUN echo {marker} && i=0; while [ $i -lt 10000 ]; do \
+             echo line-$i-0123456789abcdef0123456789; i=$((i+1)); done; sleep 60\n"
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["build", "--progress", "plain", "--no-cache"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bktrace");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("#1 "), "{first}");
+    // The read end of the pipe is closed here; bktrace's next writes fail.
+    let output = child.wait_with_output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(141),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
