@@ -52,3 +52,57 @@ async fn a_build_whose_reader_goes_away_is_no_success() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `--record` is written through: a build interrupted by a signal leaves every chunk received
+/// before it in the recording, which replays (issue 15, item 1).
+#[tokio::test]
+async fn an_interrupted_build_leaves_its_recording() {
+    let Some(daemon) = daemon().await else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("record");
+    let dir = context(
+        "record",
+        &format!("FROM {base}\nRUN echo {marker}-start && sleep 120\n"),
+    );
+    let record = dir.join("build.ndjson");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["build", "--progress", "plain", "--no-cache", "--record"])
+        .arg(&record)
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bktrace");
+    // The step's first line is on stdout once it came in a chunk of the body, and so (written
+    // through) in the recording.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains(&format!("{marker}-start")) {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "bktrace ended before the step printed"
+        );
+    }
+    let recorded = std::fs::read(&record).unwrap();
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    // Everything up to the step's line was in the file before the signal, and stays there.
+    let after = std::fs::read(&record).unwrap();
+    assert!(after.starts_with(&recorded) && !recorded.is_empty());
+    let replay = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["replay", "--progress", "plain"])
+        .arg(&record)
+        .output()
+        .unwrap();
+    let replayed = String::from_utf8_lossy(&replay.stdout);
+    assert!(replayed.contains(&format!("{marker}-start")), "{replayed}");
+    // It ends mid-build: no success.
+    assert_eq!(replay.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -297,7 +297,8 @@ impl BuildStream {
     }
 
     /// Also writes every raw body chunk, unchanged, to `writer` (for `bktrace replay`, golden
-    /// files and bug reports). A write error ends the stream with
+    /// files and bug reports), flushing it after each chunk, so that a process interrupted
+    /// mid-build leaves what it received. A write error ends the stream with
     /// [`BuildStreamError::Record`].
     pub fn record_to(mut self, writer: impl Write + Send + 'static) -> Self {
         self.record = Some(Box::new(writer));
@@ -340,7 +341,9 @@ impl Stream for BuildStream {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
                     if let Some(w) = &mut this.record {
-                        if let Err(e) = w.write_all(&chunk) {
+                        // Written through: a build interrupted (Ctrl-C, SIGTERM, a crash)
+                        // leaves every chunk it received in the recording.
+                        if let Err(e) = w.write_all(&chunk).and_then(|()| w.flush()) {
                             this.fail(BuildStreamError::Record(e));
                             continue;
                         }
