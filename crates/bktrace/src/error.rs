@@ -119,6 +119,9 @@ pub(crate) enum CliError {
     /// A reference could not be normalised.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
+    /// SIGINT and SIGTERM could not be caught.
+    #[error("cannot catch SIGINT and SIGTERM")]
+    Signals(#[source] io::Error),
     /// `images --target` names no stage.
     #[error(transparent)]
     Target(UnknownTarget),

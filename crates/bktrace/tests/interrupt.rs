@@ -90,8 +90,14 @@ async fn an_interrupted_build_leaves_its_recording() {
         .status()
         .unwrap();
     assert!(interrupt.success());
-    let status = child.wait().unwrap();
-    assert!(!status.success());
+    let output = child.wait_with_output().unwrap();
+    // Ctrl-C ends the build with its output complete: the running step shown interrupted, the
+    // reason on stderr, the status of a process SIGINT ended.
+    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: interrupted by SIGINT: the build was canceled\n"
+    );
     // Everything up to the step's line was in the file before the signal, and stays there.
     let after = std::fs::read(&record).unwrap();
     assert!(after.starts_with(&recorded) && !recorded.is_empty());
@@ -104,5 +110,61 @@ async fn an_interrupted_build_leaves_its_recording() {
     assert!(replayed.contains(&format!("{marker}-start")), "{replayed}");
     // It ends mid-build: no success.
     assert_eq!(replay.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// SIGTERM in JSON mode: the output still ends with `build_finished`, not a success, as the
+/// README promises (issue 15, item 2).
+#[tokio::test]
+async fn a_terminated_build_still_ends_its_json_with_build_finished() {
+    let Some(daemon) = daemon().await else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("term");
+    let dir = context(
+        "term",
+        &format!("FROM {base}\nRUN echo {marker}-start && sleep 120\n"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["build", "--progress", "json", "--no-cache"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bktrace");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains(&format!("{marker}-start\"")) {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "bktrace ended before the step printed"
+        );
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143));
+    let lines: Vec<serde_json::Value> = rest
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let interrupted = lines.iter().find(|v| {
+        v["type"] == "vertex_completed"
+            && v["outcome"] == "interrupted"
+            && v["name"].as_str().unwrap_or_default().contains(&marker)
+    });
+    assert!(interrupted.is_some(), "{rest}");
+    let last = lines.last().expect("lines after the signal");
+    assert_eq!(last["type"], "build_finished", "{rest}");
+    assert_eq!(last["success"], false);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: interrupted by SIGTERM: the build was canceled\n"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -305,6 +305,26 @@ impl BuildStream {
         self
     }
 
+    /// Ends the build here, as on Ctrl-C: closes its session and the connection (the daemon
+    /// cancels the build when the client goes away) and finishes decoding what was received,
+    /// so every step still running comes out [`Outcome::Interrupted`](crate::Outcome) and
+    /// [`BuildEvent::Finished`] (not a success) is last. Returns the events not yet taken,
+    /// in order; nothing more comes from the daemon (it tells a client that left nothing).
+    pub fn cancel(mut self) -> Vec<BuildEvent> {
+        self.close_session();
+        let mut events = Vec::new();
+        if !matches!(self.state, State::Done) {
+            if let Some(w) = &mut self.record {
+                // Best effort: the chunks were flushed as they came.
+                let _ = w.flush();
+            }
+            self.decoder.finish(now());
+            self.state = State::Done;
+        }
+        events.extend(std::iter::from_fn(|| self.decoder.poll_event()));
+        events
+    }
+
     /// The next event; `None` once the stream has ended.
     pub async fn next_event(&mut self) -> Option<Result<BuildEvent, BuildStreamError>> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await

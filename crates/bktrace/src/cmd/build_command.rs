@@ -128,8 +128,14 @@ async fn build_and_render(
     let mut last_event = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut signals = Signals::new()?;
+    let mut interrupted = None;
     loop {
         tokio::select! {
+            signal = signals.next() => {
+                interrupted = Some(signal);
+                break;
+            }
             next = stream.next_event() => match next {
                 None => break,
                 Some(Ok(event)) => {
@@ -159,6 +165,26 @@ async fn build_and_render(
                     .map_err(CliError::Output)?;
             }
         }
+    }
+    if let Some(signal) = interrupted {
+        // The build is canceled as the connection closes; what was received is shown to its
+        // end: the running steps interrupted, the closing summary, the reports.
+        for event in stream.cancel() {
+            outcome.note(&event);
+            if let Some(report) = &mut report {
+                report.apply(&event);
+            }
+            renderer
+                .event(&event, wall_clock())
+                .map_err(CliError::Output)?;
+        }
+        let report = report.map(ReportBuilder::finish);
+        write_reports(report.as_ref(), reports, &title)?;
+        eprintln!(
+            "error: interrupted by {}: the build was canceled",
+            signal.name
+        );
+        return Ok(ExitCode::from(signal.status));
     }
     let report = report.map(ReportBuilder::finish);
     write_reports(report.as_ref(), reports, &title)?;
@@ -322,4 +348,48 @@ fn absolute(path: &Path) -> PathBuf {
     path.canonicalize()
         .or_else(|_| std::path::absolute(path))
         .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// A signal that ends a build: its name and the exit status of a process it killed.
+#[derive(Debug, Clone, Copy)]
+struct Signal {
+    name: &'static str,
+    status: u8,
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, caught while a build runs so that it ends with its output
+/// complete instead of mid-line.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, CliError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt()).map_err(CliError::Signals)?,
+                terminate: signal(SignalKind::terminate()).map_err(CliError::Signals)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next signal (never, where there are none to catch).
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => Signal { name: "SIGINT", status: 130 },
+                _ = self.terminate.recv() => Signal { name: "SIGTERM", status: 143 },
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending().await
+    }
 }
