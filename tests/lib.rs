@@ -27,6 +27,8 @@ pub mod invariants;
 pub mod plain;
 #[cfg(feature = "daemon")]
 pub mod registry;
+#[cfg(feature = "daemon")]
+pub mod ssh_agent;
 
 /// `error` and its sources, `: `-joined on one line, as bktrace prints errors.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -6,7 +6,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,10 +16,9 @@ use docker_build::decode::BuildEvent;
 use docker_build::session::{Session, SessionError};
 use docker_build::{BuildError, BuildOptions, Secret, SshAgent, build};
 use docker_context::Context;
-use workspace_tests::daemon::{
-    base_image, ci, daemon, daemon28, skipped, tar_context, unique_marker,
-};
+use workspace_tests::daemon::{base_image, daemon, daemon28, tar_context, unique_marker};
 use workspace_tests::events::log_lines;
+use workspace_tests::ssh_agent::Agent;
 
 /// A generous bound for what the daemon does at once on a working machine.
 const WAIT: Duration = Duration::from_secs(60);
@@ -204,55 +202,6 @@ async fn docker28_an_unknown_required_secret_fails_the_step() {
         return;
     };
     an_unknown_required_secret_fails_the_step(daemon).await;
-}
-
-/// An `ssh-agent -D` of the test's own on a socket in a temporary directory, stopped on drop.
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-    dir: PathBuf,
-}
-
-impl Agent {
-    /// `None` (after a `SKIPPED` line; a panic under `CI=true`) without `ssh-agent`.
-    fn start() -> Option<Agent> {
-        let dir = temp_dir("agent");
-        let socket = dir.join("agent.sock");
-        let child = match Command::new("ssh-agent")
-            .args(["-D", "-a"])
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => {
-                let reason = format!("cannot run ssh-agent ({e}); .ci/run installs openssh-client");
-                assert!(!ci(), "{reason}; CI=true makes this a failure");
-                skipped(&reason);
-                return None;
-            }
-        };
-        let agent = Agent { child, socket, dir };
-        // The agent creates its socket before it serves; wait for that (bounded).
-        let start = Instant::now();
-        while !agent.socket.exists() {
-            assert!(
-                start.elapsed() < WAIT,
-                "ssh-agent made no socket within {WAIT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(agent)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 async fn an_ssh_agent_reaches_the_step(daemon: Daemon, agent: &Agent) {

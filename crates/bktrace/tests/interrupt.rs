@@ -1,7 +1,7 @@
 //! `bktrace build` when what surrounds it goes away: the reader of its output (issue 15).
 //! Live, against the CI daemon (`workspace_tests::daemon`).
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -12,6 +12,19 @@ fn context(name: &str, dockerfile: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
     dir
+}
+
+/// Reads `out` up to and including the first line that contains `text`; panics if it ends
+/// first.
+fn read_until_line_with(out: &mut impl BufRead, text: &str) {
+    let mut line = String::new();
+    while !line.contains(text) {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "bktrace ended before printing {text:?}"
+        );
+    }
 }
 
 /// `bktrace build … | head -1`: the build was not seen to succeed, so the status is not 0 but
@@ -76,14 +89,7 @@ async fn an_interrupted_build_leaves_its_recording() {
     // The step's first line is on stdout once it came in a chunk of the body, and so (written
     // through) in the recording.
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains(&format!("{marker}-start")) {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "bktrace ended before the step printed"
-        );
-    }
+    read_until_line_with(&mut out, &format!("{marker}-start"));
     let recorded = std::fs::read(&record).unwrap();
     let interrupt = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -132,14 +138,7 @@ async fn a_terminated_build_still_ends_its_json_with_build_finished() {
         .spawn()
         .expect("run bktrace");
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains(&format!("{marker}-start\"")) {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "bktrace ended before the step printed"
-        );
-    }
+    read_until_line_with(&mut out, &format!("{marker}-start\""));
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

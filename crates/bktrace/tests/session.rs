@@ -3,11 +3,11 @@
 //! visibly; under `CI=true` it fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use docker_build::connection::Daemon;
-use workspace_tests::daemon::{base_image, ci, daemon, daemon28, skipped, unique_marker};
+use workspace_tests::daemon::{base_image, daemon, daemon28, unique_marker};
+use workspace_tests::ssh_agent::Agent;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -87,54 +87,10 @@ async fn docker28_an_env_secret_is_read_by_the_step_and_shown_nowhere() {
     an_env_secret_is_read_by_the_step_and_shown_nowhere(daemon).await;
 }
 
-/// An `ssh-agent -D` of the test's own, stopped on drop.
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Agent {
-    fn start(dir: &Path) -> Option<Agent> {
-        let socket = dir.join("agent.sock");
-        let child = match Command::new("ssh-agent")
-            .args(["-D", "-a"])
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => {
-                let reason = format!("cannot run ssh-agent ({e}); .ci/run installs openssh-client");
-                assert!(!ci(), "{reason}; CI=true makes this a failure");
-                skipped(&reason);
-                return None;
-            }
-        };
-        let agent = Agent { child, socket };
-        let start = Instant::now();
-        while !agent.socket.exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "ssh-agent made no socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(agent)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn ssh_default_forwards_the_agent_at_ssh_auth_sock(daemon: Daemon) {
     let base = base_image(&daemon).await;
     let dir = temp_dir("bktrace-ssh");
-    let Some(agent) = Agent::start(&dir) else {
+    let Some(agent) = Agent::start() else {
         return;
     };
     std::fs::write(

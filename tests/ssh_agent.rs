@@ -1,0 +1,67 @@
+//! An `ssh-agent` of a test's own, for `RUN --mount=type=ssh` (`.ci/run` installs
+//! openssh-client).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ci;
+use crate::daemon::{skipped, unique_marker};
+
+/// How long the agent may take to make its socket.
+const SOCKET_WAIT: Duration = Duration::from_secs(60);
+
+/// `ssh-agent -D` on a socket in a temporary directory of its own; killed, and the directory
+/// removed, on drop.
+#[derive(Debug)]
+pub struct Agent {
+    child: Child,
+    /// The agent's socket (what `SSH_AUTH_SOCK` names).
+    pub socket: PathBuf,
+    dir: PathBuf,
+}
+
+impl Agent {
+    /// A started agent whose socket exists; `None` (after a `SKIPPED` line; a panic under
+    /// `CI=true`) without `ssh-agent`.
+    pub fn start() -> Option<Agent> {
+        let dir = std::env::temp_dir().join(unique_marker("bktrace-ssh-agent"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("agent.sock");
+        let child = match Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                let reason = format!("cannot run ssh-agent ({e}); .ci/run installs openssh-client");
+                assert!(!ci(), "{reason}; CI=true makes this a failure");
+                skipped(&reason);
+                return None;
+            }
+        };
+        let agent = Agent { child, socket, dir };
+        // The agent creates its socket before it serves; wait for that (bounded).
+        let start = Instant::now();
+        while !agent.socket.exists() {
+            assert!(
+                start.elapsed() < SOCKET_WAIT,
+                "ssh-agent made no socket within {SOCKET_WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(agent)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
