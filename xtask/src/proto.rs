@@ -16,22 +16,25 @@ use std::rc::Rc;
 use std::{fs, io};
 
 /// The root `.proto` files; everything else is reached through their imports.
-const ROOT_PROTOS: [&str; 6] = [
+const ROOT_PROTOS: [&str; 7] = [
     "moby/buildkit/v1/control.proto",
     "containerd/services/content/v1/content.proto",
     "grpc/health/v1/health.proto",
     "moby/buildkit/secrets/v1/secrets.proto",
     "moby/sshforward/v1/ssh.proto",
     "moby/filesync/v1/auth.proto",
+    "moby/filesync/v1/filesync.proto",
 ];
 
 /// The services a client serves to the daemon in a BuildKit session (`POST /session`): their
 /// servers are generated too.
-pub const SESSION_SERVICES: [&str; 4] = [
+pub const SESSION_SERVICES: [&str; 6] = [
     "grpc.health.v1.Health",
     "moby.buildkit.secrets.v1.Secrets",
     "moby.sshforward.v1.SSH",
     "moby.filesync.v1.Auth",
+    "moby.filesync.v1.FileSync",
+    "moby.filesync.v1.FileSend",
 ];
 
 /// Messages that carry a secret (a secret's value, a registry password or token): prost

@@ -115,7 +115,20 @@ mod generated {
                 include!("generated/moby.filesync.v1.auth_client.rs");
                 #[cfg(feature = "session")]
                 include!("generated/moby.filesync.v1.auth_server.rs");
+                #[cfg(feature = "client")]
+                include!("generated/moby.filesync.v1.filesync_client.rs");
+                #[cfg(feature = "session")]
+                include!("generated/moby.filesync.v1.filesync_server.rs");
+                #[cfg(feature = "client")]
+                include!("generated/moby.filesync.v1.filesend_client.rs");
+                #[cfg(feature = "session")]
+                include!("generated/moby.filesync.v1.filesend_server.rs");
             }
+        }
+    }
+    pub mod fsutil {
+        pub mod types {
+            include!("generated/fsutil.types.rs");
         }
     }
 }

@@ -69,3 +69,12 @@ pub struct VerifyTokenAuthorityResponse {
     #[prost(bytes = "bytes", tag = "1")]
     pub signed: ::prost::bytes::Bytes,
 }
+/// A chunk of byte data.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct BytesMessage {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub data: ::prost::bytes::Bytes,
+    /// The exporter that sent it, when a build has several.
+    #[prost(string, tag = "2")]
+    pub id: ::prost::alloc::string::String,
+}
