@@ -212,3 +212,47 @@ async fn docker28_a_rebuild_sends_only_the_changed_file() {
     };
     a_rebuild_sends_only_the_changed_file(daemon).await;
 }
+
+/// The measurement behind BENCHMARKS.md's "Build context through the session": a context of
+/// `BKTRACE_CONTEXT_MB` MiB (default 300) in 1 MiB files, built, then rebuilt after changing
+/// one file; prints bytes sent and wall time of each build. Run by hand:
+/// `cargo test --release -p workspace-tests --test session_context -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn measure_context_transfer() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    let base = base_image(&daemon).await;
+    let mib: usize = std::env::var("BKTRACE_CONTEXT_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let ctx = TempDir::new("measure");
+    for i in 0..mib {
+        let byte = (i as u8).wrapping_mul(31);
+        ctx.write(&format!("data/f{i:04}"), vec![byte; 1024 * 1024]);
+    }
+    ctx.write(
+        "Dockerfile",
+        format!("FROM {base}\nCOPY . /ctx\nRUN du -sh /ctx\n"),
+    );
+    let options = BuildOptions {
+        context_transport: ContextTransport::Session,
+        ..Default::default()
+    };
+    for (label, change) in [("first build", false), ("one file changed", true)] {
+        if change {
+            ctx.write("data/f0007", vec![b'x'; 1024 * 1024]);
+        }
+        let started = std::time::Instant::now();
+        let (events, sent) = run(&daemon, Context::from_dir(&ctx.0).unwrap(), &options).await;
+        let elapsed = started.elapsed();
+        assert!(succeeded(&events), "{events:#?}");
+        println!(
+            "{label}: {mib} MiB context, {sent} bytes sent ({:.1} MiB), {:.2} s",
+            sent as f64 / (1024.0 * 1024.0),
+            elapsed.as_secs_f64()
+        );
+    }
+}

@@ -109,8 +109,8 @@ async fn build_and_render(
     let mut stream = build(&daemon, context, &options).await?;
     if let Some(refused) = stream.session_refused() {
         eprintln!(
-            "warning: building without a BuildKit session (registry credentials of the docker \
-             configuration are not offered): {}",
+            "warning: building without a BuildKit session (the context goes as a tar, registry \
+             credentials of the docker configuration are not offered): {}",
             one_line(refused)
         );
     }
