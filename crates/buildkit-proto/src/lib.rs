@@ -223,6 +223,7 @@ pub mod client {
 /// | [`secrets`](session::secrets) | `moby.buildkit.secrets.v1` | `Secrets/GetSecret` |
 /// | [`sshforward`](session::sshforward) | `moby.sshforward.v1` | `SSH/{CheckAgent, ForwardAgent}` |
 /// | [`auth`](session::auth) | `moby.filesync.v1` | `Auth/{Credentials, FetchToken, GetTokenAuthority, VerifyTokenAuthority}` |
+/// | [`filesync`](session::filesync) | `moby.filesync.v1` | `FileSync/DiffCopy` (the build context, as fsutil [`Packet`](session::filesync::Packet)s) |
 ///
 /// The messages that carry a secret value, a password or a token have a `Debug` that prints
 /// its length instead:
@@ -280,6 +281,43 @@ pub mod session {
             GetTokenAuthorityRequest, GetTokenAuthorityResponse, VerifyTokenAuthorityRequest,
             VerifyTokenAuthorityResponse,
         };
+    }
+    /// The build context and the Dockerfile's folder sent to the daemon
+    /// (`moby.filesync.v1.FileSync/DiffCopy`), as fsutil's packets: the sender lists every entry
+    /// ([`PacketType::PacketStat`], then one without a stat), the daemon asks for contents by
+    /// entry number ([`PacketType::PacketReq`]), the sender answers with
+    /// [`PacketType::PacketData`] chunks (an empty one ends a file), and
+    /// [`PacketType::PacketFin`] closes each direction.
+    ///
+    /// ```
+    /// use buildkit_proto::Message;
+    /// use buildkit_proto::session::filesync::{Packet, PacketType, Stat};
+    ///
+    /// let stat = Packet {
+    ///     r#type: PacketType::PacketStat.into(),
+    ///     stat: Some(Stat { path: "src/main.rs".into(), mode: 0o644, size: 12, ..Default::default() }),
+    ///     ..Default::default()
+    /// };
+    /// let decoded = Packet::decode(stat.encode_to_vec().as_slice()).unwrap();
+    /// assert_eq!(decoded.r#type(), PacketType::PacketStat);
+    /// assert_eq!(decoded.stat.unwrap().path, "src/main.rs");
+    /// ```
+    pub mod filesync {
+        pub use crate::generated::fsutil::types::packet::PacketType;
+        pub use crate::generated::fsutil::types::{Packet, Stat};
+        #[cfg(feature = "client")]
+        pub use crate::generated::moby::filesync::v1::file_sync_client;
+        #[cfg(feature = "session")]
+        pub use crate::generated::moby::filesync::v1::file_sync_server;
+
+        /// The request metadata key naming the folder asked for (`context` or `dockerfile`).
+        pub const KEY_DIR_NAME: &str = "dir-name";
+        /// The request metadata key of the include patterns (one value each).
+        pub const KEY_INCLUDE_PATTERNS: &str = "include-patterns";
+        /// The request metadata key of the exclude patterns (one value each).
+        pub const KEY_EXCLUDE_PATTERNS: &str = "exclude-patterns";
+        /// The request metadata key of the paths whose symbolic links are followed.
+        pub const KEY_FOLLOW_PATHS: &str = "followpaths";
     }
 }
 

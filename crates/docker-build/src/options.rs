@@ -74,9 +74,35 @@ pub struct BuildOptions {
     /// session (feature `session`).
     pub ssh: Vec<SshAgent>,
     /// Whether to serve a BuildKit session; by default one when [`secrets`](Self::secrets) or
-    /// [`ssh`](Self::ssh) are given.
+    /// [`ssh`](Self::ssh) are given, or to send a directory context through it
+    /// ([`context_transport`](Self::context_transport)).
     pub session: SessionMode,
+    /// How the build context reaches the daemon: through the BuildKit session, as
+    /// `docker buildx build` sends it, or as the tar body of `POST /build`.
+    pub context_transport: ContextTransport,
 }
+
+/// How the build context reaches the daemon.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContextTransport {
+    /// Through the session for a BuildKit build of a directory context (feature `session`,
+    /// unless [`SessionMode::Never`]); when the daemon refuses the session, as the tar body
+    /// (a build that needs a session for secrets or SSH agents fails instead). The tar body
+    /// for the classic builder and for a tar context.
+    #[default]
+    Auto,
+    /// Through the session (`remote=client-session`, served by FileSync): only the files
+    /// BuildKit asks for are read, a rebuild sends only what changed, and the Dockerfile may
+    /// be outside the context. The build fails when that is not possible (the classic
+    /// builder, a tar context, no `session` feature, a refused session).
+    Session,
+    /// As the tar body of `POST /build`, as the classic `docker build` sends it.
+    Tar,
+}
+
+/// The value of `remote` for a context served by the build's session.
+pub const REMOTE_CLIENT_SESSION: &str = "client-session";
 
 /// The build argument that names a build in BuildKit's history.
 pub const BUILD_NAME_ARG: &str = "BUILDKIT_BUILD_NAME";
@@ -123,6 +149,24 @@ impl BuildOptions {
     /// assert_eq!(query, "version=2&dockerfile=Dockerfile&session=k2r8d&rm=1&forcerm=1");
     /// ```
     pub fn query_with_session(&self, dockerfile: &str, session: Option<&str>) -> String {
+        self.encode(dockerfile, session, false)
+    }
+
+    /// [`BuildOptions::query`] for a build whose context the session `session` serves
+    /// (`remote=client-session`, no body), with `dockerfile` the Dockerfile's file name in its
+    /// folder (the session's `dockerfile` folder).
+    ///
+    /// ```
+    /// use docker_build::BuildOptions;
+    ///
+    /// let query = BuildOptions::default().query_with_session_context("Dockerfile", "k2r8d");
+    /// assert_eq!(query, "version=2&dockerfile=Dockerfile&session=k2r8d&remote=client-session&rm=1&forcerm=1");
+    /// ```
+    pub fn query_with_session_context(&self, dockerfile: &str, session: &str) -> String {
+        self.encode(dockerfile, Some(session), true)
+    }
+
+    fn encode(&self, dockerfile: &str, session: Option<&str>, remote: bool) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
         q.append_pair(
             "version",
@@ -134,6 +178,9 @@ impl BuildOptions {
         q.append_pair("dockerfile", dockerfile);
         if let Some(session) = session {
             q.append_pair("session", session);
+        }
+        if remote {
+            q.append_pair("remote", REMOTE_CLIENT_SESSION);
         }
         for tag in &self.tags {
             q.append_pair("t", tag);

@@ -15,6 +15,7 @@
 //! | `moby.sshforward.v1.SSH/CheckAgent` | whether an agent id is forwarded |
 //! | `moby.sshforward.v1.SSH/ForwardAgent` | one connection to the agent's socket, as a byte stream |
 //! | `moby.filesync.v1.Auth/Credentials` (and the rest of `Auth`) | registry credentials, from the docker CLI's configuration ([`AuthService`]) |
+//! | `moby.filesync.v1.FileSync/DiffCopy` | the build context and the Dockerfile's folder ([`Session::with_context`]; `session/filesync.rs`) |
 //!
 //! Any other method is answered `Unimplemented`.
 //!
@@ -91,6 +92,13 @@ use crate::connection::{BoxError, Daemon, DockerHost, daemon_message};
 use crate::options::{MAX_SECRET_SIZE, Secret, SecretSource, SshAgent};
 use crate::registry_auth::{AuthService, DockerConfig};
 
+mod filesync;
+
+use buildkit_proto::session::filesync::file_sync_server::{self, FileSyncServer};
+use filesync::{FileSyncService, LocalDirs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// The session's id header.
 const HEADER_ID: &str = "X-Docker-Expose-Session-Uuid";
 /// The session's name header.
@@ -101,7 +109,7 @@ const HEADER_SHARED_KEY: &str = "X-Docker-Expose-Session-Sharedkey";
 const HEADER_METHOD: &str = "X-Docker-Expose-Session-Grpc-Method";
 
 /// Every gRPC method a session serves, as announced to the daemon.
-pub const METHODS: [&str; 8] = [
+pub const METHODS: [&str; 9] = [
     "/grpc.health.v1.Health/Check",
     "/moby.buildkit.secrets.v1.Secrets/GetSecret",
     "/moby.sshforward.v1.SSH/CheckAgent",
@@ -110,6 +118,7 @@ pub const METHODS: [&str; 8] = [
     "/moby.filesync.v1.Auth/FetchToken",
     "/moby.filesync.v1.Auth/GetTokenAuthority",
     "/moby.filesync.v1.Auth/VerifyTokenAuthority",
+    "/moby.filesync.v1.FileSync/DiffCopy",
 ];
 
 /// What a session serves, before it is started: secrets, SSH agents, registry credentials, its
@@ -126,6 +135,8 @@ pub struct Session {
     /// Where registry credentials come from; `None`: the docker CLI's configuration, read when
     /// the daemon first asks.
     registry_auth: Option<DockerConfig>,
+    /// The folders FileSync serves (a directory context).
+    dirs: Option<Arc<LocalDirs>>,
 }
 
 /// Why a session could not be set up or started.
@@ -318,7 +329,33 @@ impl Session {
             secrets: served,
             ssh: agents,
             registry_auth: None,
+            dirs: None,
         })
+    }
+
+    /// Serves `context` (a directory context; a tar context changes nothing) to the daemon
+    /// through `moby.filesync.v1.FileSync`, as `docker buildx build` does: the build is then
+    /// sent with `remote=client-session` and no body
+    /// ([`BuildOptions::query_with_session_context`](crate::BuildOptions::query_with_session_context)).
+    /// The folder `context` is the context's directory with its ignore rules applied (the
+    /// Dockerfile too, when they exclude it); the folder `dockerfile` holds only the
+    /// Dockerfile and its own ignore file, from the Dockerfile's folder (which may be outside
+    /// the context). Only the files the daemon asks for are read.
+    ///
+    /// The shared key is derived from the context's directory, so that BuildKit finds the copy
+    /// of the last build of the same folder and asks only for what changed.
+    pub fn with_context(mut self, context: &docker_context::Context) -> Self {
+        if let Some(dirs) = LocalDirs::of(context) {
+            self.shared_key = shared_key(&dirs.context);
+            self.dirs = Some(Arc::new(dirs));
+        }
+        self
+    }
+
+    /// Whether the session serves a build context ([`Session::with_context`] of a directory
+    /// context).
+    pub fn serves_context(&self) -> bool {
+        self.dirs.is_some()
     }
 
     /// The session's id, sent as `session=` with the build.
@@ -415,7 +452,8 @@ impl Session {
             .await
             .map_err(|e| handshake(Box::new(e)))?;
         let id = self.id.clone();
-        let router = Router::new(self, tasks.clone());
+        let sent = Arc::new(AtomicU64::new(0));
+        let router = Router::new(self, tasks.clone(), Arc::clone(&sent));
         let connection = hyper::server::conn::http2::Builder::new(tasks.clone()).serve_connection(
             upgraded,
             hyper::service::service_fn(move |request| router.route(request)),
@@ -426,6 +464,7 @@ impl Session {
         Ok(ActiveSession {
             id,
             connection,
+            sent,
             _closed: closed,
         })
     }
@@ -434,6 +473,24 @@ impl Session {
 /// A header value from our own text; ids and names are ASCII, a caller's odd id is an error.
 fn header_value(text: &str) -> Result<HeaderValue, BoxError> {
     HeaderValue::from_str(text).map_err(|e| Box::new(e) as BoxError)
+}
+
+/// The shared key of a context folder: stable across builds of the same folder (the SHA-256
+/// of its absolute path), as buildx derives its own from the path.
+fn shared_key(dir: &std::path::Path) -> String {
+    let absolute = dir
+        .canonicalize()
+        .or_else(|_| std::path::absolute(dir))
+        .unwrap_or_else(|_| dir.to_path_buf());
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        &[
+            b"docker-build:".as_slice(),
+            absolute.as_os_str().as_encoded_bytes(),
+        ]
+        .concat(),
+    );
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A new session id: 25 characters of base 36 from 128 random bits, like BuildKit's
@@ -458,6 +515,8 @@ fn new_id() -> String {
 pub struct ActiveSession {
     id: String,
     connection: JoinHandle<()>,
+    /// File bytes FileSync sent.
+    sent: Arc<AtomicU64>,
     /// Dropped with the session: every task of [`Tasks`] watches it.
     _closed: watch::Sender<()>,
 }
@@ -475,6 +534,17 @@ impl ActiveSession {
     /// The session's id, sent as `session=` with the build.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The bytes of file contents sent so far through FileSync (the DATA packets' payloads):
+    /// what the daemon asked for of the build context, nothing else.
+    pub fn context_bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// The counter behind [`ActiveSession::context_bytes_sent`], which outlives the session.
+    pub(crate) fn context_bytes_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.sent)
     }
 
     /// Whether the connection to the daemon has ended (the daemon closed it, or it broke).
@@ -526,14 +596,20 @@ struct Router {
     secrets: SecretsServer<SecretStore>,
     ssh: SshServer<SshForwarder>,
     auth: AuthServer<AuthService>,
+    filesync: FileSyncServer<FileSyncService>,
 }
 
 type CallFuture =
     Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
 
 impl Router {
-    fn new(session: Session, tasks: Tasks) -> Self {
+    fn new(session: Session, tasks: Tasks, sent: Arc<AtomicU64>) -> Self {
         Router {
+            filesync: FileSyncServer::new(FileSyncService {
+                dirs: session.dirs.clone(),
+                sent,
+                tasks: tasks.clone(),
+            }),
             health: HealthServer::new(HealthService),
             secrets: SecretsServer::new(SecretStore {
                 secrets: session.secrets,
@@ -560,6 +636,7 @@ impl Router {
             Some(secrets_server::SERVICE_NAME) => self.secrets.clone().call(request),
             Some(ssh_server::SERVICE_NAME) => self.ssh.clone().call(request),
             Some(auth_server::SERVICE_NAME) => self.auth.clone().call(request),
+            Some(file_sync_server::SERVICE_NAME) => self.filesync.clone().call(request),
             _ => {
                 let status = tonic::Status::unimplemented(format!("{path} is not served"));
                 Box::pin(std::future::ready(Ok(status.into_http())))

@@ -4,6 +4,7 @@
 //! which is Unix-only).
 
 use std::io::Write;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -41,6 +42,23 @@ pub enum BuildError {
     #[cfg_attr(docsrs, doc(cfg(feature = "session")))]
     #[error("cannot serve the build's BuildKit session")]
     Session(#[source] crate::session::SessionError),
+    /// [`ContextTransport::Session`](crate::ContextTransport) was asked for and the context
+    /// cannot go through a session: `reason` says why.
+    #[error("the build context cannot be sent through a BuildKit session: {reason}")]
+    NoSessionContext {
+        /// Why not.
+        reason: &'static str,
+    },
+    /// The Dockerfile is outside the context directory, which only a session serves, and the
+    /// build has none (the tar body cannot carry it).
+    #[error(
+        "the Dockerfile {} is outside the build context; only a BuildKit session can serve it",
+        path.display()
+    )]
+    DockerfileOutsideContext {
+        /// The Dockerfile.
+        path: std::path::PathBuf,
+    },
 }
 
 /// Why a running build's event stream ended early.
@@ -107,16 +125,43 @@ pub async fn build(
     context: Context,
     options: &BuildOptions,
 ) -> Result<BuildStream, BuildError> {
+    let files = session_context(&context, options)?;
     #[cfg(feature = "session")]
-    let (session, session_refused) = start_session(daemon, options).await?;
+    let (session, session_refused) =
+        start_session(daemon, options, files.then_some(&context)).await?;
     #[cfg(feature = "session")]
     let session_id = session.as_ref().map(|s| s.id());
     #[cfg(not(feature = "session"))]
-    let session_id = match no_session_reason(options) {
+    let session_id: Option<&str> = match no_session_reason(options) {
         Some(reason) => return Err(BuildError::NoSession { reason }),
         None => None,
     };
-    let query = options.query_with_session(context.dockerfile_path_in_context(), session_id);
+    #[cfg(feature = "session")]
+    let sent = session
+        .as_ref()
+        .filter(|_| files)
+        .map(|s| s.context_bytes_counter());
+    let query = match session_id {
+        Some(id) if files => {
+            options.query_with_session_context(context.dockerfile_path_in_context(), id)
+        }
+        _ => {
+            if context.is_dockerfile_outside() {
+                return Err(BuildError::DockerfileOutsideContext {
+                    path: context
+                        .dockerfile_file()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
+                });
+            }
+            options.query_with_session(context.dockerfile_path_in_context(), session_id)
+        }
+    };
+    // A context the session serves goes with no body.
+    let context = match session_id {
+        Some(_) if files => Context::from_tar(Bytes::new()),
+        _ => context,
+    };
     let context_error = Arc::new(Mutex::new(None));
     let body = RememberError {
         inner: Box::pin(ContextStream::spawn(context)),
@@ -128,9 +173,33 @@ pub async fn build(
     let stream = BuildStream {
         session,
         session_refused,
+        context_sent: sent,
         ..stream
     };
     Ok(stream)
+}
+
+/// Whether the context should go through the session (a refused session may still send it
+/// as the tar body, see [`start_session`]).
+fn session_context(context: &Context, options: &BuildOptions) -> Result<bool, BuildError> {
+    use crate::ContextTransport;
+    let impossible = if options.builder == crate::Builder::Classic {
+        Some("the classic builder takes only the tar body")
+    } else if context.root().is_none() {
+        Some("it is a tar archive, not a directory")
+    } else if options.session == crate::SessionMode::Never {
+        Some("the options say SessionMode::Never")
+    } else if !cfg!(feature = "session") {
+        Some("docker-build was built without its `session` feature")
+    } else {
+        None
+    };
+    match (options.context_transport, impossible) {
+        (ContextTransport::Tar, _) => Ok(false),
+        (ContextTransport::Auto, Some(_)) => Ok(false),
+        (ContextTransport::Session, Some(reason)) => Err(BuildError::NoSessionContext { reason }),
+        (_, None) => Ok(true),
+    }
 }
 
 /// Why a build that needs a session gets none, if it does not.
@@ -156,6 +225,7 @@ fn no_session_reason(options: &BuildOptions) -> Option<&'static str> {
 async fn start_session(
     daemon: &Daemon,
     options: &BuildOptions,
+    context: Option<&Context>,
 ) -> Result<
     (
         Option<crate::session::ActiveSession>,
@@ -166,17 +236,22 @@ async fn start_session(
     if let Some(reason) = no_session_reason(options) {
         return Err(BuildError::NoSession { reason });
     }
-    if !options.wants_session() {
+    if !options.wants_session() && context.is_none() {
         return Ok((None, None));
     }
-    let session = crate::session::Session::new(&options.secrets, &options.ssh)
+    let mut session = crate::session::Session::new(&options.secrets, &options.ssh)
         .map_err(BuildError::Session)?;
+    if let Some(context) = context {
+        session = session.with_context(context);
+    }
+    // Without one, the context goes as the tar body, and registry credentials are not offered.
+    let may_go_without = !options.needs_session()
+        && options.session != crate::SessionMode::Always
+        && options.context_transport != crate::ContextTransport::Session
+        && (options.session == crate::SessionMode::Prefer || context.is_some());
     match session.start(daemon).await {
         Ok(active) => Ok((Some(active), None)),
-        // Served only for registry credentials: the build goes on without.
-        Err(error) if options.session == crate::SessionMode::Prefer && !options.needs_session() => {
-            Ok((None, Some(error)))
-        }
+        Err(error) if may_go_without => Ok((None, Some(error))),
         Err(error) => Err(BuildError::Session(error)),
     }
 }
@@ -224,6 +299,9 @@ pub struct BuildStream {
     /// Why the daemon gave no session to a build that preferred one.
     #[cfg(feature = "session")]
     session_refused: Option<crate::session::SessionError>,
+    /// The bytes of file contents the session sent, when it serves the context.
+    #[cfg(feature = "session")]
+    context_sent: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 enum State {
@@ -267,7 +345,32 @@ impl BuildStream {
             session: None,
             #[cfg(feature = "session")]
             session_refused: None,
+            #[cfg(feature = "session")]
+            context_sent: None,
         }
+    }
+
+    /// Whether the build's context goes through its BuildKit session (FileSync), not as the
+    /// tar body.
+    pub fn context_through_session(&self) -> bool {
+        #[cfg(feature = "session")]
+        return self.context_sent.is_some();
+        #[cfg(not(feature = "session"))]
+        false
+    }
+
+    /// The bytes of file contents sent so far through the session for the build context (the
+    /// payloads of FileSync's DATA packets: only the files BuildKit asked for, so a rebuild
+    /// sends about what changed); also after the build ended. `None` when the context goes as
+    /// the tar body.
+    pub fn context_bytes_sent(&self) -> Option<u64> {
+        #[cfg(feature = "session")]
+        return self
+            .context_sent
+            .as_ref()
+            .map(|sent| sent.load(std::sync::atomic::Ordering::Relaxed));
+        #[cfg(not(feature = "session"))]
+        None
     }
 
     /// The id of the BuildKit session served for this build, while it is served (until the

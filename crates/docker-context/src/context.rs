@@ -197,6 +197,13 @@ pub struct Context {
     source: Source,
     dockerfile: String,
     ignore_file: Option<String>,
+    /// The ignore rules applied to a directory context.
+    ignore: DockerIgnore,
+    /// The Dockerfile on disk, for a directory context.
+    dockerfile_file: Option<PathBuf>,
+    /// The Dockerfile is outside the directory (allowed by
+    /// [`ContextBuilder::allow_dockerfile_outside`]): there is no archive.
+    dockerfile_outside: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +221,7 @@ enum Source {
 pub struct ContextBuilder {
     dir: PathBuf,
     dockerfile: Option<PathBuf>,
+    allow_outside: bool,
 }
 
 impl ContextBuilder {
@@ -238,7 +246,18 @@ impl ContextBuilder {
     /// or is invalid (with the line); a directory cannot be listed or a file to send cannot be
     /// opened; a name is not UTF-8.
     pub fn plan(self) -> Result<Context, ContextError> {
-        Context::plan(&self.dir, self.dockerfile.as_deref())
+        Context::plan(&self.dir, self.dockerfile.as_deref(), self.allow_outside)
+    }
+
+    /// Accepts a [`dockerfile`](Self::dockerfile) outside the directory, for a daemon that
+    /// fetches the Dockerfile from its own folder (a BuildKit session, as `docker buildx build`
+    /// serves it). Such a context has no archive: [`Context::write_chunks`] fails with
+    /// [`ContextError::DockerfileOutsideContext`]. Its ignore file is
+    /// `<Dockerfile>.dockerignore` beside the Dockerfile if it exists, else the directory's
+    /// `.dockerignore`.
+    pub fn allow_dockerfile_outside(mut self) -> Self {
+        self.allow_outside = true;
+        self
     }
 }
 
@@ -266,10 +285,15 @@ impl Context {
         ContextBuilder {
             dir: dir.as_ref().to_path_buf(),
             dockerfile: None,
+            allow_outside: false,
         }
     }
 
-    fn plan(dir: &Path, dockerfile: Option<&Path>) -> Result<Self, ContextError> {
+    fn plan(
+        dir: &Path,
+        dockerfile: Option<&Path>,
+        allow_outside: bool,
+    ) -> Result<Self, ContextError> {
         let root = dir.to_path_buf();
         let metadata = fs::metadata(&root).map_err(|source| ContextError::Directory {
             path: root.clone(),
@@ -279,11 +303,26 @@ impl Context {
             return Err(ContextError::NotADirectory { path: root });
         }
 
-        let dockerfile = match dockerfile {
-            Some(path) => relative_dockerfile(&root, path)?,
-            None => default_dockerfile(&root),
+        let (dockerfile, dockerfile_path, outside) = match dockerfile {
+            Some(path) => match relative_dockerfile(&root, path) {
+                Ok(relative) => (relative.clone(), root.join(relative), false),
+                Err(ContextError::DockerfileOutsideContext { .. }) if allow_outside => {
+                    let name = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .ok_or_else(|| ContextError::NonUtf8Path {
+                            path: path.to_path_buf(),
+                        })?
+                        .to_owned();
+                    (name, path.to_path_buf(), true)
+                }
+                Err(e) => return Err(e),
+            },
+            None => {
+                let name = default_dockerfile(&root);
+                (name.clone(), root.join(name), false)
+            }
         };
-        let dockerfile_path = root.join(&dockerfile);
         match fs::metadata(&dockerfile_path) {
             Ok(metadata) if metadata.is_file() => {}
             Ok(_) => {
@@ -300,7 +339,13 @@ impl Context {
         }
 
         let specific = dockerfile_ignore_file(&dockerfile);
-        let (ignore_file, ignore) = match read_ignore_file(&root, &specific)? {
+        let specific_ignore = if outside {
+            let beside = dockerfile_path.with_file_name(&specific);
+            read_ignore_file(&beside, "")?
+        } else {
+            read_ignore_file(&root, &specific)?
+        };
+        let (ignore_file, ignore) = match specific_ignore {
             Some(ignore) => (Some(specific), ignore),
             None => match read_ignore_file(&root, DOCKERIGNORE_FILE)? {
                 Some(ignore) => (Some(DOCKERIGNORE_FILE.to_owned()), ignore),
@@ -308,9 +353,13 @@ impl Context {
             },
         };
 
-        // Always sent, whatever the rules say: the daemon needs them.
-        let mut always = vec![dockerfile.clone(), DOCKERIGNORE_FILE.to_owned()];
-        always.extend(ignore_file.clone());
+        // Always sent, whatever the rules say: the daemon needs them (an outside Dockerfile and
+        // its ignore file are not in the directory).
+        let mut always = vec![DOCKERIGNORE_FILE.to_owned()];
+        if !outside {
+            always.push(dockerfile.clone());
+            always.extend(ignore_file.clone());
+        }
 
         let mut walker = Walker {
             root: &root,
@@ -326,6 +375,9 @@ impl Context {
             source: Source::Directory { root, entries },
             dockerfile,
             ignore_file,
+            ignore,
+            dockerfile_file: Some(dockerfile_path),
+            dockerfile_outside: outside,
         })
     }
 
@@ -351,6 +403,9 @@ impl Context {
             source: Source::Tar(tar),
             dockerfile: dockerfile.into(),
             ignore_file: None,
+            ignore: DockerIgnore::default(),
+            dockerfile_file: None,
+            dockerfile_outside: false,
         }
     }
 
@@ -364,6 +419,25 @@ impl Context {
     /// path inside the context; `None` when there was none, or for a tar context.
     pub fn ignore_file_in_context(&self) -> Option<&str> {
         self.ignore_file.as_deref()
+    }
+
+    /// The rules of the [ignore file](Self::ignore_file_in_context) that was applied (empty
+    /// when there was none, or for a tar context).
+    pub fn ignore_rules(&self) -> &DockerIgnore {
+        &self.ignore
+    }
+
+    /// The Dockerfile on disk (the directory joined with its path inside, or the path given to
+    /// [`ContextBuilder::allow_dockerfile_outside`]); `None` for a tar context.
+    pub fn dockerfile_file(&self) -> Option<&Path> {
+        self.dockerfile_file.as_deref()
+    }
+
+    /// Whether the Dockerfile is outside the directory (see
+    /// [`ContextBuilder::allow_dockerfile_outside`]); then there is no archive, and
+    /// [`dockerfile_path_in_context`](Self::dockerfile_path_in_context) is its file name.
+    pub fn is_dockerfile_outside(&self) -> bool {
+        self.dockerfile_outside
     }
 
     /// The directory a directory context was planned from; `None` for a tar context.
@@ -398,6 +472,11 @@ impl Context {
         self,
         mut send: impl FnMut(Bytes) -> Result<(), Disconnected>,
     ) -> Result<(), ContextError> {
+        if self.dockerfile_outside {
+            return Err(ContextError::DockerfileOutsideContext {
+                path: self.dockerfile_file.unwrap_or_default(),
+            });
+        }
         match self.source {
             Source::Tar(tar) if tar.is_empty() => Ok(()),
             Source::Tar(tar) => {
@@ -471,9 +550,14 @@ fn default_dockerfile(root: &Path) -> String {
     }
 }
 
-/// Reads and parses the ignore file `name` of `root`; `None` if it does not exist.
+/// Reads and parses the ignore file `name` of `root` (`root` itself when `name` is empty);
+/// `None` if it does not exist.
 fn read_ignore_file(root: &Path, name: &str) -> Result<Option<DockerIgnore>, ContextError> {
-    let path = root.join(name);
+    let path = if name.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(name)
+    };
     let text = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -375,13 +375,41 @@ impl DockerIgnore {
     /// reversed class range.
     pub fn parse(text: &str) -> Result<Self, IgnoreError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        // Comments are recognised before trimming: only `#` in column 1 starts one.
+        Self::from_lines(
+            text.lines()
+                .map(|raw| (!raw.starts_with('#')).then_some(raw)),
+        )
+    }
+
+    /// The rules of a list of patterns, one pattern each (as BuildKit sends a local source's
+    /// include and exclude patterns): the same as [`DockerIgnore::parse`] of their lines,
+    /// except that nothing is a comment. Errors name the pattern's 1-based position as its
+    /// line.
+    ///
+    /// ```
+    /// use docker_context::dockerignore::DockerIgnore;
+    ///
+    /// let rules = DockerIgnore::from_patterns(["#notes", "src", "!src/keep.rs"])?;
+    /// assert!(rules.is_excluded("#notes"));
+    /// assert!(rules.is_excluded("src/lib.rs"));
+    /// assert!(!rules.is_excluded("src/keep.rs"));
+    /// # Ok::<(), docker_context::dockerignore::IgnoreError>(())
+    /// ```
+    pub fn from_patterns<'a>(
+        patterns: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, IgnoreError> {
+        Self::from_lines(patterns.into_iter().map(Some))
+    }
+
+    /// Compiles lines (`None`: a comment).
+    fn from_lines<'a>(lines: impl Iterator<Item = Option<&'a str>>) -> Result<Self, IgnoreError> {
         let mut patterns = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
+        for (index, raw) in lines.enumerate() {
             let line = index + 1;
-            // Comments are recognised before trimming: only `#` in column 1 starts one.
-            if raw.starts_with('#') {
+            let Some(raw) = raw else {
                 continue;
-            }
+            };
             let trimmed = raw.trim();
             if trimmed.is_empty() {
                 continue;

@@ -686,3 +686,63 @@ fn tar_context_is_sent_as_is() {
     assert!(context.entries().is_empty());
     assert_eq!(chunks(context), [tar]);
 }
+
+#[test]
+fn a_dockerfile_outside_the_context_is_planned_only_when_allowed() {
+    let ctx = TempDir::new("outside-ctx");
+    ctx.file("app.txt", "app");
+    ctx.file(".dockerignore", "*.log\n");
+    ctx.file("Dockerfile", "FROM scratch\n");
+    let elsewhere = TempDir::new("outside-df");
+    let dockerfile = elsewhere.file("Dockerfile", "FROM scratch\nCOPY . /\n");
+
+    let refused = Context::builder(ctx.path()).dockerfile(&dockerfile).plan();
+    assert!(matches!(
+        refused,
+        Err(ContextError::DockerfileOutsideContext { .. })
+    ));
+
+    let context = Context::builder(ctx.path())
+        .dockerfile(&dockerfile)
+        .allow_dockerfile_outside()
+        .plan()
+        .unwrap();
+    assert!(context.is_dockerfile_outside());
+    assert_eq!(context.dockerfile_path_in_context(), "Dockerfile");
+    assert_eq!(context.dockerfile_file(), Some(dockerfile.as_path()));
+    // The context's own ignore file applies; the outside Dockerfile is not an entry.
+    assert!(context.ignore_rules().is_excluded("debug.log"));
+    assert_eq!(
+        planned(&context),
+        [".dockerignore", "Dockerfile", "app.txt"]
+    );
+    assert!(matches!(
+        context.write_chunks(|_| Ok(())),
+        Err(ContextError::DockerfileOutsideContext { .. })
+    ));
+
+    // `<Dockerfile>.dockerignore` beside an outside Dockerfile wins.
+    elsewhere.file("Dockerfile.dockerignore", "app.txt\n");
+    let context = Context::builder(ctx.path())
+        .dockerfile(&dockerfile)
+        .allow_dockerfile_outside()
+        .plan()
+        .unwrap();
+    assert_eq!(
+        context.ignore_file_in_context(),
+        Some("Dockerfile.dockerignore")
+    );
+    assert!(context.ignore_rules().is_excluded("app.txt"));
+
+    // Inside the directory, allowing changes nothing.
+    let inside = Context::builder(ctx.path())
+        .dockerfile("Dockerfile")
+        .allow_dockerfile_outside()
+        .plan()
+        .unwrap();
+    assert!(!inside.is_dockerfile_outside());
+    assert_eq!(
+        inside.dockerfile_file(),
+        Some(ctx.path().join("Dockerfile").as_path())
+    );
+}

@@ -10,7 +10,7 @@ use buildkit_progressui::report::{Report, ReportBuilder, write_markdown};
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
-use docker_build::{BuildOptions, Builder, DecoderConfig, SessionMode, build};
+use docker_build::{BuildOptions, Builder, ContextTransport, DecoderConfig, SessionMode, build};
 use docker_context::Context;
 
 use buildkit_events::StepName;
@@ -52,6 +52,8 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         // A session whenever the daemon takes one: it serves the registry credentials of the
         // docker CLI's configuration, so private base images pull with no flag.
         session: SessionMode::Prefer,
+        // The context through the session when the daemon takes one, as buildx sends it.
+        context_transport: ContextTransport::Auto,
     };
     // The Dockerfile as the repository names it, for annotations and the step-name mapping.
     let dockerfile_path = args
@@ -64,6 +66,11 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         None => (args.dir.clone(), None),
     };
     let context = match &dockerfile {
+        // A session serves the Dockerfile from its own folder: it may be outside the context.
+        Some(file) if !args.classic => Context::builder(&dir)
+            .dockerfile(file)
+            .allow_dockerfile_outside()
+            .plan()?,
         Some(file) => Context::builder(&dir).dockerfile(file).plan()?,
         None => Context::from_dir(&dir)?,
     };
@@ -102,8 +109,8 @@ async fn build_and_render(
     let mut stream = build(&daemon, context, &options).await?;
     if let Some(refused) = stream.session_refused() {
         eprintln!(
-            "warning: building without a BuildKit session (registry credentials of the docker \
-             configuration are not offered): {}",
+            "warning: building without a BuildKit session (the context goes as a tar, registry \
+             credentials of the docker configuration are not offered): {}",
             one_line(refused)
         );
     }
