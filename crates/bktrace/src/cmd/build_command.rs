@@ -67,6 +67,9 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         Some(file) => Context::builder(&dir).dockerfile(file).plan()?,
         None => Context::from_dir(&dir)?,
     };
+    if let Some(warning) = dockerfile_in_tar_warning(&context, &options, &dockerfile_path) {
+        eprintln!("{warning}");
+    }
     let record = match &args.record {
         Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {
             CliError::Record {
@@ -312,6 +315,35 @@ fn repository_path(path: &Path) -> String {
     } else {
         text
     }
+}
+
+/// The warning of a BuildKit build that gets its context as the tar body (no FileSync
+/// session): BuildKit reads that tar as a remote context and applies no ignore rules, so a
+/// Dockerfile the `.dockerignore` excludes, or one from outside the context (sent as
+/// `.dockerfile.<hex>`), is visible to `COPY .`. The classic builder removes such a file
+/// itself: no warning.
+fn dockerfile_in_tar_warning(
+    context: &Context,
+    options: &BuildOptions,
+    dockerfile: &Path,
+) -> Option<String> {
+    if options.builder == Builder::Classic || !context.dockerfile_ignored() {
+        return None;
+    }
+    let shown = crate::error::printable(&dockerfile.display().to_string());
+    Some(if context.dockerfile_outside() {
+        format!(
+            "warning: the Dockerfile {shown} is outside the build context: it is sent in the \
+             context as {} and, without a BuildKit session, COPY . will copy it",
+            context.dockerfile_path_in_context()
+        )
+    } else {
+        format!(
+            "warning: the Dockerfile {shown} is excluded by {} but, without a BuildKit \
+             session, it is sent in the context and COPY . will copy it",
+            context.ignore_file_in_context().unwrap_or(".dockerignore")
+        )
+    })
 }
 
 /// `DIR`'s name and a suffix unique to this run, e.g. `app-k3j9x2q1`.
