@@ -186,3 +186,110 @@ async fn an_ignored_dockerfile_is_absent_with_classic_and_warned_about_with_buil
         )]
     );
 }
+
+/// The tar of `dir` as bktrace sends it, in bytes.
+fn tar_size(dir: &Path) -> u64 {
+    docker_context::Context::from_dir(dir)
+        .unwrap()
+        .into_chunks()
+        .map(|chunk| chunk.unwrap().len() as u64)
+        .sum()
+}
+
+/// A context with 3 MB of data: its upload takes many chunks.
+fn multi_megabyte_context(name: &str, base: &str) -> (Dir, u64) {
+    let dir = Dir::new(name);
+    dir.file(
+        "Dockerfile",
+        &format!(
+            "FROM {base}\nCOPY small.txt /\nRUN echo {}\n",
+            unique_marker(name)
+        ),
+    );
+    dir.file("small.txt", "small\n");
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(dir.0.join("big.bin"), data).unwrap();
+    let size = tar_size(&dir.0);
+    (dir, size)
+}
+
+/// The context's upload is shown (issue 15, item 10): on BuildKit as a block of ours,
+/// `#0 [internal] sending build context`, ending with `transferring context: <size> <t>s done`
+/// before the daemon's first step; in JSON as `context_upload` lines, the last one with the
+/// whole tar's bytes and `done`.
+#[tokio::test]
+async fn a_multi_megabyte_context_shows_its_transfer_in_plain_and_json() {
+    let Some(daemon) = daemon().await else { return };
+    let base = base_image(&daemon).await;
+    let (dir, size) = multi_megabyte_context("upload-bk", &base);
+
+    let plain = bktrace(&["build", "--progress", "plain"], &[&dir.0]);
+    let stdout = text(&plain.stdout);
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "#0 [internal] sending build context", "{stdout}");
+    let shown = buildkit_progressui::format::bytes(size as i64);
+    let done = lines
+        .iter()
+        .position(|l| l.starts_with("#0 transferring context: ") && l.ends_with(" done"))
+        .unwrap_or_else(|| panic!("no final transfer line in:\n{stdout}"));
+    assert!(
+        lines[done].starts_with(&format!("#0 transferring context: {shown}")),
+        "{} (expected {shown})",
+        lines[done]
+    );
+    assert!(lines[done + 1].starts_with("#0 DONE "), "{stdout}");
+    // Nothing of the daemon's came before the upload's first line.
+    assert!(
+        !lines[..done].iter().any(|l| l.starts_with("#1 ")),
+        "{stdout}"
+    );
+
+    let json = bktrace(&["build", "--progress", "json"], &[&dir.0]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let uploads: Vec<serde_json::Value> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "context_upload")
+        .collect();
+    let last = uploads.last().expect("context_upload lines");
+    assert_eq!(
+        (last["bytes"].as_u64(), last["done"].as_bool()),
+        (Some(size), Some(true))
+    );
+    let counts: Vec<u64> = uploads
+        .iter()
+        .map(|v| v["bytes"].as_u64().unwrap())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    assert!(
+        uploads[..uploads.len() - 1]
+            .iter()
+            .all(|v| v["done"] == false),
+        "{uploads:?}"
+    );
+}
+
+/// With the classic builder the docker CLI's line: `Sending build context to Docker daemon`
+/// and the size as go-units writes it, once, first.
+#[tokio::test]
+async fn a_classic_build_says_sending_build_context_with_the_final_size() {
+    let Some(daemon) = daemon().await else { return };
+    let base = base_image(&daemon).await;
+    let (dir, size) = multi_megabyte_context("upload-classic", &base);
+    let plain = bktrace(&["build", "--classic", "--progress", "plain"], &[&dir.0]);
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    let stdout = text(&plain.stdout);
+    let expected = format!(
+        "Sending build context to Docker daemon {:>8}",
+        buildkit_progressui::upload::human_size(size)
+    );
+    assert_eq!(stdout.lines().next(), Some(expected.as_str()), "{stdout}");
+    assert_eq!(
+        stdout.matches("Sending build context").count(),
+        1,
+        "{stdout}"
+    );
+}

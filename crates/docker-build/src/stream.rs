@@ -19,6 +19,7 @@ use docker_context::{Context, ContextError};
 use crate::decode::{BuildDecoder, BuildEvent, DecoderConfig};
 use crate::options::BuildOptions;
 use crate::upload::ContextStream;
+pub use crate::upload::UploadProgress;
 
 /// Why a build could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,20 @@ pub async fn build(
     context: Context,
     options: &BuildOptions,
 ) -> Result<BuildStream, BuildError> {
+    build_with_progress(daemon, context, options, UploadProgress::new()).await
+}
+
+/// [`build`], counting the context's bytes in `progress` as they are handed to the
+/// connection, so that the caller can show the upload ([`UploadProgress::update`] gives
+/// [`ContextUpload`](crate::ContextUpload)s for [`BuildEvent::ContextUpload`]) while this
+/// future runs (the classic builder answers only once the whole context is in) and after.
+pub async fn build_with_progress(
+    daemon: &Daemon,
+    context: Context,
+    options: &BuildOptions,
+    progress: UploadProgress,
+) -> Result<BuildStream, BuildError> {
+    progress.set_builder(options.builder);
     #[cfg(feature = "session")]
     let (session, session_refused) = start_session(daemon, options).await?;
     #[cfg(feature = "session")]
@@ -119,7 +134,7 @@ pub async fn build(
     let query = options.query_with_session(context.dockerfile_path_in_context(), session_id);
     let context_error = Arc::new(Mutex::new(None));
     let body = RememberError {
-        inner: Box::pin(ContextStream::spawn(context)),
+        inner: Box::pin(ContextStream::spawn(context, progress)),
         slot: Arc::clone(&context_error),
     };
     let response = daemon.post_build(&query, body).await?;
@@ -242,7 +257,8 @@ impl std::fmt::Debug for BuildStream {
     }
 }
 
-fn now() -> Time {
+/// The wall-clock time, as the decoder's arrival times and the upload's times take it.
+pub(crate) fn now() -> Time {
     let nanos = match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => d.as_nanos() as i128,
         Err(e) => -(e.duration().as_nanos() as i128),

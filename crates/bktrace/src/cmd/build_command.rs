@@ -10,7 +10,9 @@ use buildkit_progressui::report::{Report, ReportBuilder, write_markdown};
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
-use docker_build::{BuildOptions, Builder, DecoderConfig, SessionMode, build};
+use docker_build::{
+    BuildOptions, Builder, DecoderConfig, SessionMode, UploadProgress, build_with_progress,
+};
 use docker_context::Context;
 
 use buildkit_events::StepName;
@@ -102,7 +104,22 @@ async fn build_and_render(
     reports: &[(ReportFormat, PathBuf)],
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
-    let mut stream = build(&daemon, context, &options).await?;
+    let mut renderer = renderer(progress, true, Box::new(io::stdout()));
+    // The context's upload is shown while the request starts (the classic builder answers
+    // only once the whole context is in) and while the build runs.
+    let upload = UploadProgress::new();
+    let mut stream = {
+        let starting = build_with_progress(&daemon, context, &options, upload.clone());
+        tokio::pin!(starting);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                started = &mut starting => break started?,
+                _ = tick.tick() => show_upload(&upload, &mut renderer, false)?,
+            }
+        }
+    };
+    show_upload(&upload, &mut renderer, false)?;
     if let Some(refused) = stream.session_refused() {
         eprintln!(
             "warning: building without a BuildKit session (registry credentials of the docker \
@@ -117,7 +134,6 @@ async fn build_and_render(
         (None, Some(name)) => format!("Build {name}"),
         (None, None) => "Build report".to_string(),
     };
-    let mut renderer = renderer(progress, true, Box::new(io::stdout()));
     if let Some(file) = record {
         stream = stream.record_to(file);
     }
@@ -142,6 +158,8 @@ async fn build_and_render(
             next = stream.next_event() => match next {
                 None => break,
                 Some(Ok(event)) => {
+                    // The upload's end comes before what the daemon says after it.
+                    show_upload(&upload, &mut renderer, true)?;
                     last_event = std::time::Instant::now();
                     outcome.note(&event);
                     if let Some(report) = &mut report {
@@ -163,6 +181,7 @@ async fn build_and_render(
                 }
             },
             _ = tick.tick() => {
+                show_upload(&upload, &mut renderer, false)?;
                 renderer
                     .idle(wall_clock(), last_event.elapsed())
                     .map_err(CliError::Output)?;
@@ -225,6 +244,24 @@ async fn build_and_render(
         eprintln!("build ref: {build_ref} (bktrace history logs {build_ref})");
     }
     Ok(code)
+}
+
+/// Renders the context upload's progress if it changed since it was last shown (with
+/// `only_the_end`, only once it has ended).
+fn show_upload(
+    upload: &UploadProgress,
+    renderer: &mut impl Render,
+    only_the_end: bool,
+) -> Result<(), CliError> {
+    if only_the_end && !upload.is_done() {
+        return Ok(());
+    }
+    match upload.update() {
+        Some(update) => renderer
+            .event(&BuildEvent::ContextUpload(update), wall_clock())
+            .map_err(CliError::Output),
+        None => Ok(()),
+    }
 }
 
 /// Writes the report of `--report` to each of its files.
