@@ -120,7 +120,6 @@ async fn ignored_files_and_an_outside_dockerfile(daemon: Daemon) {
     );
     let context = Context::builder(&ctx.0)
         .dockerfile(elsewhere.0.join("Dockerfile"))
-        .allow_dockerfile_outside()
         .plan()
         .unwrap();
     let (events, _) = run(&daemon, context, &options()).await;

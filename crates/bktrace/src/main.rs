@@ -201,6 +201,22 @@ struct BuildArgs {
     /// $SSH_AUTH_SOCK) or `ID=SOCKET`, forwarded through a BuildKit session.
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     ssh: Vec<docker_build::SshAgent>,
+    /// How the context reaches the daemon: `auto` (BuildKit: through a BuildKit session as
+    /// buildx sends it, only what changed, else as a tar), `session` (fail without one) or
+    /// `tar` (the request's body, as `docker build` without buildx sends it).
+    #[arg(long, value_enum, default_value = "auto", value_name = "HOW")]
+    context_transport: ContextTransportArg,
+}
+
+/// `--context-transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ContextTransportArg {
+    /// Through the session when one is possible, else as a tar.
+    Auto,
+    /// Through the session, or fail.
+    Session,
+    /// As the tar body of the request.
+    Tar,
 }
 
 #[derive(Debug, Args)]

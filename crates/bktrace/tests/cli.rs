@@ -476,7 +476,7 @@ fn build_of_a_missing_directory_gives_one_line() {
     assert_eq!(output.status.code(), Some(1));
     assert_one_line_error(
         &output,
-        "error: cannot access the build context directory /nonexistent/context: ",
+        "error: the build context directory /nonexistent/context does not exist",
     );
     let output = bktrace(&["build", ".", "--label", "novalue"]);
     assert_eq!(output.status.code(), Some(1));
@@ -484,6 +484,60 @@ fn build_of_a_missing_directory_gives_one_line() {
         &output,
         "error: invalid --label \"novalue\": expected KEY=VALUE",
     );
+}
+
+/// A missing `-f` file, `-f` naming a directory and a missing context directory each get
+/// their own line, planned before any daemon is asked (issue 15, item 5).
+#[test]
+fn dockerfile_errors_say_what_is_wrong() {
+    let dir = temp_dir("dockerfile-errors");
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+    let missing = dir.join("missing.Dockerfile");
+    let output = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["build", "-f"])
+        .arg(&missing)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(
+        &output,
+        &format!(
+            "error: cannot locate the Dockerfile {}: No such file or directory",
+            missing.display()
+        ),
+    );
+    // The same outside the context: not "outside the context", but missing.
+    let outside = std::env::temp_dir().join("bktrace-no-such.Dockerfile");
+    let output = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["build", "-f"])
+        .arg(&outside)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &output,
+        &format!(
+            "error: cannot locate the Dockerfile {}: ",
+            outside.display()
+        ),
+    );
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["build", "-f"])
+        .arg(&sub)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &output,
+        &format!(
+            "error: the Dockerfile path {} is a directory, not a file",
+            sub.canonicalize().unwrap().display()
+        ),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn temp_dir(name: &str) -> PathBuf {

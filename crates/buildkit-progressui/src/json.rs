@@ -115,6 +115,12 @@ enum Out<'a> {
         error: Option<&'a str>,
         last_lines: Vec<String>,
     },
+    ContextUpload {
+        bytes: u64,
+        done: bool,
+        started: String,
+        time: String,
+    },
     BuildFinished {
         success: bool,
         error: Option<&'a str>,
@@ -311,6 +317,12 @@ impl<W: Write> Render for Json<W> {
                 lines: &w.lines,
             },
             BuildEvent::ImageBuilt { id } => Out::ImageBuilt { id },
+            BuildEvent::ContextUpload(u) => Out::ContextUpload {
+                bytes: u.sent,
+                done: u.done,
+                started: time(u.started),
+                time: time(u.at),
+            },
             // Not part of our schema (see `--progress rawjson`).
             BuildEvent::Record(_) => return Ok(()),
             BuildEvent::Message(text) => Out::Message { text },

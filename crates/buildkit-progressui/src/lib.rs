@@ -16,6 +16,7 @@ pub mod plain;
 pub mod rawjson;
 pub mod report;
 pub mod tty;
+pub mod upload;
 pub mod view;
 pub mod warnings;
 

@@ -67,8 +67,10 @@ use crate::format::{bytes, log_elapsed, push_log_elapsed, seconds, seconds_betwe
 use crate::github::Commands;
 use crate::view::{FAILED_TAIL_LINE_BYTES, FAILED_TAIL_LINES, Vertices};
 
+mod upload;
+
 /// An unfinished status is printed again after this much record time (`minTimeDelta`).
-const MIN_TIME_DELTA: i128 = 5_000_000_000;
+pub(crate) const MIN_TIME_DELTA: i128 = 5_000_000_000;
 /// … or after moving this share of its total (`minProgressDelta`).
 const MIN_PROGRESS_DELTA: f64 = 0.05;
 /// Stay on a running vertex this long before giving way (`antiFlicker`).
@@ -119,6 +121,8 @@ pub struct Plain<W> {
     last_update: Option<Time>,
     /// Our `Successfully built <id>` line, held until it is clear the daemon does not say it.
     pending_built: Option<String>,
+    /// The context upload's block (`upload.rs`).
+    upload: upload::UploadBlock,
 }
 
 #[derive(Debug, Default)]
@@ -166,7 +170,11 @@ impl<W: Write> Plain<W> {
     /// GitHub mode, [`crate::github`]).
     pub(crate) fn framed(out: W, github: Option<Commands>) -> Self {
         Self {
-            out: Framed { inner: out, github },
+            out: Framed {
+                inner: out,
+                github,
+                written: 0,
+            },
             view: Vertices::new(FAILED_TAIL_LINES, FAILED_TAIL_LINE_BYTES),
             vertices: Vec::new(),
             updates: BTreeSet::new(),
@@ -179,6 +187,7 @@ impl<W: Write> Plain<W> {
             last_allowed: None,
             last_update: None,
             pending_built: None,
+            upload: upload::UploadBlock::default(),
         }
     }
 
@@ -189,14 +198,14 @@ impl<W: Write> Plain<W> {
 
     /// The GitHub framing's writer and commands (GitHub mode only).
     pub(crate) fn github(&mut self) -> Option<(&mut W, &mut Commands)> {
-        let Framed { inner, github } = &mut self.out;
+        let Framed { inner, github, .. } = &mut self.out;
         github.as_mut().map(|g| (inner, g))
     }
 
     /// Starts a block: closes the GitHub group of the last one, writes the blank line between
     /// blocks, and opens a group titled `group` (GitHub mode).
     fn begin_block(&mut self, group: Option<&str>) -> io::Result<()> {
-        let Framed { inner, github } = &mut self.out;
+        let Framed { inner, github, .. } = &mut self.out;
         if let Some(g) = github.as_mut() {
             g.end_group(inner)?;
         }
@@ -656,6 +665,7 @@ impl<W: Write> Render for Plain<W> {
                 Ok(())
             }
             BuildEvent::Message(text) => self.message(text),
+            BuildEvent::ContextUpload(upload) => self.context_upload(upload),
             BuildEvent::Finished(_) => self.finished(),
             // Records, bad lines and the failure: the CLI reports the latter two on stderr,
             // as buildx prints its `ERROR:` line.
@@ -678,19 +688,24 @@ impl<W: Write> Render for Plain<W> {
 struct Framed<W> {
     inner: W,
     github: Option<Commands>,
+    /// Bytes written through it so far (the upload's block tells by it whether anything came
+    /// after its last line).
+    written: u64,
 }
 
 impl<W: Write> Write for Framed<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.github {
-            None => self.inner.write(buf),
+        let n = match &mut self.github {
+            None => self.inner.write(buf)?,
             Some(g) => {
                 g.stop(&mut self.inner)?;
                 let n = self.inner.write(buf)?;
                 g.wrote(&buf[..n]);
-                Ok(n)
+                n
             }
-        }
+        };
+        self.written += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

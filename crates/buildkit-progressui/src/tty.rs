@@ -59,6 +59,8 @@ pub struct TtyState {
     /// Vertices described but never started, known once the build finished.
     pending: usize,
     image_id: Option<String>,
+    /// The context upload's latest state (shown above the vertices, `upload.rs`).
+    upload: Option<docker_build::ContextUpload>,
 }
 
 impl Default for TtyState {
@@ -70,6 +72,7 @@ impl Default for TtyState {
             finished: false,
             pending: 0,
             image_id: None,
+            upload: None,
         }
     }
 }
@@ -194,6 +197,7 @@ impl TtyState {
                 }
             }
             BuildEvent::ImageBuilt { id } => self.image_id = Some(id.clone()),
+            BuildEvent::ContextUpload(u) => self.upload = Some(*u),
             BuildEvent::Finished(summary) => {
                 self.finished = true;
                 self.pending = summary.summary.pending;
@@ -410,7 +414,7 @@ pub fn frame(
         header.push_str(" FINISHED");
     }
 
-    let mut rows = Vec::new();
+    let mut rows = upload_rows(state.upload.as_ref(), now, width);
     for (v, extra) in state.view.iter().zip(&state.extra) {
         let running = v.is_running();
         let (prefix, tone) = match v.outcome() {
@@ -500,6 +504,31 @@ pub fn frame(
         });
     }
     lines
+}
+
+/// The context upload's job line and its `transferring context:` status line, as BuildKit
+/// shows its own `[internal] load build context` (the timer runs to `now` until it is done).
+fn upload_rows(upload: Option<&docker_build::ContextUpload>, now: Time, width: usize) -> Vec<Row> {
+    use crate::upload::{STATUS_ID, VERTEX_NAME};
+    let Some(u) = upload else {
+        return Vec::new();
+    };
+    let end = if u.done { u.at } else { now.max(u.at) };
+    let secs = seconds_between(u.started, end).max(0.0);
+    let tone = if u.done { Tone::Done } else { Tone::Plain };
+    let size = bytes(i64::try_from(u.sent).unwrap_or(i64::MAX));
+    [
+        job_line(VERTEX_NAME, "", secs, width),
+        job_line(&format!("=> {STATUS_ID}"), &size, secs, width),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|text| Row {
+        text,
+        tone,
+        settled: u.done,
+    })
+    .collect()
 }
 
 /// Terminal size: (width, height); height `None` when unknown. The caller detects it (this

@@ -39,6 +39,28 @@ pub enum BuildEvent {
     Failed(BuildFailure),
     /// The body ended; always the last event.
     Finished(Box<BuildSummary>),
+    /// How much of the build context (the `POST /build` tar body) has been sent. Never made
+    /// by the decoder: a live build's caller takes it from the upload's
+    /// `stream::UploadProgress` (feature `daemon`) while the body goes out, before and
+    /// between the daemon's events.
+    ContextUpload(ContextUpload),
+}
+
+/// The progress of the build context's upload, for [`BuildEvent::ContextUpload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextUpload {
+    /// Bytes of the tar handed to the HTTP connection so far.
+    pub sent: u64,
+    /// When the first bytes were handed over.
+    pub started: Time,
+    /// When `sent` was reached (for a finished upload, when the body ended).
+    pub at: Time,
+    /// The whole context has been handed over.
+    pub done: bool,
+    /// The builder the context goes to: renderers show BuildKit's `transferring context`
+    /// status for [`Builder::BuildKit`](crate::Builder) and the docker CLI's `Sending build
+    /// context to Docker daemon` line for the classic builder.
+    pub builder: crate::Builder,
 }
 
 /// Why a build failed, attributed to its step where one can be named.

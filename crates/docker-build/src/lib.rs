@@ -138,7 +138,9 @@ pub mod stream;
 #[cfg(all(feature = "daemon", unix))]
 mod upload;
 
-pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, DecoderConfig, InputKind};
+pub use decode::{
+    BuildDecoder, BuildEvent, BuildFailure, BuildSummary, ContextUpload, DecoderConfig, InputKind,
+};
 pub use ndjson::LineError;
 pub use options::{
     BuildOptions, Builder, ContextTransport, Secret, SecretSource, SecretSpecError, SessionMode,
@@ -146,7 +148,9 @@ pub use options::{
 };
 #[cfg(all(feature = "daemon", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]
-pub use stream::{BuildError, BuildStream, BuildStreamError, build};
+pub use stream::{
+    BuildError, BuildStream, BuildStreamError, UploadProgress, build, build_with_progress,
+};
 
 /// The types the events carry, from [`buildkit_events`].
 pub use buildkit_events::{

@@ -20,6 +20,7 @@ use docker_context::{Context, ContextError};
 use crate::decode::{BuildDecoder, BuildEvent, DecoderConfig};
 use crate::options::BuildOptions;
 use crate::upload::ContextStream;
+pub use crate::upload::UploadProgress;
 
 /// Why a build could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,16 +49,6 @@ pub enum BuildError {
     NoSessionContext {
         /// Why not.
         reason: &'static str,
-    },
-    /// The Dockerfile is outside the context directory, which only a session serves, and the
-    /// build has none (the tar body cannot carry it).
-    #[error(
-        "the Dockerfile {} is outside the build context; only a BuildKit session can serve it",
-        path.display()
-    )]
-    DockerfileOutsideContext {
-        /// The Dockerfile.
-        path: std::path::PathBuf,
     },
 }
 
@@ -125,6 +116,20 @@ pub async fn build(
     context: Context,
     options: &BuildOptions,
 ) -> Result<BuildStream, BuildError> {
+    build_with_progress(daemon, context, options, UploadProgress::new()).await
+}
+
+/// [`build`], counting the context's bytes in `progress` as they are handed to the
+/// connection, so that the caller can show the upload ([`UploadProgress::update`] gives
+/// [`ContextUpload`](crate::ContextUpload)s for [`BuildEvent::ContextUpload`]) while this
+/// future runs (the classic builder answers only once the whole context is in) and after.
+pub async fn build_with_progress(
+    daemon: &Daemon,
+    context: Context,
+    options: &BuildOptions,
+    progress: UploadProgress,
+) -> Result<BuildStream, BuildError> {
+    progress.set_builder(options.builder);
     let files = session_context(&context, options)?;
     #[cfg(feature = "session")]
     let (session, session_refused) =
@@ -142,29 +147,27 @@ pub async fn build(
         .filter(|_| files)
         .map(|s| s.context_bytes_counter());
     let query = match session_id {
-        Some(id) if files => {
-            options.query_with_session_context(context.dockerfile_path_in_context(), id)
-        }
-        _ => {
-            if context.is_dockerfile_outside() {
-                return Err(BuildError::DockerfileOutsideContext {
-                    path: context
-                        .dockerfile_file()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_default(),
-                });
-            }
-            options.query_with_session(context.dockerfile_path_in_context(), session_id)
-        }
+        // The session serves the Dockerfile's own folder: the Dockerfile is named by its file
+        // name there.
+        Some(id) if files => options.query_with_session_context(
+            context
+                .dockerfile_file()
+                .and_then(Path::file_name)
+                .and_then(|n| n.to_str())
+                .unwrap_or(context.dockerfile_path_in_context()),
+            id,
+        ),
+        _ => options.query_with_session(context.dockerfile_path_in_context(), session_id),
     };
-    // A context the session serves goes with no body.
-    let context = match session_id {
-        Some(_) if files => Context::from_tar(Bytes::new()),
-        _ => context,
+    // A context the session serves goes with no body (and no upload to show: BuildKit reports
+    // the transfer itself, on its `[internal] load build context` step).
+    let (context, progress) = match session_id {
+        Some(_) if files => (Context::from_tar(Bytes::new()), UploadProgress::new()),
+        _ => (context, progress),
     };
     let context_error = Arc::new(Mutex::new(None));
     let body = RememberError {
-        inner: Box::pin(ContextStream::spawn(context)),
+        inner: Box::pin(ContextStream::spawn(context, progress)),
         slot: Arc::clone(&context_error),
     };
     let response = daemon.post_build(&query, body).await?;
@@ -320,7 +323,8 @@ impl std::fmt::Debug for BuildStream {
     }
 }
 
-fn now() -> Time {
+/// The wall-clock time, as the decoder's arrival times and the upload's times take it.
+pub(crate) fn now() -> Time {
     let nanos = match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => d.as_nanos() as i128,
         Err(e) => -(e.duration().as_nanos() as i128),

@@ -37,7 +37,13 @@ const FALLBACK_DOCKERFILE: &str = "dockerfile";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ContextError {
-    /// Planning: the context directory does not exist or cannot be inspected.
+    /// Planning: the context directory does not exist.
+    #[error("the build context directory {} does not exist", path.display())]
+    DirectoryNotFound {
+        /// The directory as given.
+        path: PathBuf,
+    },
+    /// Planning: the context directory cannot be inspected (other than missing).
     #[error("cannot access the build context directory {}", path.display())]
     Directory {
         /// The directory as given.
@@ -52,14 +58,7 @@ pub enum ContextError {
         /// The path as given.
         path: PathBuf,
     },
-    /// Planning: the Dockerfile path is not inside the context directory (it is absolute and
-    /// elsewhere, climbs out with `..`, or is empty).
-    #[error("the Dockerfile path {} is not inside the build context", path.display())]
-    DockerfileOutsideContext {
-        /// The Dockerfile path as given.
-        path: PathBuf,
-    },
-    /// Planning: the Dockerfile does not exist or cannot be inspected.
+    /// Planning: the Dockerfile does not exist (or cannot be inspected, as `source` says).
     #[error("cannot locate the Dockerfile {}", path.display())]
     DockerfileNotFound {
         /// Where the Dockerfile was looked for.
@@ -68,7 +67,14 @@ pub enum ContextError {
         #[source]
         source: io::Error,
     },
-    /// Planning: the Dockerfile path names something other than a file (e.g. a directory).
+    /// Planning: the Dockerfile path names a directory (the context directory itself, too).
+    #[error("the Dockerfile path {} is a directory, not a file", path.display())]
+    DockerfileIsADirectory {
+        /// The Dockerfile path as resolved.
+        path: PathBuf,
+    },
+    /// Planning: the Dockerfile path names something other than a file or a directory (a
+    /// FIFO, a device).
     #[error("the Dockerfile {} is not a file", path.display())]
     DockerfileNotAFile {
         /// The Dockerfile path in the context directory.
@@ -197,13 +203,12 @@ pub struct Context {
     source: Source,
     dockerfile: String,
     ignore_file: Option<String>,
+    /// The ignore rules exclude the Dockerfile (it is sent all the same).
+    dockerfile_ignored: bool,
     /// The ignore rules applied to a directory context.
     ignore: DockerIgnore,
     /// The Dockerfile on disk, for a directory context.
     dockerfile_file: Option<PathBuf>,
-    /// The Dockerfile is outside the directory (allowed by
-    /// [`ContextBuilder::allow_dockerfile_outside`]): there is no archive.
-    dockerfile_outside: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -211,8 +216,24 @@ enum Source {
     Directory {
         root: PathBuf,
         entries: Vec<ContextEntry>,
+        outside: Option<Box<OutsideDockerfile>>,
     },
     Tar(Bytes),
+}
+
+/// A Dockerfile from outside the context directory, added to the archive under a generated
+/// name, as the Docker CLI's `AddDockerfileToBuildContext` does.
+#[derive(Debug, Clone)]
+struct OutsideDockerfile {
+    /// `.dockerfile.<20 hex digits>`.
+    name: String,
+    /// Its contents, read when the context was planned.
+    contents: Bytes,
+    /// Its modification time (seconds), given to the generated entries.
+    mtime: u64,
+    /// The root `.dockerignore` is a planned regular file: it is sent with the generated name
+    /// appended, instead of a new one being added at the end.
+    amend_ignore_file: bool,
 }
 
 /// Plans a directory context with options; from [`Context::builder`].
@@ -221,11 +242,13 @@ enum Source {
 pub struct ContextBuilder {
     dir: PathBuf,
     dockerfile: Option<PathBuf>,
-    allow_outside: bool,
 }
 
 impl ContextBuilder {
-    /// The Dockerfile, relative to the directory (an absolute path inside it is accepted too).
+    /// The Dockerfile, relative to the directory, or absolute. One outside the directory
+    /// (absolute elsewhere, or climbing out with `..`) is read when planning and added to the
+    /// archive as `.dockerfile.<hex>`, listed in the `.dockerignore` sent with it, as the
+    /// Docker CLI does ([`Context::dockerfile_outside`]); it uses the root `.dockerignore`.
     pub fn dockerfile(mut self, path: impl AsRef<Path>) -> Self {
         self.dockerfile = Some(path.as_ref().to_path_buf());
         self
@@ -242,22 +265,11 @@ impl ContextBuilder {
     /// # Errors
     ///
     /// A [`ContextError`] naming the path: the directory is missing or not a directory; the
-    /// Dockerfile is outside the context, missing, or not a file; the ignore file cannot be read
+    /// Dockerfile is missing, a directory, or not a file; the ignore file cannot be read
     /// or is invalid (with the line); a directory cannot be listed or a file to send cannot be
     /// opened; a name is not UTF-8.
     pub fn plan(self) -> Result<Context, ContextError> {
-        Context::plan(&self.dir, self.dockerfile.as_deref(), self.allow_outside)
-    }
-
-    /// Accepts a [`dockerfile`](Self::dockerfile) outside the directory, for a daemon that
-    /// fetches the Dockerfile from its own folder (a BuildKit session, as `docker buildx build`
-    /// serves it). Such a context has no archive: [`Context::write_chunks`] fails with
-    /// [`ContextError::DockerfileOutsideContext`]. Its ignore file is
-    /// `<Dockerfile>.dockerignore` beside the Dockerfile if it exists, else the directory's
-    /// `.dockerignore`.
-    pub fn allow_dockerfile_outside(mut self) -> Self {
-        self.allow_outside = true;
-        self
+        Context::plan(&self.dir, self.dockerfile.as_deref())
     }
 }
 
@@ -285,81 +297,65 @@ impl Context {
         ContextBuilder {
             dir: dir.as_ref().to_path_buf(),
             dockerfile: None,
-            allow_outside: false,
         }
     }
 
-    fn plan(
-        dir: &Path,
-        dockerfile: Option<&Path>,
-        allow_outside: bool,
-    ) -> Result<Self, ContextError> {
+    fn plan(dir: &Path, dockerfile: Option<&Path>) -> Result<Self, ContextError> {
         let root = dir.to_path_buf();
-        let metadata = fs::metadata(&root).map_err(|source| ContextError::Directory {
-            path: root.clone(),
-            source,
+        let metadata = fs::metadata(&root).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                ContextError::DirectoryNotFound { path: root.clone() }
+            } else {
+                ContextError::Directory {
+                    path: root.clone(),
+                    source,
+                }
+            }
         })?;
         if !metadata.is_dir() {
             return Err(ContextError::NotADirectory { path: root });
         }
 
-        let (dockerfile, dockerfile_path, outside) = match dockerfile {
-            Some(path) => match relative_dockerfile(&root, path) {
-                Ok(relative) => (relative.clone(), root.join(relative), false),
-                Err(ContextError::DockerfileOutsideContext { .. }) if allow_outside => {
-                    let name = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .ok_or_else(|| ContextError::NonUtf8Path {
-                            path: path.to_path_buf(),
-                        })?
-                        .to_owned();
-                    (name, path.to_path_buf(), true)
-                }
-                Err(e) => return Err(e),
-            },
-            None => {
-                let name = default_dockerfile(&root);
-                (name.clone(), root.join(name), false)
+        let located = match dockerfile {
+            Some(path) => locate_dockerfile(&root, path)?,
+            None => Located::Inside(default_dockerfile(&root)),
+        };
+        let (dockerfile, dockerfile_file, mut outside) = match located {
+            Located::Inside(dockerfile) => {
+                let file = root.join(&dockerfile);
+                check_dockerfile(&file)?;
+                (dockerfile, file, None)
+            }
+            Located::Outside(path) => {
+                let outside = read_outside_dockerfile(&path)?;
+                (outside.name.clone(), path, Some(Box::new(outside)))
             }
         };
-        match fs::metadata(&dockerfile_path) {
-            Ok(metadata) if metadata.is_file() => {}
-            Ok(_) => {
-                return Err(ContextError::DockerfileNotAFile {
-                    path: dockerfile_path,
-                });
-            }
-            Err(source) => {
-                return Err(ContextError::DockerfileNotFound {
-                    path: dockerfile_path,
-                    source,
-                });
-            }
-        }
 
-        let specific = dockerfile_ignore_file(&dockerfile);
-        let specific_ignore = if outside {
-            let beside = dockerfile_path.with_file_name(&specific);
-            read_ignore_file(&beside, "")?
-        } else {
-            read_ignore_file(&root, &specific)?
+        // The Dockerfile-specific ignore file lives beside a Dockerfile inside the context.
+        let specific = outside
+            .is_none()
+            .then(|| dockerfile_ignore_file(&dockerfile));
+        let specific = match &specific {
+            Some(name) => read_ignore_file(&root, name)?.map(|ignore| (name.clone(), ignore)),
+            None => None,
         };
-        let (ignore_file, ignore) = match specific_ignore {
-            Some(ignore) => (Some(specific), ignore),
+        let (ignore_file, ignore) = match specific {
+            Some((name, ignore)) => (Some(name), ignore),
             None => match read_ignore_file(&root, DOCKERIGNORE_FILE)? {
                 Some(ignore) => (Some(DOCKERIGNORE_FILE.to_owned()), ignore),
                 None => (None, DockerIgnore::default()),
             },
         };
+        // An outside Dockerfile is listed in the `.dockerignore` sent with it.
+        let dockerfile_ignored = outside.is_some() || ignore.is_excluded(&dockerfile);
 
-        // Always sent, whatever the rules say: the daemon needs them (an outside Dockerfile and
-        // its ignore file are not in the directory).
+        // Always sent, whatever the rules say: the daemon needs them.
         let mut always = vec![DOCKERIGNORE_FILE.to_owned()];
-        if !outside {
+        if outside.is_none() {
             always.push(dockerfile.clone());
-            always.extend(ignore_file.clone());
         }
+        always.extend(ignore_file.clone());
 
         let mut walker = Walker {
             root: &root,
@@ -369,15 +365,26 @@ impl Context {
             open_dirs: Vec::new(),
         };
         walker.walk("")?;
-        let entries = walker.entries;
+        let mut entries = walker.entries;
+        if let Some(outside) = &mut outside {
+            // A file of the context with the generated name would be replaced by it.
+            entries.retain(|e| e.path != outside.name);
+            outside.amend_ignore_file = entries
+                .iter()
+                .any(|e| e.path == DOCKERIGNORE_FILE && e.kind == EntryKind::File);
+        }
 
         Ok(Self {
-            source: Source::Directory { root, entries },
+            source: Source::Directory {
+                root,
+                entries,
+                outside,
+            },
             dockerfile,
             ignore_file,
+            dockerfile_ignored,
             ignore,
-            dockerfile_file: Some(dockerfile_path),
-            dockerfile_outside: outside,
+            dockerfile_file: Some(dockerfile_file),
         })
     }
 
@@ -403,9 +410,9 @@ impl Context {
             source: Source::Tar(tar),
             dockerfile: dockerfile.into(),
             ignore_file: None,
+            dockerfile_ignored: false,
             ignore: DockerIgnore::default(),
             dockerfile_file: None,
-            dockerfile_outside: false,
         }
     }
 
@@ -427,17 +434,33 @@ impl Context {
         &self.ignore
     }
 
-    /// The Dockerfile on disk (the directory joined with its path inside, or the path given to
-    /// [`ContextBuilder::allow_dockerfile_outside`]); `None` for a tar context.
+    /// The Dockerfile on disk: the directory joined with its path inside, or the file outside
+    /// the directory that [`ContextBuilder::dockerfile`] named; `None` for a tar context. A
+    /// BuildKit session serves the Dockerfile from this file's folder, under this file's name.
     pub fn dockerfile_file(&self) -> Option<&Path> {
         self.dockerfile_file.as_deref()
     }
 
-    /// Whether the Dockerfile is outside the directory (see
-    /// [`ContextBuilder::allow_dockerfile_outside`]); then there is no archive, and
-    /// [`dockerfile_path_in_context`](Self::dockerfile_path_in_context) is its file name.
-    pub fn is_dockerfile_outside(&self) -> bool {
-        self.dockerfile_outside
+    /// Whether the Dockerfile is in the archive although the build's ignore rules leave it
+    /// out: the ignore file excludes it, or it came from outside the directory (sent as
+    /// `.dockerfile.<hex>` and listed in the `.dockerignore` sent with it, as the Docker CLI
+    /// does). The classic builder removes such a file from the context itself; a BuildKit
+    /// build that gets the context as this archive (no session) applies no ignore rules, so
+    /// `COPY .` copies it. Always `false` for a tar context.
+    pub fn dockerfile_ignored(&self) -> bool {
+        self.dockerfile_ignored
+    }
+
+    /// Whether the Dockerfile came from outside the context directory and is sent under the
+    /// generated name [`Context::dockerfile_path_in_context`] (`.dockerfile.<hex>`).
+    pub fn dockerfile_outside(&self) -> bool {
+        matches!(
+            &self.source,
+            Source::Directory {
+                outside: Some(_),
+                ..
+            }
+        )
     }
 
     /// The directory a directory context was planned from; `None` for a tar context.
@@ -472,18 +495,17 @@ impl Context {
         self,
         mut send: impl FnMut(Bytes) -> Result<(), Disconnected>,
     ) -> Result<(), ContextError> {
-        if self.dockerfile_outside {
-            return Err(ContextError::DockerfileOutsideContext {
-                path: self.dockerfile_file.unwrap_or_default(),
-            });
-        }
         match self.source {
             Source::Tar(tar) if tar.is_empty() => Ok(()),
             Source::Tar(tar) => {
                 let _ = send(tar);
                 Ok(())
             }
-            Source::Directory { root, entries } => write_archive(&root, &entries, send),
+            Source::Directory {
+                root,
+                entries,
+                outside,
+            } => write_archive(&root, &entries, outside.as_deref(), send),
         }
     }
 
@@ -509,13 +531,24 @@ impl Context {
     }
 }
 
-/// Resolves a Dockerfile path given by the caller to a `/`-separated path inside `root`.
-fn relative_dockerfile(root: &Path, path: &Path) -> Result<String, ContextError> {
-    let outside = || ContextError::DockerfileOutsideContext {
-        path: path.to_path_buf(),
-    };
+/// Where a Dockerfile named by the caller is.
+#[derive(Debug, PartialEq, Eq)]
+enum Located {
+    /// Inside the context: its `/`-separated path there.
+    Inside(String),
+    /// Outside the context: the file.
+    Outside(PathBuf),
+}
+
+/// Resolves a Dockerfile path given by the caller: relative to `root`, or absolute. A path
+/// that leaves `root` (absolute elsewhere, or climbing out with `..`) is outside.
+fn locate_dockerfile(root: &Path, path: &Path) -> Result<Located, ContextError> {
+    let outside = || Located::Outside(root.join(path));
     let relative = if path.is_absolute() {
-        path.strip_prefix(root).map_err(|_| outside())?
+        match path.strip_prefix(root) {
+            Ok(relative) => relative,
+            Err(_) => return Ok(outside()),
+        }
     } else {
         path
     };
@@ -529,15 +562,68 @@ fn relative_dockerfile(root: &Path, path: &Path) -> Result<String, ContextError>
             }
             Component::CurDir => {}
             Component::ParentDir => {
-                parts.pop().ok_or_else(outside)?;
+                if parts.pop().is_none() {
+                    return Ok(outside());
+                }
             }
-            Component::RootDir | Component::Prefix(_) => return Err(outside()),
+            Component::RootDir | Component::Prefix(_) => return Ok(outside()),
         }
     }
     if parts.is_empty() {
-        return Err(outside());
+        // The context directory itself.
+        return Err(ContextError::DockerfileIsADirectory {
+            path: root.join(path),
+        });
     }
-    Ok(parts.join("/"))
+    Ok(Located::Inside(parts.join("/")))
+}
+
+/// Checks that the Dockerfile at `path` is a file (following links, as the daemon does).
+fn check_dockerfile(path: &Path) -> Result<fs::Metadata, ContextError> {
+    match fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => Ok(metadata),
+        Ok(metadata) if metadata.is_dir() => Err(ContextError::DockerfileIsADirectory {
+            path: path.to_path_buf(),
+        }),
+        Ok(_) => Err(ContextError::DockerfileNotAFile {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(ContextError::DockerfileNotFound {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Reads a Dockerfile from outside the context and names it `.dockerfile.<hex>`.
+fn read_outside_dockerfile(path: &Path) -> Result<OutsideDockerfile, ContextError> {
+    let metadata = check_dockerfile(path)?;
+    let contents = fs::read(path).map_err(|source| ContextError::UnreadableFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(OutsideDockerfile {
+        name: generated_dockerfile_name(&contents),
+        contents: Bytes::from(contents),
+        mtime: u64::try_from(metadata.mtime()).unwrap_or(0),
+        amend_ignore_file: false,
+    })
+}
+
+/// `.dockerfile.` and 20 hex digits, as the Docker CLI names a Dockerfile it adds to the
+/// context. The CLI draws them at random; here they are a hash of the contents (two FNV-1a
+/// passes), so the same Dockerfile gets the same name and a build that sees the file (BuildKit
+/// without a session, where `COPY .` copies it) keeps its cache while the Dockerfile does not
+/// change.
+fn generated_dockerfile_name(contents: &[u8]) -> String {
+    let fnv = |seed: u64| {
+        contents.iter().fold(seed, |hash, &byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142));
+    let hex = format!("{a:016x}{b:016x}");
+    format!(".dockerfile.{}", &hex[..20])
 }
 
 /// `Dockerfile`, or `dockerfile` when only that exists.
@@ -550,14 +636,9 @@ fn default_dockerfile(root: &Path) -> String {
     }
 }
 
-/// Reads and parses the ignore file `name` of `root` (`root` itself when `name` is empty);
-/// `None` if it does not exist.
+/// Reads and parses the ignore file `name` of `root`; `None` if it does not exist.
 fn read_ignore_file(root: &Path, name: &str) -> Result<Option<DockerIgnore>, ContextError> {
-    let path = if name.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(name)
-    };
+    let path = root.join(name);
     let text = match fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -852,17 +933,32 @@ enum Stop {
 fn write_archive(
     root: &Path,
     entries: &[ContextEntry],
+    outside: Option<&OutsideDockerfile>,
     send: impl FnMut(Bytes) -> Result<(), Disconnected>,
 ) -> Result<(), ContextError> {
     let mut builder = tar::Builder::new(ChunkWriter::new(send));
     let mut hard_links = HashMap::new();
+    let stopped = |builder: &mut tar::Builder<ChunkWriter<_>>, stop| {
+        builder.get_mut().discarding = true;
+        match stop {
+            Stop::Failed(error) => Err(error),
+            Stop::ConsumerGone => Ok(()),
+        }
+    };
     for entry in entries {
-        if let Err(stop) = append_entry(&mut builder, root, entry, &mut hard_links) {
-            builder.get_mut().discarding = true;
-            return match stop {
-                Stop::Failed(error) => Err(error),
-                Stop::ConsumerGone => Ok(()),
-            };
+        let appended = match outside {
+            Some(outside) if outside.amend_ignore_file && entry.path == DOCKERIGNORE_FILE => {
+                append_amended_ignore_file(&mut builder, root, outside)
+            }
+            _ => append_entry(&mut builder, root, entry, &mut hard_links),
+        };
+        if let Err(stop) = appended {
+            return stopped(&mut builder, stop);
+        }
+    }
+    if let Some(outside) = outside {
+        if let Err(stop) = append_generated(&mut builder, outside) {
+            return stopped(&mut builder, stop);
         }
     }
     // An error here means the consumer went away: nobody is left to tell.
@@ -870,6 +966,88 @@ fn write_archive(
         .into_inner()
         .and_then(|mut writer| writer.send_buffer());
     Ok(())
+}
+
+/// Appends the root `.dockerignore` with the generated Dockerfile name as a last line, as
+/// the Docker CLI amends it (the classic builder then leaves the file out of the build).
+fn append_amended_ignore_file<W: Sink>(
+    builder: &mut tar::Builder<W>,
+    root: &Path,
+    outside: &OutsideDockerfile,
+) -> Result<(), Stop> {
+    let path = root.join(DOCKERIGNORE_FILE);
+    let read_failed = |source| {
+        Stop::Failed(ContextError::Read {
+            path: path.clone(),
+            source,
+        })
+    };
+    let metadata = fs::metadata(&path).map_err(read_failed)?;
+    let mut contents = fs::read(&path).map_err(read_failed)?;
+    contents.extend_from_slice(format!("\n{}\n", outside.name).as_bytes());
+    let mut header = header(&metadata, tar::EntryType::Regular);
+    append_bytes(builder, &path, &mut header, DOCKERIGNORE_FILE, &contents)
+}
+
+/// Appends the generated entries of an outside Dockerfile at the end of the archive: the
+/// Dockerfile under its generated name and, when the context has no `.dockerignore`, one that
+/// lists it (the Docker CLI's `.dockerignore` then the name).
+fn append_generated<W: Sink>(
+    builder: &mut tar::Builder<W>,
+    outside: &OutsideDockerfile,
+) -> Result<(), Stop> {
+    let generated = |name: &str| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o600);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(outside.mtime);
+        (header, PathBuf::from(name))
+    };
+    let (mut header, path) = generated(&outside.name);
+    append_bytes(
+        builder,
+        &path,
+        &mut header,
+        &outside.name,
+        &outside.contents,
+    )?;
+    if !outside.amend_ignore_file {
+        let contents = format!("{DOCKERIGNORE_FILE}\n{}\n", outside.name);
+        let (mut header, path) = generated(DOCKERIGNORE_FILE);
+        append_bytes(
+            builder,
+            &path,
+            &mut header,
+            DOCKERIGNORE_FILE,
+            contents.as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Appends a regular file with `contents` under `name`; `path` names it in an error.
+fn append_bytes<W: Sink>(
+    builder: &mut tar::Builder<W>,
+    path: &Path,
+    header: &mut tar::Header,
+    name: &str,
+    contents: &[u8],
+) -> Result<(), Stop> {
+    header.set_size(contents.len() as u64);
+    builder
+        .append_data(header, name, contents)
+        .map_err(|source| {
+            if builder.get_ref().disconnected() {
+                Stop::ConsumerGone
+            } else {
+                Stop::Failed(ContextError::Archive {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        })
 }
 
 /// Appends one planned entry, reading it from disk now.
@@ -1016,22 +1194,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dockerfile_paths_are_resolved_inside_the_context() {
+    fn dockerfile_paths_are_resolved_inside_or_outside_the_context() {
         let root = Path::new("/ctx");
-        let ok = |p: &str| relative_dockerfile(root, Path::new(p)).unwrap();
-        assert_eq!(ok("Dockerfile"), "Dockerfile");
-        assert_eq!(ok("./build/app.Dockerfile"), "build/app.Dockerfile");
-        assert_eq!(ok("build/../Dockerfile"), "Dockerfile");
-        assert_eq!(ok("/ctx/sub/Dockerfile"), "sub/Dockerfile");
-        for outside in ["../Dockerfile", "/elsewhere/Dockerfile", "", ".", "a/../.."] {
+        let locate = |p: &str| locate_dockerfile(root, Path::new(p)).unwrap();
+        let inside = |p: &str| Located::Inside(p.to_owned());
+        assert_eq!(locate("Dockerfile"), inside("Dockerfile"));
+        assert_eq!(
+            locate("./build/app.Dockerfile"),
+            inside("build/app.Dockerfile")
+        );
+        assert_eq!(locate("build/../Dockerfile"), inside("Dockerfile"));
+        assert_eq!(locate("/ctx/sub/Dockerfile"), inside("sub/Dockerfile"));
+        assert_eq!(
+            locate("../Dockerfile"),
+            Located::Outside(PathBuf::from("/ctx/../Dockerfile"))
+        );
+        assert_eq!(
+            locate("/elsewhere/Dockerfile"),
+            Located::Outside(PathBuf::from("/elsewhere/Dockerfile"))
+        );
+        for root_itself in ["", ".", "a/.."] {
             assert!(
                 matches!(
-                    relative_dockerfile(root, Path::new(outside)),
-                    Err(ContextError::DockerfileOutsideContext { .. })
+                    locate_dockerfile(root, Path::new(root_itself)),
+                    Err(ContextError::DockerfileIsADirectory { .. })
                 ),
-                "{outside}"
+                "{root_itself}"
             );
         }
+    }
+
+    #[test]
+    fn the_generated_name_is_the_clis_shape_and_follows_the_contents() {
+        let name = generated_dockerfile_name(b"FROM scratch\n");
+        let hex = name.strip_prefix(".dockerfile.").unwrap();
+        assert_eq!(hex.len(), 20);
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(name, generated_dockerfile_name(b"FROM scratch\n"));
+        assert_ne!(name, generated_dockerfile_name(b"FROM busybox\n"));
     }
 
     #[test]

@@ -33,6 +33,12 @@
 //!   sent, even when the ignore rules match them (the daemon needs them); a directory that is
 //!   excluded but holds something re-included is sent as a directory entry before its first
 //!   included descendant, so the archive stays self-contained.
+//! - A Dockerfile from outside the directory is added at the end as `.dockerfile.<20 hex
+//!   digits>` (a hash of its contents; mode 0600), and its name is appended to the root
+//!   `.dockerignore` (or a `.dockerignore` listing itself and the name is added), as the Docker
+//!   CLI's `AddDockerfileToBuildContext` does: the classic builder then removes it from the
+//!   build. [`Context::dockerfile_ignored`] says when the archive holds a Dockerfile the ignore
+//!   rules leave out (a BuildKit build given this archive sees it).
 //!
 //! ```
 //! use docker_context::Context;

@@ -520,8 +520,15 @@ fn missing_directory_is_named() {
     let path = std::env::temp_dir().join("docker-build-context-does-not-exist-4711");
     let err = Context::from_dir(&path).unwrap_err();
     assert!(
-        matches!(&err, ContextError::Directory { path: p, .. } if *p == path),
+        matches!(&err, ContextError::DirectoryNotFound { path: p } if *p == path),
         "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the build context directory {} does not exist",
+            path.display()
+        )
     );
     assert!(
         err.to_string().contains(&path.display().to_string()),
@@ -567,18 +574,128 @@ fn missing_dockerfile_is_named() {
         .dockerfile("adir")
         .plan()
         .unwrap_err();
+    let expected = dir.path().join("adir");
     assert!(
-        matches!(err, ContextError::DockerfileNotAFile { .. }),
+        matches!(&err, ContextError::DockerfileIsADirectory { path } if *path == expected),
         "{err:?}"
     );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the Dockerfile path {} is a directory, not a file",
+            expected.display()
+        )
+    );
 
+    // Outside the context, each gets its own error too (not "outside the context").
+    let elsewhere = TempDir::new("elsewhere");
+    let missing = elsewhere.path().join("prod.Dockerfile");
     let err = Context::builder(dir.path())
-        .dockerfile("../Dockerfile")
+        .dockerfile(&missing)
         .plan()
         .unwrap_err();
     assert!(
-        matches!(err, ContextError::DockerfileOutsideContext { .. }),
+        matches!(&err, ContextError::DockerfileNotFound { path, .. } if *path == missing),
         "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!("cannot locate the Dockerfile {}", missing.display())
+    );
+    let err = Context::builder(dir.path())
+        .dockerfile(elsewhere.path())
+        .plan()
+        .unwrap_err();
+    assert!(
+        matches!(&err, ContextError::DockerfileIsADirectory { path } if path == elsewhere.path()),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_dockerfile_outside_the_context_is_added_under_a_generated_name() {
+    // The Docker CLI's AddDockerfileToBuildContext: the Dockerfile goes in as
+    // `.dockerfile.<hex>` (mode 0600) and a `.dockerignore` listing it is added, so the
+    // classic builder leaves it out of the build.
+    let dir = TempDir::new("outside-ctx");
+    dir.file("app.txt", "app");
+    let elsewhere = TempDir::new("outside-df");
+    let dockerfile = elsewhere.file("prod.Dockerfile", "FROM scratch\nCOPY . /\n");
+    let context = Context::builder(dir.path())
+        .dockerfile(&dockerfile)
+        .plan()
+        .unwrap();
+    let name = context.dockerfile_path_in_context().to_owned();
+    assert!(name.starts_with(".dockerfile."), "{name}");
+    assert_eq!(name.len(), ".dockerfile.".len() + 20);
+    assert!(context.dockerfile_outside());
+    assert!(context.dockerfile_ignored());
+    assert_eq!(planned(&context), ["app.txt"]);
+
+    let entries = read_tar(&tar_bytes(context));
+    assert_eq!(names(&entries), ["app.txt", name.as_str(), ".dockerignore"]);
+    let generated = find(&entries, &name);
+    assert_eq!(generated.data, b"FROM scratch\nCOPY . /\n");
+    assert_eq!(
+        (generated.mode, generated.uid, generated.gid),
+        (0o600, 0, 0)
+    );
+    assert_eq!(
+        find(&entries, ".dockerignore").data,
+        format!(".dockerignore\n{name}\n").as_bytes()
+    );
+
+    // A relative path climbing out of the context is outside too; the same Dockerfile gets
+    // the same name.
+    let context = Context::builder(dir.path())
+        .dockerfile(
+            Path::new("..")
+                .join(elsewhere.path().file_name().unwrap())
+                .join("prod.Dockerfile"),
+        )
+        .plan()
+        .unwrap();
+    assert_eq!(context.dockerfile_path_in_context(), name);
+}
+
+#[test]
+fn an_outside_dockerfile_is_appended_to_the_existing_dockerignore() {
+    let dir = TempDir::new("outside-ignore-ctx");
+    let ignore_file = dir.file(".dockerignore", "*.log");
+    fs::set_permissions(&ignore_file, fs::Permissions::from_mode(0o640)).unwrap();
+    dir.file("app.txt", "app");
+    dir.file("debug.log", "log");
+    let elsewhere = TempDir::new("outside-ignore-df");
+    let dockerfile = elsewhere.file("Dockerfile", "FROM scratch\n");
+    let context = Context::builder(dir.path())
+        .dockerfile(&dockerfile)
+        .plan()
+        .unwrap();
+    let name = context.dockerfile_path_in_context().to_owned();
+    assert_eq!(context.ignore_file_in_context(), Some(".dockerignore"));
+    let entries = read_tar(&tar_bytes(context));
+    // The amended file keeps its place; only the generated Dockerfile is added at the end.
+    assert_eq!(names(&entries), [".dockerignore", "app.txt", name.as_str()]);
+    let ignore = find(&entries, ".dockerignore");
+    assert_eq!(ignore.data, format!("*.log\n{name}\n").as_bytes());
+    assert_eq!(ignore.mode, 0o640);
+}
+
+#[test]
+fn an_ignored_dockerfile_is_sent_and_reported() {
+    let dir = TempDir::new("ignored-df");
+    dir.file("Dockerfile", "FROM scratch\n");
+    dir.file("app.txt", "app");
+    let context = Context::from_dir(dir.path()).unwrap();
+    assert!(!context.dockerfile_ignored());
+    assert!(!context.dockerfile_outside());
+
+    dir.file(".dockerignore", "Dockerfile\n");
+    let context = Context::from_dir(dir.path()).unwrap();
+    assert!(context.dockerfile_ignored());
+    assert_eq!(
+        planned(&context),
+        [".dockerignore", "Dockerfile", "app.txt"]
     );
 }
 
@@ -688,7 +805,7 @@ fn tar_context_is_sent_as_is() {
 }
 
 #[test]
-fn a_dockerfile_outside_the_context_is_planned_only_when_allowed() {
+fn the_dockerfile_on_disk_and_the_rules_are_kept_for_a_session() {
     let ctx = TempDir::new("outside-ctx");
     ctx.file("app.txt", "app");
     ctx.file(".dockerignore", "*.log\n");
@@ -696,53 +813,33 @@ fn a_dockerfile_outside_the_context_is_planned_only_when_allowed() {
     let elsewhere = TempDir::new("outside-df");
     let dockerfile = elsewhere.file("Dockerfile", "FROM scratch\nCOPY . /\n");
 
-    let refused = Context::builder(ctx.path()).dockerfile(&dockerfile).plan();
-    assert!(matches!(
-        refused,
-        Err(ContextError::DockerfileOutsideContext { .. })
-    ));
-
+    // A session serves an outside Dockerfile from its own folder, under its own name; the
+    // archive (the tar path) holds it under the generated name instead.
     let context = Context::builder(ctx.path())
         .dockerfile(&dockerfile)
-        .allow_dockerfile_outside()
         .plan()
         .unwrap();
-    assert!(context.is_dockerfile_outside());
-    assert_eq!(context.dockerfile_path_in_context(), "Dockerfile");
+    assert!(context.dockerfile_outside());
+    assert!(
+        context
+            .dockerfile_path_in_context()
+            .starts_with(".dockerfile.")
+    );
     assert_eq!(context.dockerfile_file(), Some(dockerfile.as_path()));
-    // The context's own ignore file applies; the outside Dockerfile is not an entry.
+    // The context's own ignore file applies.
     assert!(context.ignore_rules().is_excluded("debug.log"));
-    assert_eq!(
-        planned(&context),
-        [".dockerignore", "Dockerfile", "app.txt"]
-    );
-    assert!(matches!(
-        context.write_chunks(|_| Ok(())),
-        Err(ContextError::DockerfileOutsideContext { .. })
-    ));
+    assert!(!context.ignore_rules().is_excluded("app.txt"));
 
-    // `<Dockerfile>.dockerignore` beside an outside Dockerfile wins.
-    elsewhere.file("Dockerfile.dockerignore", "app.txt\n");
-    let context = Context::builder(ctx.path())
-        .dockerfile(&dockerfile)
-        .allow_dockerfile_outside()
-        .plan()
-        .unwrap();
-    assert_eq!(
-        context.ignore_file_in_context(),
-        Some("Dockerfile.dockerignore")
-    );
-    assert!(context.ignore_rules().is_excluded("app.txt"));
-
-    // Inside the directory, allowing changes nothing.
+    // Inside the directory: the file is the directory's.
     let inside = Context::builder(ctx.path())
         .dockerfile("Dockerfile")
-        .allow_dockerfile_outside()
         .plan()
         .unwrap();
-    assert!(!inside.is_dockerfile_outside());
+    assert!(!inside.dockerfile_outside());
     assert_eq!(
         inside.dockerfile_file(),
         Some(ctx.path().join("Dockerfile").as_path())
     );
+    assert!(inside.ignore_rules().is_excluded("debug.log"));
+    assert_eq!(Context::from_tar(Bytes::new()).dockerfile_file(), None);
 }

@@ -10,7 +10,10 @@ use buildkit_progressui::report::{Report, ReportBuilder, write_markdown};
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
-use docker_build::{BuildOptions, Builder, ContextTransport, DecoderConfig, SessionMode, build};
+use docker_build::{
+    BuildOptions, Builder, ContextTransport, DecoderConfig, SessionMode, UploadProgress,
+    build_with_progress,
+};
 use docker_context::Context;
 
 use buildkit_events::StepName;
@@ -24,7 +27,7 @@ use super::{
     source_location, wall_clock,
 };
 use crate::error::{CliError, one_line};
-use crate::{BuildArgs, Progress, ReportFormat};
+use crate::{BuildArgs, ContextTransportArg, Progress, ReportFormat};
 
 /// `bktrace build`.
 pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
@@ -52,8 +55,13 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         // A session whenever the daemon takes one: it serves the registry credentials of the
         // docker CLI's configuration, so private base images pull with no flag.
         session: SessionMode::Prefer,
-        // The context through the session when the daemon takes one, as buildx sends it.
-        context_transport: ContextTransport::Auto,
+        // By default the context goes through the session when the daemon takes one, as buildx
+        // sends it.
+        context_transport: match args.context_transport {
+            ContextTransportArg::Auto => ContextTransport::Auto,
+            ContextTransportArg::Session => ContextTransport::Session,
+            ContextTransportArg::Tar => ContextTransport::Tar,
+        },
     };
     // The Dockerfile as the repository names it, for annotations and the step-name mapping.
     let dockerfile_path = args
@@ -65,15 +73,14 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         Some(file) => (absolute(&args.dir), Some(absolute(file))),
         None => (args.dir.clone(), None),
     };
+    // A Dockerfile outside the context: a session serves it from its own folder, the tar
+    // holds it as `.dockerfile.<hex>`.
     let context = match &dockerfile {
-        // A session serves the Dockerfile from its own folder: it may be outside the context.
-        Some(file) if !args.classic => Context::builder(&dir)
-            .dockerfile(file)
-            .allow_dockerfile_outside()
-            .plan()?,
         Some(file) => Context::builder(&dir).dockerfile(file).plan()?,
         None => Context::from_dir(&dir)?,
     };
+    // Shown only if the context goes as the tar (known once the build has started).
+    let tar_warning = dockerfile_in_tar_warning(&context, &options, &dockerfile_path);
     let record = match &args.record {
         Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {
             CliError::Record {
@@ -93,6 +100,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         args.progress.progress,
         record,
         &dockerfile_path,
+        tar_warning,
         &args.reports,
     ))
 }
@@ -103,16 +111,35 @@ async fn build_and_render(
     progress: Progress,
     record: Option<BufWriter<File>>,
     dockerfile: &Path,
+    tar_warning: Option<String>,
     reports: &[(ReportFormat, PathBuf)],
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
-    let mut stream = build(&daemon, context, &options).await?;
+    let mut renderer = renderer(progress, true, Box::new(io::stdout()));
+    // The context's upload is shown while the request starts (the classic builder answers
+    // only once the whole context is in) and while the build runs.
+    let upload = UploadProgress::new();
+    let mut stream = {
+        let starting = build_with_progress(&daemon, context, &options, upload.clone());
+        tokio::pin!(starting);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                started = &mut starting => break started?,
+                _ = tick.tick() => show_upload(&upload, &mut renderer, false)?,
+            }
+        }
+    };
+    show_upload(&upload, &mut renderer, false)?;
     if let Some(refused) = stream.session_refused() {
         eprintln!(
             "warning: building without a BuildKit session (the context goes as a tar, registry \
              credentials of the docker configuration are not offered): {}",
             one_line(refused)
         );
+    }
+    if let Some(warning) = tar_warning.filter(|_| !stream.context_through_session()) {
+        eprintln!("{warning}");
     }
     let build_name = options.build_name.clone();
     // What the HTML report is titled.
@@ -121,7 +148,6 @@ async fn build_and_render(
         (None, Some(name)) => format!("Build {name}"),
         (None, None) => "Build report".to_string(),
     };
-    let mut renderer = renderer(progress, true, Box::new(io::stdout()));
     if let Some(file) = record {
         stream = stream.record_to(file);
     }
@@ -146,6 +172,8 @@ async fn build_and_render(
             next = stream.next_event() => match next {
                 None => break,
                 Some(Ok(event)) => {
+                    // The upload's end comes before what the daemon says after it.
+                    show_upload(&upload, &mut renderer, true)?;
                     last_event = std::time::Instant::now();
                     outcome.note(&event);
                     if let Some(report) = &mut report {
@@ -167,6 +195,7 @@ async fn build_and_render(
                 }
             },
             _ = tick.tick() => {
+                show_upload(&upload, &mut renderer, false)?;
                 renderer
                     .idle(wall_clock(), last_event.elapsed())
                     .map_err(CliError::Output)?;
@@ -229,6 +258,24 @@ async fn build_and_render(
         eprintln!("build ref: {build_ref} (bktrace history logs {build_ref})");
     }
     Ok(code)
+}
+
+/// Renders the context upload's progress if it changed since it was last shown (with
+/// `only_the_end`, only once it has ended).
+fn show_upload(
+    upload: &UploadProgress,
+    renderer: &mut impl Render,
+    only_the_end: bool,
+) -> Result<(), CliError> {
+    if only_the_end && !upload.is_done() {
+        return Ok(());
+    }
+    match upload.update() {
+        Some(update) => renderer
+            .event(&BuildEvent::ContextUpload(update), wall_clock())
+            .map_err(CliError::Output),
+        None => Ok(()),
+    }
 }
 
 /// Writes the report of `--report` to each of its files.
@@ -319,6 +366,35 @@ fn repository_path(path: &Path) -> String {
     } else {
         text
     }
+}
+
+/// The warning of a BuildKit build that gets its context as the tar body (no FileSync
+/// session): BuildKit reads that tar as a remote context and applies no ignore rules, so a
+/// Dockerfile the `.dockerignore` excludes, or one from outside the context (sent as
+/// `.dockerfile.<hex>`), is visible to `COPY .`. The classic builder removes such a file
+/// itself: no warning.
+fn dockerfile_in_tar_warning(
+    context: &Context,
+    options: &BuildOptions,
+    dockerfile: &Path,
+) -> Option<String> {
+    if options.builder == Builder::Classic || !context.dockerfile_ignored() {
+        return None;
+    }
+    let shown = crate::error::printable(&dockerfile.display().to_string());
+    Some(if context.dockerfile_outside() {
+        format!(
+            "warning: the Dockerfile {shown} is outside the build context: it is sent in the \
+             context as {} and, without a BuildKit session, COPY . will copy it",
+            context.dockerfile_path_in_context()
+        )
+    } else {
+        format!(
+            "warning: the Dockerfile {shown} is excluded by {} but, without a BuildKit \
+             session, it is sent in the context and COPY . will copy it",
+            context.ignore_file_in_context().unwrap_or(".dockerignore")
+        )
+    })
 }
 
 /// `DIR`'s name and a suffix unique to this run, e.g. `app-k3j9x2q1`.
