@@ -141,8 +141,8 @@ mod upload;
 pub use decode::{BuildDecoder, BuildEvent, BuildFailure, BuildSummary, DecoderConfig, InputKind};
 pub use ndjson::LineError;
 pub use options::{
-    BuildOptions, Builder, Secret, SecretSource, SecretSpecError, SessionMode, SshAgent,
-    SshSpecError,
+    BuildOptions, Builder, Output, OutputSpecError, Secret, SecretSource, SecretSpecError,
+    SessionMode, SshAgent, SshSpecError, TarDest,
 };
 #[cfg(all(feature = "daemon", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]

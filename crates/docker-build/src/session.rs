@@ -15,6 +15,7 @@
 //! | `moby.sshforward.v1.SSH/CheckAgent` | whether an agent id is forwarded |
 //! | `moby.sshforward.v1.SSH/ForwardAgent` | one connection to the agent's socket, as a byte stream |
 //! | `moby.filesync.v1.Auth/Credentials` (and the rest of `Auth`) | registry credentials, from the docker CLI's configuration ([`AuthService`]) |
+//! | `moby.filesync.v1.FileSend/DiffCopy` | the build's output ([`Output`](crate::Output)): a tar archive, or files under a folder (`filesend.rs`) |
 //!
 //! Any other method is answered `Unimplemented`.
 //!
@@ -63,9 +64,11 @@ use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::FileTypeExt as _;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use buildkit_proto::session::auth::auth_server::{self, AuthServer};
+use buildkit_proto::session::filesend::file_send_server;
 use buildkit_proto::session::health::health_server::{self, Health, HealthServer};
 use buildkit_proto::session::health::{HealthCheckRequest, HealthCheckResponse, ServingStatus};
 use buildkit_proto::session::secrets::secrets_server::{self, Secrets, SecretsServer};
@@ -91,6 +94,12 @@ use crate::connection::{BoxError, Daemon, DockerHost, daemon_message};
 use crate::options::{MAX_SECRET_SIZE, Secret, SecretSource, SshAgent};
 use crate::registry_auth::{AuthService, DockerConfig};
 
+mod filesend;
+
+pub(crate) use filesend::ExportStatus;
+use filesend::FileSendService;
+pub use filesend::ReceiveError;
+
 /// The session's id header.
 const HEADER_ID: &str = "X-Docker-Expose-Session-Uuid";
 /// The session's name header.
@@ -101,7 +110,7 @@ const HEADER_SHARED_KEY: &str = "X-Docker-Expose-Session-Sharedkey";
 const HEADER_METHOD: &str = "X-Docker-Expose-Session-Grpc-Method";
 
 /// Every gRPC method a session serves, as announced to the daemon.
-pub const METHODS: [&str; 8] = [
+pub const METHODS: [&str; 9] = [
     "/grpc.health.v1.Health/Check",
     "/moby.buildkit.secrets.v1.Secrets/GetSecret",
     "/moby.sshforward.v1.SSH/CheckAgent",
@@ -110,6 +119,7 @@ pub const METHODS: [&str; 8] = [
     "/moby.filesync.v1.Auth/FetchToken",
     "/moby.filesync.v1.Auth/GetTokenAuthority",
     "/moby.filesync.v1.Auth/VerifyTokenAuthority",
+    "/moby.filesync.v1.FileSend/DiffCopy",
 ];
 
 /// What a session serves, before it is started: secrets, SSH agents, registry credentials, its
@@ -126,6 +136,8 @@ pub struct Session {
     /// Where registry credentials come from; `None`: the docker CLI's configuration, read when
     /// the daemon first asks.
     registry_auth: Option<DockerConfig>,
+    /// Where the build's output goes (the exporter sends it through `FileSend`).
+    output: Option<crate::Output>,
 }
 
 /// Why a session could not be set up or started.
@@ -318,6 +330,7 @@ impl Session {
             secrets: served,
             ssh: agents,
             registry_auth: None,
+            output: None,
         })
     }
 
@@ -337,6 +350,13 @@ impl Session {
     /// docker CLI's configuration ([`DockerConfig::load`], read when the daemon first asks).
     pub fn with_docker_config(mut self, config: DockerConfig) -> Self {
         self.registry_auth = Some(config);
+        self
+    }
+
+    /// Receives the build's output (`outputs=` of the build's query) into `output` when the
+    /// daemon's exporter sends it; [`ActiveSession::export_finished`] tells when it is written.
+    pub fn with_output(mut self, output: crate::Output) -> Self {
+        self.output = Some(output);
         self
     }
 
@@ -415,7 +435,8 @@ impl Session {
             .await
             .map_err(|e| handshake(Box::new(e)))?;
         let id = self.id.clone();
-        let router = Router::new(self, tasks.clone());
+        let export = Arc::new(ExportStatus::default());
+        let router = Router::new(self, tasks.clone(), &export);
         let connection = hyper::server::conn::http2::Builder::new(tasks.clone()).serve_connection(
             upgraded,
             hyper::service::service_fn(move |request| router.route(request)),
@@ -426,6 +447,7 @@ impl Session {
         Ok(ActiveSession {
             id,
             connection,
+            export,
             _closed: closed,
         })
     }
@@ -458,6 +480,8 @@ fn new_id() -> String {
 pub struct ActiveSession {
     id: String,
     connection: JoinHandle<()>,
+    /// Set when the build's output is written.
+    export: Arc<ExportStatus>,
     /// Dropped with the session: every task of [`Tasks`] watches it.
     _closed: watch::Sender<()>,
 }
@@ -480,6 +504,18 @@ impl ActiveSession {
     /// Whether the connection to the daemon has ended (the daemon closed it, or it broke).
     pub fn is_finished(&self) -> bool {
         self.connection.is_finished()
+    }
+
+    /// Whether the build's output ([`Session::with_output`]) was written in full: every file
+    /// under the folder, or every byte of the archive. Set before the exporter is told the
+    /// transfer is over, so before the daemon ends the build's body.
+    pub fn export_finished(&self) -> bool {
+        self.export.finished()
+    }
+
+    /// The flag behind [`ActiveSession::export_finished`], which outlives the session.
+    pub(crate) fn export_status(&self) -> Arc<ExportStatus> {
+        Arc::clone(&self.export)
     }
 }
 
@@ -526,14 +562,16 @@ struct Router {
     secrets: SecretsServer<SecretStore>,
     ssh: SshServer<SshForwarder>,
     auth: AuthServer<AuthService>,
+    filesend: FileSendService,
 }
 
 type CallFuture =
     Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
 
 impl Router {
-    fn new(session: Session, tasks: Tasks) -> Self {
+    fn new(session: Session, tasks: Tasks, export: &Arc<ExportStatus>) -> Self {
         Router {
+            filesend: FileSendService::new(session.output.as_ref(), export, &tasks),
             health: HealthServer::new(HealthService),
             secrets: SecretsServer::new(SecretStore {
                 secrets: session.secrets,
@@ -560,6 +598,17 @@ impl Router {
             Some(secrets_server::SERVICE_NAME) => self.secrets.clone().call(request),
             Some(ssh_server::SERVICE_NAME) => self.ssh.clone().call(request),
             Some(auth_server::SERVICE_NAME) => self.auth.clone().call(request),
+            Some(file_send_server::SERVICE_NAME) => match &self.filesend {
+                FileSendService::Tar(tar) => tar.clone().call(request),
+                FileSendService::Local(local) => {
+                    let local = local.clone();
+                    Box::pin(async move { Ok(local.call(request).await) })
+                }
+                FileSendService::None => {
+                    let status = tonic::Status::failed_precondition("this build has no output");
+                    Box::pin(std::future::ready(Ok(status.into_http())))
+                }
+            },
             _ => {
                 let status = tonic::Status::unimplemented(format!("{path} is not served"));
                 Box::pin(std::future::ready(Ok(status.into_http())))

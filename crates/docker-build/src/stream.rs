@@ -35,6 +35,19 @@ pub enum BuildError {
         /// Why no session is served.
         reason: &'static str,
     },
+    /// The build has an output ([`BuildOptions::outputs`]), which the daemon sends through a
+    /// BuildKit session, and none is served: `reason` says why.
+    #[error("build outputs need a BuildKit session, but {reason}")]
+    OutputWithoutSession {
+        /// Why no session is served.
+        reason: &'static str,
+    },
+    /// More than one output: the Docker daemon takes one.
+    #[error("the Docker daemon takes one build output, not {count}")]
+    MultipleOutputs {
+        /// How many were given.
+        count: usize,
+    },
     /// The build's BuildKit session could not be set up or started (e.g. a secret's file is
     /// missing, or the daemon refused `POST /session`).
     #[cfg(feature = "session")]
@@ -113,7 +126,7 @@ pub async fn build(
     let session_id = session.as_ref().map(|s| s.id());
     #[cfg(not(feature = "session"))]
     let session_id = match no_session_reason(options) {
-        Some(reason) => return Err(BuildError::NoSession { reason }),
+        Some(reason) => return Err(no_session(options, reason)),
         None => None,
     };
     let query = options.query_with_session(context.dockerfile_path_in_context(), session_id);
@@ -126,11 +139,24 @@ pub async fn build(
     let stream = BuildStream::new(response, options.decoder.clone(), context_error);
     #[cfg(feature = "session")]
     let stream = BuildStream {
+        export: session
+            .as_ref()
+            .filter(|_| !options.outputs.is_empty())
+            .map(|s| s.export_status()),
         session,
         session_refused,
         ..stream
     };
     Ok(stream)
+}
+
+/// The error for a build that needs a session and gets none.
+fn no_session(options: &BuildOptions, reason: &'static str) -> BuildError {
+    if options.secrets.is_empty() && options.ssh.is_empty() {
+        BuildError::OutputWithoutSession { reason }
+    } else {
+        BuildError::NoSession { reason }
+    }
 }
 
 /// Why a build that needs a session gets none, if it does not.
@@ -164,13 +190,22 @@ async fn start_session(
     BuildError,
 > {
     if let Some(reason) = no_session_reason(options) {
-        return Err(BuildError::NoSession { reason });
+        return Err(no_session(options, reason));
     }
     if !options.wants_session() {
         return Ok((None, None));
     }
-    let session = crate::session::Session::new(&options.secrets, &options.ssh)
+    let mut session = crate::session::Session::new(&options.secrets, &options.ssh)
         .map_err(BuildError::Session)?;
+    match options.outputs.as_slice() {
+        [] => {}
+        [output] => session = session.with_output(output.clone()),
+        outputs => {
+            return Err(BuildError::MultipleOutputs {
+                count: outputs.len(),
+            });
+        }
+    }
     match session.start(daemon).await {
         Ok(active) => Ok((Some(active), None)),
         // Served only for registry credentials: the build goes on without.
@@ -224,6 +259,10 @@ pub struct BuildStream {
     /// Why the daemon gave no session to a build that preferred one.
     #[cfg(feature = "session")]
     session_refused: Option<crate::session::SessionError>,
+    /// For a build with an output: whether the session's receiver wrote it in full (read when
+    /// the summary comes out, after the session is closed).
+    #[cfg(feature = "session")]
+    export: Option<std::sync::Arc<crate::session::ExportStatus>>,
 }
 
 enum State {
@@ -267,7 +306,20 @@ impl BuildStream {
             session: None,
             #[cfg(feature = "session")]
             session_refused: None,
+            #[cfg(feature = "session")]
+            export: None,
         }
+    }
+
+    /// The event as the caller gets it: the summary of a build with an output says whether
+    /// the output was written ([`BuildSummary::exported`](crate::BuildSummary)).
+    #[cfg_attr(not(feature = "session"), allow(unused_mut))]
+    fn deliver(&self, mut event: BuildEvent) -> BuildEvent {
+        #[cfg(feature = "session")]
+        if let (BuildEvent::Finished(summary), Some(export)) = (&mut event, &self.export) {
+            summary.exported = export.finished();
+        }
+        event
     }
 
     /// The id of the BuildKit session served for this build, while it is served (until the
@@ -347,7 +399,7 @@ impl Stream for BuildStream {
         let this = &mut *self;
         loop {
             if let Some(event) = this.decoder.poll_event() {
-                return Poll::Ready(Some(Ok(event)));
+                return Poll::Ready(Some(Ok(this.deliver(event))));
             }
             match std::mem::replace(&mut this.state, State::Done) {
                 State::Done => {
