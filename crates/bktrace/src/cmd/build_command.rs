@@ -1,7 +1,7 @@
 //! `bktrace build`: send a directory to the daemon and show the build's progress.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, IsTerminal as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -21,13 +21,19 @@ use buildkit_proto::control::ErrorSource;
 use super::report::write_report;
 use super::{
     BuildOutcome, after_output, append_step_summary, conclude, key_values, progress_mode, renderer,
-    source_location, wall_clock,
+    source_location, stderr_mode, stderr_renderer, wall_clock,
 };
 use crate::error::{CliError, one_line};
 use crate::{BuildArgs, Progress, ReportFormat};
 
 /// `bktrace build`.
 pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
+    // A tar on stdout: stdout carries nothing else (the progress goes to stderr), and never a
+    // terminal (as buildx refuses).
+    let output_to_stdout = args.outputs.iter().any(docker_build::Output::is_stdout);
+    if output_to_stdout && io::stdout().is_terminal() {
+        return Err(CliError::TarToTerminal);
+    }
     let options = BuildOptions {
         tags: args.tags.clone(),
         build_args: key_values("--build-arg", &args.build_args, true)?,
@@ -42,7 +48,12 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
             Builder::BuildKit
         },
         decoder: DecoderConfig {
-            records: progress_mode(args.progress.progress).wants_records(),
+            records: if output_to_stdout {
+                stderr_mode(args.progress.progress)
+            } else {
+                progress_mode(args.progress.progress)
+            }
+            .wants_records(),
             ..DecoderConfig::default()
         },
         build_name: (!args.classic)
@@ -52,6 +63,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         // A session whenever the daemon takes one: it serves the registry credentials of the
         // docker CLI's configuration, so private base images pull with no flag.
         session: SessionMode::Prefer,
+        outputs: args.outputs.clone(),
     };
     // The Dockerfile as the repository names it, for annotations and the step-name mapping.
     let dockerfile_path = args
@@ -87,6 +99,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         record,
         &dockerfile_path,
         &args.reports,
+        output_to_stdout,
     ))
 }
 
@@ -97,6 +110,7 @@ async fn build_and_render(
     record: Option<BufWriter<File>>,
     dockerfile: &Path,
     reports: &[(ReportFormat, PathBuf)],
+    output_to_stdout: bool,
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
     let mut stream = build(&daemon, context, &options).await?;
@@ -114,7 +128,11 @@ async fn build_and_render(
         (None, Some(name)) => format!("Build {name}"),
         (None, None) => "Build report".to_string(),
     };
-    let mut renderer = renderer(progress, true, Box::new(io::stdout()));
+    let mut renderer = if output_to_stdout {
+        stderr_renderer(progress, true)
+    } else {
+        renderer(progress, true, Box::new(io::stdout()))
+    };
     if let Some(file) = record {
         stream = stream.record_to(file);
     }
