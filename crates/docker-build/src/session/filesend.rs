@@ -687,56 +687,82 @@ impl LocalService {
             .await
     }
 
-    /// Receives the transfer, answering through `answer`; the error ends the call.
+    /// Receives the transfer, answering through `answer`; the error ends the call. The files
+    /// are written by one blocking thread fed in order through a bounded channel (a slow disk
+    /// holds the exporter back), so the packets of many files need no hand-off each.
     async fn receive(
         &self,
         mut incoming: tonic::Streaming<Packet>,
         answer: &mpsc::Sender<Result<Packet, tonic::Status>>,
     ) -> Result<(), ReceiveError> {
         let dest = self.dest.clone();
-        let mut writer = blocking(move || DiskWriter::new(&dest))
-            .await
-            .map_err(|_| ReceiveError::Incomplete)??;
-        let mut receiver = Receiver::default();
-        while !receiver.is_done() {
-            let Ok(Some(packet)) = incoming.message().await else {
-                return Err(ReceiveError::Incomplete);
-            };
-            let actions = receiver.packet(packet)?;
-            let mut sends = Vec::new();
-            let mut disk = Vec::new();
-            let mut finish = false;
-            for action in actions {
-                match action {
-                    Action::Send(p) => sends.push(p),
-                    Action::Finish => {
-                        finish = true;
-                        disk.push(Action::Finish);
-                    }
-                    other => disk.push(other),
+        let (work, mut todo) = mpsc::channel::<Action>(256);
+        let (finished, mut written) = mpsc::channel::<()>(1);
+        // Ends when `work` is dropped (the transfer ended, or the session closed) or at the
+        // first error.
+        let mut writer = tokio::task::spawn_blocking(move || {
+            let mut disk = DiskWriter::new(&dest)?;
+            while let Some(action) = todo.blocking_recv() {
+                let finish = action == Action::Finish;
+                disk.apply(action)?;
+                if finish {
+                    let _ = finished.blocking_send(());
                 }
             }
-            if !disk.is_empty() {
-                let (back, done) = blocking(move || {
-                    let done = disk.into_iter().try_for_each(|a| writer.apply(a));
-                    (writer, done)
-                })
-                .await
-                .map_err(|_| ReceiveError::Incomplete)?;
-                writer = back;
-                done?;
+            Ok::<(), ReceiveError>(())
+        });
+        // The writer's error once it has stopped early.
+        async fn stopped(
+            writer: &mut tokio::task::JoinHandle<Result<(), ReceiveError>>,
+        ) -> ReceiveError {
+            match writer.await {
+                Ok(Err(error)) => error,
+                _ => ReceiveError::Incomplete,
             }
-            if finish {
-                // Everything is on disk before our FIN, which the exporter waits for.
-                self.status.set();
-            }
-            for p in sends {
-                if answer.send(Ok(p)).await.is_err() {
-                    return Err(ReceiveError::Incomplete);
+        }
+        let mut receiver = Receiver::default();
+        while !receiver.is_done() {
+            // A writer that stopped fails the call now, not at the exporter's next packet.
+            let next = tokio::select! {
+                next = incoming.message() => next,
+                result = &mut writer => {
+                    return Err(match result {
+                        Ok(Err(error)) => error,
+                        _ => ReceiveError::Incomplete,
+                    });
+                }
+            };
+            let Ok(Some(packet)) = next else {
+                return Err(ReceiveError::Incomplete);
+            };
+            for action in receiver.packet(packet)? {
+                match action {
+                    Action::Send(p) => {
+                        if p.r#type == i32::from(PacketType::PacketFin) {
+                            // Everything is on disk before our FIN, which the exporter waits
+                            // for.
+                            if written.recv().await.is_none() {
+                                return Err(stopped(&mut writer).await);
+                            }
+                            self.status.set();
+                        }
+                        if answer.send(Ok(p)).await.is_err() {
+                            return Err(ReceiveError::Incomplete);
+                        }
+                    }
+                    other => {
+                        if work.send(other).await.is_err() {
+                            return Err(stopped(&mut writer).await);
+                        }
+                    }
                 }
             }
         }
-        Ok(())
+        drop(work);
+        match writer.await {
+            Ok(result) => result,
+            Err(_) => Err(ReceiveError::Incomplete),
+        }
     }
 }
 

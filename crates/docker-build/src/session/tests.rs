@@ -703,3 +703,60 @@ async fn a_local_output_refuses_a_path_out_of_dest_with_an_err_packet_and_the_st
     drop(send);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_local_output_that_cannot_be_written_fails_the_call_with_the_path() {
+    use buildkit_proto::session::filesend::{Packet, PacketType, Stat};
+
+    let dir = temp_dir("local-unwritable");
+    // The destination is a file: no folder can be made there.
+    let dest = dir.join("out");
+    std::fs::write(&dest, b"a file").unwrap();
+    let session = session(&[], &[]).with_output(crate::Output::Local { dest: dest.clone() });
+    let (active, fake) = start(session).await;
+    let mut grpc = tonic::client::Grpc::with_origin(fake.channel.unwrap(), origin());
+    within("ready", grpc.ready()).await.unwrap();
+    let (send, outgoing) = mpsc::channel(16);
+    send.send(Packet {
+        r#type: PacketType::PacketStat.into(),
+        stat: Some(Stat {
+            path: "f".into(),
+            mode: 0o644,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    send.send(Packet::default()).await.unwrap();
+    let mut answers = within(
+        "DiffCopy",
+        grpc.streaming(
+            tonic::Request::new(Outgoing(outgoing)),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/moby.filesync.v1.FileSend/DiffCopy",
+            ),
+            tonic_prost::ProstCodec::<Packet, Packet>::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    // The REQ may go out before the writer has failed; then the ERR and the status.
+    let status = loop {
+        match within("the answers", answers.message()).await {
+            Ok(Some(p)) if p.r#type() == PacketType::PacketReq => continue,
+            Ok(Some(p)) => assert_eq!(p.r#type(), PacketType::PacketErr),
+            Ok(None) => panic!("the call ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    let message = status.message();
+    assert!(
+        message.starts_with(&format!("cannot write {}: ", dest.display())),
+        "{message}"
+    );
+    assert!(!active.export_finished());
+    drop(send);
+    let _ = std::fs::remove_dir_all(&dir);
+}
