@@ -560,15 +560,6 @@ impl DiskWriter {
     }
 }
 
-/// Runs blocking file work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, tonic::Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| tonic::Status::internal(format!("the output writer stopped: {e}")))
-}
-
 /// The output's error as the call's status (the daemon fails the build with its message).
 fn status(error: &ReceiveError) -> tonic::Status {
     let mut message = error.to_string();
@@ -634,29 +625,44 @@ impl FileSend for TarReceiver {
     ) -> Result<tonic::Response<Self::DiffCopyStream>, tonic::Status> {
         let dest = self.dest.clone();
         let path = tar_path(&dest);
-        let mut sink = blocking(move || tar_sink(&dest))
-            .await?
-            .map_err(|e| status(&e))?;
-        let mut incoming = request.into_inner();
-        let io = |source| {
-            status(&ReceiveError::Io {
-                path: path.clone(),
+        // One blocking thread writes the chunks in order (the exporter sends 4 KiB at a time),
+        // fed through a bounded channel; it ends when the channel closes or at an error.
+        let (chunks, mut todo) = mpsc::channel::<Bytes>(256);
+        let mut writer = tokio::task::spawn_blocking(move || {
+            let mut sink = tar_sink(&dest)?;
+            let io = |source| ReceiveError::Io {
+                path: tar_path(&dest),
                 source,
-            })
-        };
-        while let Some(message) = incoming.message().await? {
-            if message.data.is_empty() {
-                continue;
+            };
+            while let Some(chunk) = todo.blocking_recv() {
+                sink.write_all(&chunk).map_err(io)?;
             }
-            let (back, written) = blocking(move || {
-                let written = sink.write_all(&message.data);
-                (sink, written)
-            })
-            .await?;
-            sink = back;
-            written.map_err(io)?;
+            sink.flush().map_err(io)
+        });
+        let stopped =
+            |result: Result<Result<(), ReceiveError>, tokio::task::JoinError>| match result {
+                Ok(Err(error)) => status(&error),
+                _ => status(&ReceiveError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other("the writer stopped"),
+                }),
+            };
+        let mut incoming = request.into_inner();
+        loop {
+            let next = tokio::select! {
+                next = incoming.message() => next?,
+                result = &mut writer => return Err(stopped(result)),
+            };
+            let Some(message) = next else { break };
+            if !message.data.is_empty() && chunks.send(message.data).await.is_err() {
+                return Err(stopped(writer.await));
+            }
         }
-        blocking(move || sink.flush()).await?.map_err(io)?;
+        drop(chunks);
+        match writer.await {
+            Ok(Ok(())) => {}
+            result => return Err(stopped(result)),
+        }
         self.status.set();
         Ok(tonic::Response::new(NoMessages(std::marker::PhantomData)))
     }

@@ -760,3 +760,40 @@ async fn a_local_output_that_cannot_be_written_fails_the_call_with_the_path() {
     drop(send);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_tar_output_that_cannot_be_written_fails_the_call_with_the_path() {
+    use buildkit_proto::session::filesend::BytesMessage;
+    use buildkit_proto::session::filesend::file_send_client::FileSendClient;
+
+    // The destination is a folder: no file can be made there.
+    let dir = temp_dir("tar-unwritable");
+    let session = session(&[], &[]).with_output(crate::Output::Tar {
+        dest: crate::TarDest::File(dir.clone()),
+    });
+    let (active, fake) = start(session).await;
+    let mut client = FileSendClient::with_origin(fake.channel.unwrap(), origin());
+    let chunk = BytesMessage {
+        data: Bytes::from_static(b"bytes"),
+        ..Default::default()
+    };
+    let result = within(
+        "DiffCopy",
+        client.diff_copy(tonic::codegen::tokio_stream::iter([chunk])),
+    )
+    .await;
+    let status = match result {
+        Err(status) => status,
+        Ok(response) => within("the end", response.into_inner().message())
+            .await
+            .unwrap_err(),
+    };
+    assert!(
+        status
+            .message()
+            .starts_with(&format!("cannot write {}: ", dir.display())),
+        "{status:?}"
+    );
+    assert!(!active.export_finished());
+    let _ = std::fs::remove_dir_all(&dir);
+}
