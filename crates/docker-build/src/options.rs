@@ -96,7 +96,7 @@ impl BuildOptions {
     }
 
     /// Whether this build serves a BuildKit session: with [`SessionMode::Auto`] when it has
-    /// secrets or SSH agents, with [`SessionMode::Always`] and [`SessionMode::Prefer`] always,
+    /// secrets, SSH agents or outputs, with [`SessionMode::Always`] and [`SessionMode::Prefer`] always,
     /// never for the classic builder or with [`SessionMode::Never`].
     ///
     /// ```

@@ -20,7 +20,7 @@
 //! Any other method is answered `Unimplemented`.
 //!
 //! [`build()`](crate::build) does all this when [`BuildOptions`](crate::BuildOptions) ask for a
-//! session (secrets or SSH agents given, or [`SessionMode::Always`](crate::SessionMode)); the
+//! session (secrets, SSH agents or outputs given, or [`SessionMode::Always`](crate::SessionMode)); the
 //! [`BuildStream`](crate::BuildStream) owns it and closes it when the build ends or the stream is
 //! dropped. [`Session`] is for those who send `POST /build` themselves.
 //!
