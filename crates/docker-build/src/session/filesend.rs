@@ -707,8 +707,13 @@ impl LocalService {
         // Ends when `work` is dropped (the transfer ended, or the session closed) or at the
         // first error.
         let mut writer = tokio::task::spawn_blocking(move || {
-            let mut disk = DiskWriter::new(&dest)?;
+            // DEST is made with the first entry: a refused transfer leaves none.
+            let mut made = None;
             while let Some(action) = todo.blocking_recv() {
+                let disk = match &mut made {
+                    Some(disk) => disk,
+                    None => made.insert(DiskWriter::new(&dest)?),
+                };
                 let finish = action == Action::Finish;
                 disk.apply(action)?;
                 if finish {

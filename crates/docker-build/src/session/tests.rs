@@ -700,6 +700,9 @@ async fn a_local_output_refuses_a_path_out_of_dest_with_an_err_packet_and_the_st
     assert_eq!(status.message(), message);
     assert!(!active.export_finished());
     assert!(!dir.join("escaped").exists());
+    drop(active);
+    // Nothing was made, not even DEST.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     drop(send);
     let _ = std::fs::remove_dir_all(&dir);
 }
