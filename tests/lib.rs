@@ -13,6 +13,7 @@
 //! | a plain transcript, step by step | [`plain::parse`] |
 //! | a live daemon | [`daemon`] (feature `daemon`, on by default) |
 //! | a private registry with a login | [`registry::Registry`] (feature `daemon`) |
+//! | a build whose output is files, and checks of what it wrote | [`outputs`] (feature `daemon`) |
 //!
 //! Everything but [`daemon`] is sans-IO apart from reading the corpus and golden files, so the
 //! benchmarks and the fuzz targets take this crate with `default-features = false`.
@@ -24,6 +25,8 @@ pub mod daemon;
 pub mod events;
 pub mod golden;
 pub mod invariants;
+#[cfg(feature = "daemon")]
+pub mod outputs;
 pub mod plain;
 #[cfg(feature = "daemon")]
 pub mod registry;

@@ -30,6 +30,11 @@ pub(crate) enum CliError {
     /// Writing the output of a build failed.
     #[error("writing the output failed")]
     Output(#[source] io::Error),
+    /// `--output type=tar,dest=-` with a terminal on standard output.
+    #[error(
+        "refusing to write the tar output to a terminal: redirect standard output, or give dest=FILE"
+    )]
+    TarToTerminal,
     /// The recording file of `--record` could not be created.
     #[error("cannot create the recording {}", path.display())]
     Record {

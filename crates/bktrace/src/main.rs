@@ -48,7 +48,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an image from a directory on the Docker daemon and show its progress.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Render a recorded build: a `POST /build` response body, a BuildKit history logs blob or
     /// buildx rawjson output (told apart by their first bytes).
     Replay(ReplayArgs),
@@ -201,6 +201,16 @@ struct BuildArgs {
     /// $SSH_AUTH_SOCK) or `ID=SOCKET`, forwarded through a BuildKit session.
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     ssh: Vec<docker_build::SshAgent>,
+    /// Write the result instead of building an image, as buildx takes it: `type=local,dest=DIR`
+    /// (its files under DIR), `type=tar,dest=FILE` (one archive; `dest=-` for standard output,
+    /// the progress then going to standard error), or just `DIR`. Received through a BuildKit
+    /// session.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "type=local,dest=DIR|type=tar,dest=FILE|-"
+    )]
+    outputs: Vec<docker_build::Output>,
     /// How the context reaches the daemon: `auto` (BuildKit: through a BuildKit session as
     /// buildx sends it, only what changed, else as a tar), `session` (fail without one) or
     /// `tar` (the request's body, as `docker build` without buildx sends it).
@@ -361,7 +371,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Build(args) => cmd::build_command::run(args),
+        Command::Build(args) => cmd::build_command::run(*args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Images(args) => cmd::images::run(args),

@@ -140,6 +140,7 @@ fn finished_with(failure: Option<BuildFailure>) -> BuildEvent {
         image_id: None,
         failure,
         input: docker_build::InputKind::Records,
+        exported: false,
     }))
 }
 

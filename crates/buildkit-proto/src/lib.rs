@@ -224,6 +224,7 @@ pub mod client {
 /// | [`sshforward`](session::sshforward) | `moby.sshforward.v1` | `SSH/{CheckAgent, ForwardAgent}` |
 /// | [`auth`](session::auth) | `moby.filesync.v1` | `Auth/{Credentials, FetchToken, GetTokenAuthority, VerifyTokenAuthority}` |
 /// | [`filesync`](session::filesync) | `moby.filesync.v1` | `FileSync/DiffCopy` (the build context, as fsutil [`Packet`](session::filesync::Packet)s) |
+/// | [`filesend`](session::filesend) | `moby.filesync.v1` | `FileSend/DiffCopy` (a build's outputs) |
 ///
 /// The messages that carry a secret value, a password or a token have a `Debug` that prints
 /// its length instead:
@@ -318,6 +319,29 @@ pub mod session {
         pub const KEY_EXCLUDE_PATTERNS: &str = "exclude-patterns";
         /// The request metadata key of the paths whose symbolic links are followed.
         pub const KEY_FOLLOW_PATHS: &str = "followpaths";
+    }
+    /// A build's outputs (`moby.filesync.v1.FileSend/DiffCopy`), which the daemon's exporters
+    /// send into the session: the `tar` exporter as [`BytesMessage`](filesend::BytesMessage)s
+    /// (the archive's bytes), the `local` exporter as fsutil [`Packet`](filesend::Packet)s on
+    /// the same method (a STAT listing, then the files' DATA on REQ, then FIN each way). The
+    /// generated server is typed for `BytesMessage`; a receiver of the `local` exporter decodes
+    /// `Packet`s on that path with a codec of its own.
+    pub mod filesend {
+        pub use crate::generated::fsutil::types::packet::PacketType;
+        pub use crate::generated::fsutil::types::{Packet, Stat};
+        pub use crate::generated::moby::filesync::v1::BytesMessage;
+        #[cfg(feature = "client")]
+        pub use crate::generated::moby::filesync::v1::file_send_client;
+        #[cfg(feature = "session")]
+        pub use crate::generated::moby::filesync::v1::file_send_server;
+
+        /// The request metadata key that names the exporter a call is for (BuildKit's
+        /// `buildkit-attachable-exporter-id`; absent: exporter 0, the only one a Docker daemon
+        /// runs).
+        pub const KEY_EXPORTER_ID: &str = "buildkit-attachable-exporter-id";
+        /// The prefix of request metadata keys that carry the exporter's metadata to a file
+        /// output (`exporter-md-…`).
+        pub const KEY_EXPORTER_META_PREFIX: &str = "exporter-md-";
     }
 }
 

@@ -1241,6 +1241,27 @@ mod tests {
         };
         let err = crate::build(&daemon, context(), &needs).await.unwrap_err();
         assert!(matches!(err, crate::BuildError::Session(_)), "{err:?}");
+
+        // An output comes only through a session: no fallback either.
+        let local = || crate::Output::Local {
+            dest: "/nonexistent/out".into(),
+        };
+        let output = crate::BuildOptions {
+            session: crate::SessionMode::Prefer,
+            outputs: vec![local()],
+            ..Default::default()
+        };
+        let err = crate::build(&daemon, context(), &output).await.unwrap_err();
+        assert!(matches!(err, crate::BuildError::Session(_)), "{err:?}");
+        let two = crate::BuildOptions {
+            outputs: vec![local(), local()],
+            ..output
+        };
+        let err = crate::build(&daemon, context(), &two).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the Docker daemon takes one build output, not 2"
+        );
     }
 
     #[tokio::test]

@@ -89,6 +89,11 @@ pub struct BuildSummary {
     /// What the events were decoded from, which decides what [`BuildSummary::succeeded`]
     /// requires.
     pub input: InputKind,
+    /// The build's output ([`BuildOptions::outputs`](crate::BuildOptions)) was written in
+    /// full: the session's receiver finished the export before the body ended. Set by the live
+    /// [`BuildStream`](crate::BuildStream) of a build with an output; a decoder alone (a
+    /// replay) never sets it.
+    pub exported: bool,
 }
 
 /// What a [`BuildDecoder`] was fed.
@@ -113,6 +118,9 @@ impl BuildSummary {
     /// image). A body that ends without the image id — while steps run, or between them, the
     /// client having gone away or the connection or recording being cut — is not a success.
     /// For bare records ([`InputKind::Records`]): no step failed and none was left running.
+    /// A build with an output ([`BuildOptions::outputs`](crate::BuildOptions)) builds no image:
+    /// its body without an error succeeded when the output was written in full
+    /// ([`BuildSummary::exported`]).
     ///
     /// ```
     /// use docker_build::decode::{BuildDecoder, BuildEvent};
@@ -139,7 +147,9 @@ impl BuildSummary {
     pub fn succeeded(&self) -> bool {
         self.failure.is_none()
             && match self.input {
-                InputKind::Body | InputKind::ClassicBody => self.image_id.is_some(),
+                InputKind::Body | InputKind::ClassicBody => {
+                    self.image_id.is_some() || self.exported
+                }
                 InputKind::Records => self.interrupted().next().is_none(),
             }
     }
@@ -346,6 +356,7 @@ impl BuildDecoder {
                 } else {
                     InputKind::Records
                 },
+                exported: false,
             })));
     }
 

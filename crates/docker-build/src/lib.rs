@@ -22,8 +22,9 @@
 //!   (`control`: build history, any build's live status).
 //! - `session` (off by default): a BuildKit session served for the build (`session`): secrets
 //!   ([`Secret`], `RUN --mount=type=secret`) and SSH agents ([`SshAgent`],
-//!   `RUN --mount=type=ssh`) given in [`BuildOptions`]. Without it a build given secrets or SSH
-//!   agents fails before it starts.
+//!   `RUN --mount=type=ssh`) given in [`BuildOptions`], and outputs ([`Output`]: the result's
+//!   files or a tar instead of an image). Without it a build given secrets, SSH agents or
+//!   outputs fails before it starts.
 //!
 //! # Platforms
 //!
@@ -143,8 +144,8 @@ pub use decode::{
 };
 pub use ndjson::LineError;
 pub use options::{
-    BuildOptions, Builder, ContextTransport, Secret, SecretSource, SecretSpecError, SessionMode,
-    SshAgent, SshSpecError,
+    BuildOptions, Builder, ContextTransport, Output, OutputSpecError, Secret, SecretSource,
+    SecretSpecError, SessionMode, SshAgent, SshSpecError, TarDest,
 };
 #[cfg(all(feature = "daemon", unix))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "daemon", unix))))]

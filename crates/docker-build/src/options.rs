@@ -3,8 +3,10 @@
 
 use crate::decode::DecoderConfig;
 
+mod output;
 mod session;
 
+pub use output::{Output, OutputSpecError, TarDest};
 pub use session::{
     DEFAULT_SSH_ID, MAX_SECRET_SIZE, Secret, SecretSource, SecretSpecError, SessionMode, SshAgent,
     SshSpecError,
@@ -80,6 +82,11 @@ pub struct BuildOptions {
     /// How the build context reaches the daemon: through the BuildKit session, as
     /// `docker buildx build` sends it, or as the tar body of `POST /build`.
     pub context_transport: ContextTransport,
+    /// Where the result goes instead of an image (buildx's `--output`; the daemon takes at
+    /// most one), received through a BuildKit session (feature `session`). With an output the
+    /// daemon builds no image: the build succeeds when its body ends without an error and the
+    /// output was written in full ([`BuildSummary::exported`](crate::BuildSummary)).
+    pub outputs: Vec<Output>,
 }
 
 /// How the build context reaches the daemon.
@@ -115,7 +122,7 @@ impl BuildOptions {
     }
 
     /// Whether this build serves a BuildKit session: with [`SessionMode::Auto`] when it has
-    /// secrets or SSH agents, with [`SessionMode::Always`] and [`SessionMode::Prefer`] always,
+    /// secrets, SSH agents or outputs, with [`SessionMode::Always`] and [`SessionMode::Prefer`] always,
     /// never for the classic builder or with [`SessionMode::Never`].
     ///
     /// ```
@@ -134,9 +141,9 @@ impl BuildOptions {
             }
     }
 
-    /// Whether the build asks for what only a session serves (secrets, SSH agents).
+    /// Whether the build asks for what only a session serves (secrets, SSH agents, outputs).
     pub fn needs_session(&self) -> bool {
-        !self.secrets.is_empty() || !self.ssh.is_empty()
+        !self.secrets.is_empty() || !self.ssh.is_empty() || !self.outputs.is_empty()
     }
 
     /// [`BuildOptions::query`] for a build attached to the BuildKit session `session` (sent as
@@ -211,6 +218,9 @@ impl BuildOptions {
         }
         if self.pull {
             q.append_pair("pull", "1");
+        }
+        if !self.outputs.is_empty() {
+            q.append_pair("outputs", &output::outputs_json(&self.outputs));
         }
         // Remove the classic builder's intermediate containers, also after a failure, as the
         // docker CLI does.

@@ -16,11 +16,12 @@
 //! | `moby.sshforward.v1.SSH/ForwardAgent` | one connection to the agent's socket, as a byte stream |
 //! | `moby.filesync.v1.Auth/Credentials` (and the rest of `Auth`) | registry credentials, from the docker CLI's configuration ([`AuthService`]) |
 //! | `moby.filesync.v1.FileSync/DiffCopy` | the build context and the Dockerfile's folder ([`Session::with_context`]; `session/filesync.rs`) |
+//! | `moby.filesync.v1.FileSend/DiffCopy` | the build's output ([`Output`](crate::Output)): a tar archive, or files under a folder (`filesend.rs`) |
 //!
 //! Any other method is answered `Unimplemented`.
 //!
 //! [`build()`](crate::build) does all this when [`BuildOptions`](crate::BuildOptions) ask for a
-//! session (secrets or SSH agents given, or [`SessionMode::Always`](crate::SessionMode)); the
+//! session (secrets, SSH agents or outputs given, or [`SessionMode::Always`](crate::SessionMode)); the
 //! [`BuildStream`](crate::BuildStream) owns it and closes it when the build ends or the stream is
 //! dropped. [`Session`] is for those who send `POST /build` themselves.
 //!
@@ -64,9 +65,11 @@ use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::FileTypeExt as _;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use buildkit_proto::session::auth::auth_server::{self, AuthServer};
+use buildkit_proto::session::filesend::file_send_server;
 use buildkit_proto::session::health::health_server::{self, Health, HealthServer};
 use buildkit_proto::session::health::{HealthCheckRequest, HealthCheckResponse, ServingStatus};
 use buildkit_proto::session::secrets::secrets_server::{self, Secrets, SecretsServer};
@@ -96,8 +99,12 @@ mod filesync;
 
 use buildkit_proto::session::filesync::file_sync_server::{self, FileSyncServer};
 use filesync::{FileSyncService, LocalDirs};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+mod filesend;
+
+pub(crate) use filesend::ExportStatus;
+use filesend::FileSendService;
+pub use filesend::ReceiveError;
 
 /// The session's id header.
 const HEADER_ID: &str = "X-Docker-Expose-Session-Uuid";
@@ -109,7 +116,7 @@ const HEADER_SHARED_KEY: &str = "X-Docker-Expose-Session-Sharedkey";
 const HEADER_METHOD: &str = "X-Docker-Expose-Session-Grpc-Method";
 
 /// Every gRPC method a session serves, as announced to the daemon.
-pub const METHODS: [&str; 9] = [
+pub const METHODS: [&str; 10] = [
     "/grpc.health.v1.Health/Check",
     "/moby.buildkit.secrets.v1.Secrets/GetSecret",
     "/moby.sshforward.v1.SSH/CheckAgent",
@@ -119,6 +126,7 @@ pub const METHODS: [&str; 9] = [
     "/moby.filesync.v1.Auth/GetTokenAuthority",
     "/moby.filesync.v1.Auth/VerifyTokenAuthority",
     "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.FileSend/DiffCopy",
 ];
 
 /// What a session serves, before it is started: secrets, SSH agents, registry credentials, its
@@ -137,6 +145,8 @@ pub struct Session {
     registry_auth: Option<DockerConfig>,
     /// The folders FileSync serves (a directory context).
     dirs: Option<Arc<LocalDirs>>,
+    /// Where the build's output goes (the exporter sends it through `FileSend`).
+    output: Option<crate::Output>,
 }
 
 /// Why a session could not be set up or started.
@@ -330,6 +340,7 @@ impl Session {
             ssh: agents,
             registry_auth: None,
             dirs: None,
+            output: None,
         })
     }
 
@@ -374,6 +385,13 @@ impl Session {
     /// docker CLI's configuration ([`DockerConfig::load`], read when the daemon first asks).
     pub fn with_docker_config(mut self, config: DockerConfig) -> Self {
         self.registry_auth = Some(config);
+        self
+    }
+
+    /// Receives the build's output (`outputs=` of the build's query) into `output` when the
+    /// daemon's exporter sends it; [`ActiveSession::export_finished`] tells when it is written.
+    pub fn with_output(mut self, output: crate::Output) -> Self {
+        self.output = Some(output);
         self
     }
 
@@ -453,7 +471,8 @@ impl Session {
             .map_err(|e| handshake(Box::new(e)))?;
         let id = self.id.clone();
         let sent = Arc::new(AtomicU64::new(0));
-        let router = Router::new(self, tasks.clone(), Arc::clone(&sent));
+        let export = Arc::new(ExportStatus::default());
+        let router = Router::new(self, tasks.clone(), Arc::clone(&sent), &export);
         let connection = hyper::server::conn::http2::Builder::new(tasks.clone()).serve_connection(
             upgraded,
             hyper::service::service_fn(move |request| router.route(request)),
@@ -465,6 +484,7 @@ impl Session {
             id,
             connection,
             sent,
+            export,
             _closed: closed,
         })
     }
@@ -517,6 +537,8 @@ pub struct ActiveSession {
     connection: JoinHandle<()>,
     /// File bytes FileSync sent.
     sent: Arc<AtomicU64>,
+    /// Set when the build's output is written.
+    export: Arc<ExportStatus>,
     /// Dropped with the session: every task of [`Tasks`] watches it.
     _closed: watch::Sender<()>,
 }
@@ -550,6 +572,18 @@ impl ActiveSession {
     /// Whether the connection to the daemon has ended (the daemon closed it, or it broke).
     pub fn is_finished(&self) -> bool {
         self.connection.is_finished()
+    }
+
+    /// Whether the build's output ([`Session::with_output`]) was written in full: every file
+    /// under the folder, or every byte of the archive. Set before the exporter is told the
+    /// transfer is over, so before the daemon ends the build's body.
+    pub fn export_finished(&self) -> bool {
+        self.export.finished()
+    }
+
+    /// The flag behind [`ActiveSession::export_finished`], which outlives the session.
+    pub(crate) fn export_status(&self) -> Arc<ExportStatus> {
+        Arc::clone(&self.export)
     }
 }
 
@@ -597,19 +631,26 @@ struct Router {
     ssh: SshServer<SshForwarder>,
     auth: AuthServer<AuthService>,
     filesync: FileSyncServer<FileSyncService>,
+    filesend: FileSendService,
 }
 
 type CallFuture =
     Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
 
 impl Router {
-    fn new(session: Session, tasks: Tasks, sent: Arc<AtomicU64>) -> Self {
+    fn new(
+        session: Session,
+        tasks: Tasks,
+        sent: Arc<AtomicU64>,
+        export: &Arc<ExportStatus>,
+    ) -> Self {
         Router {
             filesync: FileSyncServer::new(FileSyncService {
                 dirs: session.dirs.clone(),
                 sent,
                 tasks: tasks.clone(),
             }),
+            filesend: FileSendService::new(session.output.as_ref(), export, &tasks),
             health: HealthServer::new(HealthService),
             secrets: SecretsServer::new(SecretStore {
                 secrets: session.secrets,
@@ -637,6 +678,17 @@ impl Router {
             Some(ssh_server::SERVICE_NAME) => self.ssh.clone().call(request),
             Some(auth_server::SERVICE_NAME) => self.auth.clone().call(request),
             Some(file_sync_server::SERVICE_NAME) => self.filesync.clone().call(request),
+            Some(file_send_server::SERVICE_NAME) => match &self.filesend {
+                FileSendService::Tar(tar) => tar.clone().call(request),
+                FileSendService::Local(local) => {
+                    let local = local.clone();
+                    Box::pin(async move { Ok(local.call(request).await) })
+                }
+                FileSendService::None => {
+                    let status = tonic::Status::failed_precondition("this build has no output");
+                    Box::pin(std::future::ready(Ok(status.into_http())))
+                }
+            },
             _ => {
                 let status = tonic::Status::unimplemented(format!("{path} is not served"));
                 Box::pin(std::future::ready(Ok(status.into_http())))

@@ -37,6 +37,19 @@ pub enum BuildError {
         /// Why no session is served.
         reason: &'static str,
     },
+    /// The build has an output ([`BuildOptions::outputs`]), which the daemon sends through a
+    /// BuildKit session, and none is served: `reason` says why.
+    #[error("build outputs need a BuildKit session, but {reason}")]
+    OutputWithoutSession {
+        /// Why no session is served.
+        reason: &'static str,
+    },
+    /// More than one output: the Docker daemon takes one.
+    #[error("the Docker daemon takes one build output, not {count}")]
+    MultipleOutputs {
+        /// How many were given.
+        count: usize,
+    },
     /// The build's BuildKit session could not be set up or started (e.g. a secret's file is
     /// missing, or the daemon refused `POST /session`).
     #[cfg(feature = "session")]
@@ -138,7 +151,7 @@ pub async fn build_with_progress(
     let session_id = session.as_ref().map(|s| s.id());
     #[cfg(not(feature = "session"))]
     let session_id: Option<&str> = match no_session_reason(options) {
-        Some(reason) => return Err(BuildError::NoSession { reason }),
+        Some(reason) => return Err(no_session(options, reason)),
         None => None,
     };
     #[cfg(feature = "session")]
@@ -174,6 +187,10 @@ pub async fn build_with_progress(
     let stream = BuildStream::new(response, options.decoder.clone(), context_error);
     #[cfg(feature = "session")]
     let stream = BuildStream {
+        export: session
+            .as_ref()
+            .filter(|_| !options.outputs.is_empty())
+            .map(|s| s.export_status()),
         session,
         session_refused,
         context_sent: sent,
@@ -202,6 +219,15 @@ fn session_context(context: &Context, options: &BuildOptions) -> Result<bool, Bu
         (ContextTransport::Auto, Some(_)) => Ok(false),
         (ContextTransport::Session, Some(reason)) => Err(BuildError::NoSessionContext { reason }),
         (_, None) => Ok(true),
+    }
+}
+
+/// The error for a build that needs a session and gets none.
+fn no_session(options: &BuildOptions, reason: &'static str) -> BuildError {
+    if options.secrets.is_empty() && options.ssh.is_empty() {
+        BuildError::OutputWithoutSession { reason }
+    } else {
+        BuildError::NoSession { reason }
     }
 }
 
@@ -237,7 +263,7 @@ async fn start_session(
     BuildError,
 > {
     if let Some(reason) = no_session_reason(options) {
-        return Err(BuildError::NoSession { reason });
+        return Err(no_session(options, reason));
     }
     if !options.wants_session() && context.is_none() {
         return Ok((None, None));
@@ -252,6 +278,15 @@ async fn start_session(
         && options.session != crate::SessionMode::Always
         && options.context_transport != crate::ContextTransport::Session
         && (options.session == crate::SessionMode::Prefer || context.is_some());
+    match options.outputs.as_slice() {
+        [] => {}
+        [output] => session = session.with_output(output.clone()),
+        outputs => {
+            return Err(BuildError::MultipleOutputs {
+                count: outputs.len(),
+            });
+        }
+    }
     match session.start(daemon).await {
         Ok(active) => Ok((Some(active), None)),
         Err(error) if may_go_without => Ok((None, Some(error))),
@@ -305,6 +340,10 @@ pub struct BuildStream {
     /// The bytes of file contents the session sent, when it serves the context.
     #[cfg(feature = "session")]
     context_sent: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// For a build with an output: whether the session's receiver wrote it in full (read when
+    /// the summary comes out, after the session is closed).
+    #[cfg(feature = "session")]
+    export: Option<std::sync::Arc<crate::session::ExportStatus>>,
 }
 
 enum State {
@@ -351,6 +390,8 @@ impl BuildStream {
             session_refused: None,
             #[cfg(feature = "session")]
             context_sent: None,
+            #[cfg(feature = "session")]
+            export: None,
         }
     }
 
@@ -375,6 +416,17 @@ impl BuildStream {
             .map(|sent| sent.load(std::sync::atomic::Ordering::Relaxed));
         #[cfg(not(feature = "session"))]
         None
+    }
+
+    /// The event as the caller gets it: the summary of a build with an output says whether
+    /// the output was written ([`BuildSummary::exported`](crate::BuildSummary)).
+    #[cfg_attr(not(feature = "session"), allow(unused_mut))]
+    fn deliver(&self, mut event: BuildEvent) -> BuildEvent {
+        #[cfg(feature = "session")]
+        if let (BuildEvent::Finished(summary), Some(export)) = (&mut event, &self.export) {
+            summary.exported = export.finished();
+        }
+        event
     }
 
     /// The id of the BuildKit session served for this build, while it is served (until the
@@ -454,7 +506,7 @@ impl Stream for BuildStream {
         let this = &mut *self;
         loop {
             if let Some(event) = this.decoder.poll_event() {
-                return Poll::Ready(Some(Ok(event)));
+                return Poll::Ready(Some(Ok(this.deliver(event))));
             }
             match std::mem::replace(&mut this.state, State::Done) {
                 State::Done => {

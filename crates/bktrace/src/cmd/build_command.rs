@@ -1,7 +1,7 @@
 //! `bktrace build`: send a directory to the daemon and show the build's progress.
 
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, IsTerminal as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,13 +24,19 @@ use buildkit_proto::control::ErrorSource;
 use super::report::write_report;
 use super::{
     BuildOutcome, after_output, append_step_summary, conclude, key_values, progress_mode, renderer,
-    source_location, wall_clock,
+    source_location, stderr_mode, stderr_renderer, wall_clock,
 };
 use crate::error::{CliError, one_line};
-use crate::{BuildArgs, ContextTransportArg, Progress, ReportFormat};
+use crate::{BuildArgs, ContextTransportArg, ReportFormat};
 
 /// `bktrace build`.
 pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
+    // A tar on stdout: stdout carries nothing else (the progress goes to stderr), and never a
+    // terminal (as buildx refuses).
+    let output_to_stdout = args.outputs.iter().any(docker_build::Output::is_stdout);
+    if output_to_stdout && io::stdout().is_terminal() {
+        return Err(CliError::TarToTerminal);
+    }
     let options = BuildOptions {
         tags: args.tags.clone(),
         build_args: key_values("--build-arg", &args.build_args, true)?,
@@ -45,7 +51,12 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
             Builder::BuildKit
         },
         decoder: DecoderConfig {
-            records: progress_mode(args.progress.progress).wants_records(),
+            records: if output_to_stdout {
+                stderr_mode(args.progress.progress)
+            } else {
+                progress_mode(args.progress.progress)
+            }
+            .wants_records(),
             ..DecoderConfig::default()
         },
         build_name: (!args.classic)
@@ -62,6 +73,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
             ContextTransportArg::Session => ContextTransport::Session,
             ContextTransportArg::Tar => ContextTransport::Tar,
         },
+        outputs: args.outputs.clone(),
     };
     // The Dockerfile as the repository names it, for annotations and the step-name mapping.
     let dockerfile_path = args
@@ -94,10 +106,16 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
+    // With the output's archive on stdout, the progress goes to stderr.
+    let renderer = if output_to_stdout {
+        stderr_renderer(args.progress.progress, true)
+    } else {
+        renderer(args.progress.progress, true, Box::new(io::stdout()))
+    };
     runtime.block_on(build_and_render(
         context,
         options,
-        args.progress.progress,
+        renderer,
         record,
         &dockerfile_path,
         tar_warning,
@@ -108,14 +126,13 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
 async fn build_and_render(
     context: Context,
     options: BuildOptions,
-    progress: Progress,
+    mut renderer: buildkit_progressui::Renderer<Box<dyn std::io::Write>>,
     record: Option<BufWriter<File>>,
     dockerfile: &Path,
     tar_warning: Option<String>,
     reports: &[(ReportFormat, PathBuf)],
 ) -> Result<ExitCode, CliError> {
     let daemon = Daemon::connect().await.map_err(CliError::Connect)?;
-    let mut renderer = renderer(progress, true, Box::new(io::stdout()));
     // The context's upload is shown while the request starts (the classic builder answers
     // only once the whole context is in) and while the build runs.
     let upload = UploadProgress::new();

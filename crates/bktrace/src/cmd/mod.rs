@@ -28,6 +28,33 @@ pub(crate) mod watch;
 fn renderer(progress: Progress, live: bool, out: Box<dyn Write>) -> Renderer<Box<dyn Write>> {
     let terminal = io::stdout().is_terminal();
     let mode = progress_mode(progress);
+    renderer_with(mode, live, out, terminal)
+}
+
+/// The renderer for `--progress` on standard error, `auto` resolved by whether stderr is a
+/// terminal: for a build whose output goes to stdout (`--output type=tar,dest=-`).
+fn stderr_renderer(progress: Progress, live: bool) -> Renderer<Box<dyn Write>> {
+    let terminal = io::stderr().is_terminal();
+    renderer_with(
+        stderr_mode(progress),
+        live,
+        Box::new(io::stderr()),
+        terminal,
+    )
+}
+
+/// [`progress_mode`] for progress on standard error.
+fn stderr_mode(progress: Progress) -> Mode {
+    let github_actions = std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true");
+    resolve_mode(progress, io::stderr().is_terminal(), github_actions)
+}
+
+fn renderer_with(
+    mode: Mode,
+    live: bool,
+    out: Box<dyn Write>,
+    terminal: bool,
+) -> Renderer<Box<dyn Write>> {
     let options = Options {
         live,
         color: terminal && !no_color(),
@@ -211,7 +238,7 @@ fn conclude(outcome: &BuildOutcome) -> ExitCode {
             );
         } else {
             eprintln!(
-                "error: the build did not finish: the daemon's output ends without the image id or an error"
+                "error: the build did not finish: the daemon's output ends without the image id (or the written output) or an error"
             );
         }
         ExitCode::FAILURE

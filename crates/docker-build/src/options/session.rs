@@ -222,7 +222,7 @@ pub enum SecretSpecError {
 /// the next lone `"` (`""` inside is a quote). `None` for an unterminated quote or text after
 /// a closing one. (The record grammar of buildx's `csvvalue.Fields`; ten lines do not justify
 /// the `csv` crate, which would be the crate's only use of it.)
-fn csv_fields(record: &str) -> Option<Vec<String>> {
+pub(super) fn csv_fields(record: &str) -> Option<Vec<String>> {
     let mut fields = Vec::new();
     let mut chars = record.chars().peekable();
     loop {

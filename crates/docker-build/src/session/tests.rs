@@ -543,3 +543,260 @@ fn session_ids_are_25_characters_of_base_36_and_differ() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_tar_output_is_written_from_the_exporters_chunks_and_then_reported_finished() {
+    use buildkit_proto::session::filesend::BytesMessage;
+    use buildkit_proto::session::filesend::file_send_client::FileSendClient;
+
+    let dir = temp_dir("tar-output");
+    let file = dir.join("out.tar");
+    let session = session(&[], &[]).with_output(crate::Output::Tar {
+        dest: crate::TarDest::File(file.clone()),
+    });
+    let (active, fake) = start(session).await;
+    assert!(!active.export_finished());
+    let mut client = FileSendClient::with_origin(fake.channel.unwrap(), origin());
+    let chunks = ["first chunk|", "", "second|", "last"].map(|text| BytesMessage {
+        data: Bytes::from_static(text.as_bytes()),
+        ..Default::default()
+    });
+    let mut answers = within(
+        "DiffCopy",
+        client.diff_copy(tonic::codegen::tokio_stream::iter(chunks)),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    // The call ends (the exporter waits for that) once every byte is written.
+    assert_eq!(within("the end", answers.message()).await.unwrap(), None);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "first chunk|second|last"
+    );
+    assert!(active.export_finished());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The exporter's side of a `local` output: packets to send, as a request stream.
+struct Outgoing(mpsc::Receiver<buildkit_proto::session::filesend::Packet>);
+
+impl futures_core::Stream for Outgoing {
+    type Item = buildkit_proto::session::filesend::Packet;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_local_output_speaks_fsutils_protocol_over_filesend() {
+    use buildkit_proto::session::filesend::{Packet, PacketType, Stat};
+
+    let dir = temp_dir("local-output");
+    let dest = dir.join("out");
+    let session = session(&[], &[]).with_output(crate::Output::Local { dest: dest.clone() });
+    let (active, fake) = start(session).await;
+    let mut grpc = tonic::client::Grpc::with_origin(fake.channel.unwrap(), origin());
+    within("ready", grpc.ready()).await.unwrap();
+    let (send, outgoing) = mpsc::channel(16);
+    let stat = |path: &str, mode: u32| Packet {
+        r#type: PacketType::PacketStat.into(),
+        stat: Some(Stat {
+            path: path.into(),
+            mode,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // The listing, as fsutil's sender walks it: a folder, a file in it, the end.
+    send.send(stat("d", (1 << 31) | 0o755)).await.unwrap();
+    send.send(stat("d/f", 0o600)).await.unwrap();
+    send.send(Packet::default()).await.unwrap();
+    let mut answers = within(
+        "DiffCopy",
+        grpc.streaming(
+            tonic::Request::new(Outgoing(outgoing)),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/moby.filesync.v1.FileSend/DiffCopy",
+            ),
+            tonic_prost::ProstCodec::<Packet, Packet>::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    // The receiver asks for entry 1, the file.
+    let request = within("REQ", answers.message()).await.unwrap().unwrap();
+    assert_eq!(request.r#type(), PacketType::PacketReq);
+    assert_eq!(request.id, 1);
+    for data in ["hello ", "world", ""] {
+        let packet = Packet {
+            r#type: PacketType::PacketData.into(),
+            id: 1,
+            data: Bytes::from_static(data.as_bytes()),
+            ..Default::default()
+        };
+        send.send(packet).await.unwrap();
+    }
+    // Everything is written before its FIN.
+    let fin = within("FIN", answers.message()).await.unwrap().unwrap();
+    assert_eq!(fin.r#type(), PacketType::PacketFin);
+    assert!(active.export_finished());
+    assert_eq!(
+        std::fs::read_to_string(dest.join("d/f")).unwrap(),
+        "hello world"
+    );
+    // Our FIN ends the call.
+    let fin = Packet {
+        r#type: PacketType::PacketFin.into(),
+        ..Default::default()
+    };
+    send.send(fin).await.unwrap();
+    assert_eq!(within("the end", answers.message()).await.unwrap(), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_local_output_refuses_a_path_out_of_dest_with_an_err_packet_and_the_status() {
+    use buildkit_proto::session::filesend::{Packet, PacketType, Stat};
+
+    let dir = temp_dir("local-escape");
+    let dest = dir.join("out");
+    let session = session(&[], &[]).with_output(crate::Output::Local { dest: dest.clone() });
+    let (active, fake) = start(session).await;
+    let mut grpc = tonic::client::Grpc::with_origin(fake.channel.unwrap(), origin());
+    within("ready", grpc.ready()).await.unwrap();
+    let (send, outgoing) = mpsc::channel(16);
+    send.send(Packet {
+        r#type: PacketType::PacketStat.into(),
+        stat: Some(Stat {
+            path: "../escaped".into(),
+            mode: 0o644,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut answers = within(
+        "DiffCopy",
+        grpc.streaming(
+            tonic::Request::new(Outgoing(outgoing)),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/moby.filesync.v1.FileSend/DiffCopy",
+            ),
+            tonic_prost::ProstCodec::<Packet, Packet>::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    let err = within("ERR", answers.message()).await.unwrap().unwrap();
+    assert_eq!(err.r#type(), PacketType::PacketErr);
+    let message = r#"refusing the output entry "../escaped": the path has a `..` component"#;
+    assert_eq!(err.data, message.as_bytes());
+    let status = within("the status", answers.message()).await.unwrap_err();
+    assert_eq!(status.message(), message);
+    assert!(!active.export_finished());
+    assert!(!dir.join("escaped").exists());
+    drop(active);
+    // Nothing was made, not even DEST.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    drop(send);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_local_output_that_cannot_be_written_fails_the_call_with_the_path() {
+    use buildkit_proto::session::filesend::{Packet, PacketType, Stat};
+
+    let dir = temp_dir("local-unwritable");
+    // The destination is a file: no folder can be made there.
+    let dest = dir.join("out");
+    std::fs::write(&dest, b"a file").unwrap();
+    let session = session(&[], &[]).with_output(crate::Output::Local { dest: dest.clone() });
+    let (active, fake) = start(session).await;
+    let mut grpc = tonic::client::Grpc::with_origin(fake.channel.unwrap(), origin());
+    within("ready", grpc.ready()).await.unwrap();
+    let (send, outgoing) = mpsc::channel(16);
+    send.send(Packet {
+        r#type: PacketType::PacketStat.into(),
+        stat: Some(Stat {
+            path: "f".into(),
+            mode: 0o644,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    send.send(Packet::default()).await.unwrap();
+    let mut answers = within(
+        "DiffCopy",
+        grpc.streaming(
+            tonic::Request::new(Outgoing(outgoing)),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/moby.filesync.v1.FileSend/DiffCopy",
+            ),
+            tonic_prost::ProstCodec::<Packet, Packet>::default(),
+        ),
+    )
+    .await
+    .unwrap()
+    .into_inner();
+    // The REQ may go out before the writer has failed; then the ERR and the status.
+    let status = loop {
+        match within("the answers", answers.message()).await {
+            Ok(Some(p)) if p.r#type() == PacketType::PacketReq => continue,
+            Ok(Some(p)) => assert_eq!(p.r#type(), PacketType::PacketErr),
+            Ok(None) => panic!("the call ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    let message = status.message();
+    assert!(
+        message.starts_with(&format!("cannot write {}: ", dest.display())),
+        "{message}"
+    );
+    assert!(!active.export_finished());
+    drop(send);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_tar_output_that_cannot_be_written_fails_the_call_with_the_path() {
+    use buildkit_proto::session::filesend::BytesMessage;
+    use buildkit_proto::session::filesend::file_send_client::FileSendClient;
+
+    // The destination is a folder: no file can be made there.
+    let dir = temp_dir("tar-unwritable");
+    let session = session(&[], &[]).with_output(crate::Output::Tar {
+        dest: crate::TarDest::File(dir.clone()),
+    });
+    let (active, fake) = start(session).await;
+    let mut client = FileSendClient::with_origin(fake.channel.unwrap(), origin());
+    let chunk = BytesMessage {
+        data: Bytes::from_static(b"bytes"),
+        ..Default::default()
+    };
+    let result = within(
+        "DiffCopy",
+        client.diff_copy(tonic::codegen::tokio_stream::iter([chunk])),
+    )
+    .await;
+    let status = match result {
+        Err(status) => status,
+        Ok(response) => within("the end", response.into_inner().message())
+            .await
+            .unwrap_err(),
+    };
+    assert!(
+        status
+            .message()
+            .starts_with(&format!("cannot write {}: ", dir.display())),
+        "{status:?}"
+    );
+    assert!(!active.export_finished());
+    let _ = std::fs::remove_dir_all(&dir);
+}
