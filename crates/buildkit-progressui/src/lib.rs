@@ -57,11 +57,15 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Whether the renderer shows [`BuildEvent::Record`]s, which a decoder emits only when
-    /// asked (`docker_build::DecoderConfig::records`, also in `BuildOptions::decoder`):
-    /// true for [`Mode::RawJson`].
+    /// Whether the renderer uses [`BuildEvent::Record`]s, which a decoder emits only when
+    /// asked (`docker_build::DecoderConfig::records`, also in `BuildOptions::decoder`): all
+    /// but [`Mode::Json`]. [`Mode::RawJson`] prints them; [`Mode::Plain`] (and
+    /// [`Mode::Github`]) applies a whole record before a printing pass, as BuildKit does;
+    /// [`Mode::Tty`] counts the vertices they describe, started or not, and shows a running
+    /// step's raw output (a `\r` progress bar as it moves). Without them these renderers still
+    /// work, treating each event as a record of its own and showing only whole lines.
     pub fn wants_records(self) -> bool {
-        matches!(self, Mode::RawJson)
+        !matches!(self, Mode::Json)
     }
 }
 
