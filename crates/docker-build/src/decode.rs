@@ -286,6 +286,18 @@ impl BuildDecoder {
     /// The end of the body: flushes partial lines, reports unfinished vertices as interrupted,
     /// the failure if any, and [`BuildEvent::Finished`]. Later calls do nothing.
     pub fn finish(&mut self, now: Time) {
+        self.end(now, false);
+    }
+
+    /// The end of the body because the client canceled the build (Ctrl-C, see
+    /// `BuildStream::cancel`): as [`BuildDecoder::finish`], but unfinished vertices complete
+    /// [`Outcome::Canceled`], as BuildKit reports the steps of a canceled build
+    /// (`Tracker::cancel`). Later calls, and calls after `finish`, do nothing.
+    pub fn cancel(&mut self, now: Time) {
+        self.end(now, true);
+    }
+
+    fn end(&mut self, now: Time, canceled: bool) {
         if self.finished {
             return;
         }
@@ -298,7 +310,11 @@ impl BuildDecoder {
         if self.error.is_none() {
             self.stage_image_built();
         }
-        let summary = self.tracker.finish();
+        let summary = if canceled {
+            self.tracker.cancel()
+        } else {
+            self.tracker.finish()
+        };
         self.drain_tracker();
         let failure = self.error.take().map(|(message, code)| BuildFailure {
             message,
@@ -657,6 +673,61 @@ mod tests {
             .expect("finished");
         assert_eq!(summary.input, InputKind::Records);
         assert!(summary.succeeded());
+    }
+
+    /// Issue 15, item 2: a build the client canceled (Ctrl-C) shows its running steps
+    /// canceled, as BuildKit reports them, where a body that just ended shows them
+    /// interrupted; either way `Finished` is last and no success.
+    #[test]
+    fn a_canceled_body_completes_its_running_steps_canceled() {
+        let record = StatusResponse {
+            vertexes: vec![
+                Vertex {
+                    digest: "sha256:a".into(),
+                    name: "[1/2] FROM base".into(),
+                    started: at(1),
+                    completed: at(2),
+                    ..Default::default()
+                },
+                Vertex {
+                    digest: "sha256:b".into(),
+                    name: "[2/2] RUN sleep 120".into(),
+                    started: at(2),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        for (canceled, outcome) in [(true, Outcome::Canceled), (false, Outcome::Interrupted)] {
+            let mut decoder = BuildDecoder::new();
+            decoder.push(trace_line(&record), Time(0));
+            if canceled {
+                decoder.cancel(Time(0));
+            } else {
+                decoder.finish(Time(0));
+            }
+            let events: Vec<_> = std::iter::from_fn(|| decoder.poll_event()).collect();
+            let ends: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    BuildEvent::Vertex(Event::Completed(c)) => {
+                        Some((c.digest.to_string(), c.outcome.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                ends,
+                [
+                    ("sha256:a".to_string(), Outcome::Done),
+                    ("sha256:b".to_string(), outcome)
+                ]
+            );
+            let Some(BuildEvent::Finished(summary)) = events.last() else {
+                panic!("{events:?}");
+            };
+            assert!(!summary.succeeded());
+        }
     }
 
     #[test]

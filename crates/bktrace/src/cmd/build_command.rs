@@ -168,7 +168,8 @@ async fn build_and_render(
     }
     if let Some(signal) = interrupted {
         // The build is canceled as the connection closes; what was received is shown to its
-        // end: the running steps interrupted, the closing summary, the reports.
+        // end: the running steps canceled (as BuildKit reports them), the closing summary, the
+        // reports.
         for event in stream.cancel() {
             outcome.note(&event);
             if let Some(report) = &mut report {
@@ -180,10 +181,7 @@ async fn build_and_render(
         }
         let report = report.map(ReportBuilder::finish);
         write_reports(report.as_ref(), reports, &title)?;
-        eprintln!(
-            "error: interrupted by {}: the build was canceled",
-            signal.name
-        );
+        eprintln!("error: interrupted by {}: context canceled", signal.name);
         return Ok(ExitCode::from(signal.status));
     }
     let report = report.map(ReportBuilder::finish);
