@@ -749,6 +749,12 @@ impl<W: Write> Tty<W> {
 
 impl<W: Write> Render for Tty<W> {
     fn event(&mut self, event: &BuildEvent, now: Time) -> io::Result<()> {
+        // With records, a live frame is drawn between two of them, as buildx applies a whole
+        // record and then draws: as the next one comes, not inside one.
+        let inside = self.state.records && matches!(event, BuildEvent::Vertex(_));
+        if matches!(event, BuildEvent::Record(_)) && self.state.records && self.frame_due(now) {
+            self.draw(false, now)?;
+        }
         self.state.apply(event);
         if self.clock_offset.is_none() {
             // Like buildx, the record clock is mapped onto ours when the first vertex is seen
@@ -762,7 +768,7 @@ impl<W: Write> Render for Tty<W> {
             self.state.write_summary(&mut self.out)?;
             return self.out.flush();
         }
-        if self.frame_due(now) {
+        if !inside && !matches!(event, BuildEvent::Record(_)) && self.frame_due(now) {
             self.draw(false, now)?;
         }
         Ok(())
@@ -1200,6 +1206,51 @@ mod tests {
         ];
         let lines = frame(&state(&events), 40, None, ms(103_000), false);
         assert_eq!(lines[0], "[+] Building 3.0s (1/2)");
+    }
+
+    /// Like buildx (apply a record, then draw), a live frame shows whole records: the one
+    /// drawn as the next record comes shows every event of the records before and nothing of
+    /// the next.
+    #[test]
+    fn live_frames_show_whole_records() {
+        let events = decode_records([
+            StatusResponse {
+                vertexes: vec![
+                    vertex("a", "A", Some(0), None, ""),
+                    vertex("b", "B", None, None, ""),
+                ],
+                logs: vec![vertex_log("a", b"one\n", 10)],
+                ..record()
+            },
+            StatusResponse {
+                vertexes: vec![vertex("b", "B", Some(300), None, "")],
+                logs: vec![vertex_log("a", b"two\n", 300)],
+                ..record()
+            },
+        ]);
+        let second = events
+            .iter()
+            .rposition(|e| matches!(e, BuildEvent::Record(_)))
+            .unwrap();
+        let mut tty = Tty::new(Vec::new(), true, false, || (40, None));
+        let wall = |t: i64| Time(ms(t).0 + 1_000_000_000_000);
+        for (i, e) in events.iter().enumerate() {
+            tty.event(e, wall(if i < second { 0 } else { 300 }))
+                .unwrap();
+        }
+        let out = String::from_utf8(tty.into_inner()).unwrap();
+        // No frame before the first record is whole; the one as the second comes.
+        assert_eq!(out.matches("[+] Building").count(), 1, "{out:?}");
+        let last = &out[out.rfind("[+]").unwrap()..];
+        assert_eq!(
+            last.lines().collect::<Vec<_>>(),
+            [
+                "[+] Building 0.3s (0/2)",
+                " => A                              0.3s",
+                " => => # one",
+            ],
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -545,6 +545,44 @@ mod tests {
     }
 
     #[test]
+    fn a_tail_budget_drops_the_oldest_lines_and_counts_them() {
+        let mut view = Vertices::new(100, 4096).with_tail_budget(3 * (16 + TAIL_LINE_OVERHEAD));
+        view.apply(&started("a", "A", 0));
+        for i in 0..10 {
+            view.apply(&log("a", &format!("line {i:02}"), i));
+        }
+        let kept: Vec<_> = tail(&view[0]).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(kept, ["line 07", "line 08", "line 09"]);
+        assert_eq!(view[0].dropped(), 7);
+    }
+
+    #[test]
+    fn settled_tails_can_be_let_go() {
+        let events = [
+            started("a", "A", 0),
+            log("a", "kept while running", 1),
+            completed("a", Outcome::Done, 0, 2, 2),
+            log("a", "after its end", 3),
+            started("b", "B", 0),
+            log("b", "kept: it failed", 1),
+            completed("b", Outcome::Failed("x".into()), 0, 2, 2),
+        ];
+        let mut view = Vertices::new(10, 4096).forgetting_settled_tails();
+        for e in &events[..2] {
+            view.apply(e);
+        }
+        assert_eq!(view[0].tail().count(), 1);
+        for e in &events[2..] {
+            view.apply(e);
+        }
+        assert_eq!(view[0].tail().count(), 0);
+        assert_eq!(view[1].tail().count(), 1);
+        // A restart begins a new tail.
+        view.apply(&started("b", "B", 5));
+        assert_eq!(view[1].tail().count(), 0);
+    }
+
+    #[test]
     fn no_tail_is_kept_when_asked_for_none() {
         let view = view(&[started("a", "A", 0), log("a", "x", 1)], 0, 0);
         assert_eq!(view[0].tail().count(), 0);
