@@ -312,7 +312,7 @@ impl<W: Write> Render for Json<W> {
             },
             BuildEvent::ImageBuilt { id } => Out::ImageBuilt { id },
             // Not part of our schema (see `--progress rawjson`).
-            BuildEvent::Record(_) => return Ok(()),
+            BuildEvent::Record(_) | BuildEvent::RecordApplied => return Ok(()),
             BuildEvent::Message(text) => Out::Message { text },
             BuildEvent::BadLine(e) => Out::BadLine {
                 error: error_chain(e),

@@ -36,10 +36,12 @@
 //! records carry (the latest seen so far), so a replay prints the same text whatever the
 //! chunking of the body, and close to what buildx printed while the build ran.
 //!
-//! Like BuildKit, a pass comes only once a whole record is applied: given
-//! [`BuildEvent::Record`]s, the events after one are its events, and the next record (or any
-//! other event, or a live build's quiet) ends it. Without records (the classic builder, or a
-//! decoder not asked for them) every event counts as a record of its own.
+//! Like BuildKit, a pass comes only once a whole record is applied: given record boundaries
+//! ([`BuildEvent::RecordApplied`], `DecoderConfig::boundaries`, or [`BuildEvent::Record`]s),
+//! a record ends at its `RecordApplied` (or the next record, any other event, a live build's
+//! quiet). Before the first boundary (the first record, with `RecordApplied`) and without
+//! any (the classic builder, or a decoder not asked for them) every event counts as a record
+//! of its own.
 //!
 //! Where this printer differs from BuildKit's:
 //! - output of a vertex no record has started is not shown (BuildKit shows it if an earlier
@@ -122,8 +124,9 @@ pub struct Plain<W> {
     last_update: Option<Time>,
     /// Our `Successfully built <id>` line, held until it is clear the daemon does not say it.
     pending_built: Option<String>,
-    /// [`BuildEvent::Record`]s come before their events: a pass waits for the end of a
-    /// record (BuildKit applies a whole record, then prints).
+    /// Record boundaries come ([`BuildEvent::RecordApplied`] after a record's events, or
+    /// [`BuildEvent::Record`] before them): a pass waits for the end of a record (BuildKit
+    /// applies a whole record, then prints).
     records: bool,
     /// Events of a record were applied and its pass is still to come.
     in_record: bool,
@@ -677,7 +680,7 @@ impl<W: Write> Render for Plain<W> {
             self.end_record()?;
         }
         match event {
-            BuildEvent::Record(_) => {
+            BuildEvent::Record(_) | BuildEvent::RecordApplied => {
                 self.records = true;
                 Ok(())
             }
@@ -937,22 +940,25 @@ mod tests {
             total: 100,
             ..vertex_status("a", "extracting sha256:1", t, Some(1_050), completed)
         };
-        let events = decode_records([
-            StatusResponse {
-                vertexes: vec![vertex("a", "[1/1] FROM base", Some(0), None, "")],
-                ..Default::default()
-            },
-            StatusResponse {
-                logs: vec![vertex_log("a", b"hello\n", 1_000)],
-                statuses: vec![layer(1_050, None)],
-                ..Default::default()
-            },
-            StatusResponse {
-                vertexes: vec![vertex("a", "[1/1] FROM base", Some(0), Some(1_100), "")],
-                statuses: vec![layer(1_080, Some(1_080))],
-                ..Default::default()
-            },
-        ]);
+        let events = decode_records_for(
+            crate::Mode::Plain,
+            [
+                StatusResponse {
+                    vertexes: vec![vertex("a", "[1/1] FROM base", Some(0), None, "")],
+                    ..Default::default()
+                },
+                StatusResponse {
+                    logs: vec![vertex_log("a", b"hello\n", 1_000)],
+                    statuses: vec![layer(1_050, None)],
+                    ..Default::default()
+                },
+                StatusResponse {
+                    vertexes: vec![vertex("a", "[1/1] FROM base", Some(0), Some(1_100), "")],
+                    statuses: vec![layer(1_080, Some(1_080))],
+                    ..Default::default()
+                },
+            ],
+        );
         assert_eq!(
             render(&events),
             "#1 [1/1] FROM base\n\

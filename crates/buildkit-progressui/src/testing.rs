@@ -159,6 +159,7 @@ pub(crate) fn repeat_corpus(
         .collect();
     let mut decoder = BuildDecoder::with_config(DecoderConfig {
         records: true,
+        boundaries: true,
         ..DecoderConfig::default()
     });
     for pass in 0..passes {
@@ -229,16 +230,21 @@ fn timestamp(t: i64) -> buildkit_proto::Timestamp {
     }
 }
 
-/// The events a decoder (records included, as bktrace asks for plain and tty) gives for
-/// `records`, in order, without finishing the build.
+/// The events a decoder configured for the tty view gives for `records`, in order, without
+/// finishing the build.
 pub(crate) fn decode_records(
     records: impl IntoIterator<Item = buildkit_proto::StatusResponse>,
 ) -> Vec<BuildEvent> {
-    use docker_build::decode::{BuildDecoder, DecoderConfig};
-    let mut decoder = BuildDecoder::with_config(DecoderConfig {
-        records: true,
-        ..DecoderConfig::default()
-    });
+    decode_records_for(crate::Mode::Tty, records)
+}
+
+/// [`decode_records`] with the decoder configured for `mode` (as bktrace configures it).
+pub(crate) fn decode_records_for(
+    mode: crate::Mode,
+    records: impl IntoIterator<Item = buildkit_proto::StatusResponse>,
+) -> Vec<BuildEvent> {
+    use docker_build::decode::BuildDecoder;
+    let mut decoder = BuildDecoder::with_config(mode.decoder_config());
     let mut events = Vec::new();
     for record in records {
         decoder.push_record(record);

@@ -26,6 +26,10 @@ pub enum BuildEvent {
     /// Classic-builder text gives none: the records the decoder makes up for it are not
     /// BuildKit's. A record that does not decode gives a [`BuildEvent::BadLine`] instead.
     Record(Arc<StatusResponse>),
+    /// Every vertex event of one BuildKit trace record is out: the record is applied. Only
+    /// with [`DecoderConfig::boundaries`] (e.g. for a printer that, as BuildKit's, prints
+    /// between records, never inside one). Classic-builder text gives none.
+    RecordApplied,
     /// The daemon reported the id of the image it built.
     ImageBuilt {
         /// `sha256:…`.
@@ -148,6 +152,9 @@ pub struct DecoderConfig {
     /// Also emit every decoded BuildKit trace record as a [`BuildEvent::Record`] (default
     /// `false`: a record is then only turned into vertex events).
     pub records: bool,
+    /// Also emit [`BuildEvent::RecordApplied`] after the vertex events of every decoded
+    /// BuildKit trace record (default `false`).
+    pub boundaries: bool,
 }
 
 impl Default for DecoderConfig {
@@ -156,6 +163,7 @@ impl Default for DecoderConfig {
             max_line: DEFAULT_MAX_LINE,
             tracker: Default::default(),
             records: false,
+            boundaries: false,
         }
     }
 }
@@ -197,6 +205,8 @@ pub struct BuildDecoder {
     finished: bool,
     /// Emit [`BuildEvent::Record`]s.
     records: bool,
+    /// Emit [`BuildEvent::RecordApplied`]s.
+    boundaries: bool,
 }
 
 impl Default for BuildDecoder {
@@ -227,6 +237,7 @@ impl BuildDecoder {
             error: None,
             finished: false,
             records: config.records,
+            boundaries: config.boundaries,
         }
     }
 
@@ -280,6 +291,15 @@ impl BuildDecoder {
             self.tracker.handle_response(StatusResponse::clone(&record));
         } else {
             self.tracker.handle_response(record);
+        }
+        self.record_applied();
+    }
+
+    /// After a record's vertex events, [`BuildEvent::RecordApplied`] when asked for.
+    fn record_applied(&mut self) {
+        if self.boundaries {
+            self.drain_tracker();
+            self.queue.push_back(BuildEvent::RecordApplied);
         }
     }
 
@@ -505,14 +525,16 @@ impl BuildDecoder {
                 self.queue
                     .push_back(BuildEvent::Record(Arc::clone(&record)));
                 self.tracker.handle_response(StatusResponse::clone(&record));
+                self.record_applied();
                 return;
             }
         }
-        if let Err(source) = self.tracker.handle_protobuf(wire) {
-            self.bad(LineError::Trace {
+        match self.tracker.handle_protobuf(wire) {
+            Ok(()) => self.record_applied(),
+            Err(source) => self.bad(LineError::Trace {
                 line: line_no,
                 source,
-            });
+            }),
         }
     }
 
@@ -798,6 +820,28 @@ mod tests {
             .filter(|e| !matches!(e, BuildEvent::Record(_)))
             .collect();
         assert_eq!(without, filtered);
+
+        // Boundaries: `RecordApplied` after each record's events, the rest unchanged.
+        let mut decoder = BuildDecoder::with_config(DecoderConfig {
+            boundaries: true,
+            ..DecoderConfig::default()
+        });
+        decoder.push(body, Time(0));
+        decoder.finish(Time(0));
+        let bounded: Vec<_> = std::iter::from_fn(|| decoder.poll_event()).collect();
+        let ends: Vec<usize> = bounded
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, BuildEvent::RecordApplied))
+            .map(|(i, _)| i)
+            .collect();
+        // After `started`, and after `log, completed`; none for the undecodable record.
+        assert_eq!(ends, [1, 4]);
+        let unbounded: Vec<_> = bounded
+            .into_iter()
+            .filter(|e| !matches!(e, BuildEvent::RecordApplied))
+            .collect();
+        assert_eq!(unbounded, without);
     }
 
     #[test]

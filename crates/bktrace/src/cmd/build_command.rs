@@ -10,7 +10,7 @@ use buildkit_progressui::report::{Report, ReportBuilder, write_markdown};
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
-use docker_build::{BuildOptions, Builder, DecoderConfig, SessionMode, build};
+use docker_build::{BuildOptions, Builder, SessionMode, build};
 use docker_context::Context;
 
 use buildkit_events::StepName;
@@ -41,10 +41,7 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         } else {
             Builder::BuildKit
         },
-        decoder: DecoderConfig {
-            records: progress_mode(args.progress.progress).wants_records(),
-            ..DecoderConfig::default()
-        },
+        decoder: progress_mode(args.progress.progress).decoder_config(),
         build_name: (!args.classic)
             .then(|| args.name.clone().unwrap_or_else(|| default_name(&args.dir))),
         secrets: args.secrets.clone(),
