@@ -384,6 +384,7 @@ pub struct RenderStats {
 pub fn decode_and_render<W: Write>(chunks: &[Bytes], mode: Mode, out: W) -> (RenderStats, W) {
     let mut decoder = BuildDecoder::with_config(DecoderConfig {
         records: mode.wants_records(),
+        boundaries: mode.wants_boundaries(),
         ..DecoderConfig::default()
     });
     let mut renderer = Renderer::new(mode, out, Options::default());

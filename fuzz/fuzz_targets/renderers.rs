@@ -84,8 +84,10 @@ fuzz_target!(|data: &[u8]| {
         size: SIZES[usize::from((flags >> 1) & 3)],
         github_token: 0x5eed,
     };
+    // Records and record boundaries: every renderer sees what it may be given.
     let mut config = DecoderConfig {
         records: true,
+        boundaries: true,
         ..DecoderConfig::default()
     };
     if flags & 0x08 != 0 {

@@ -14,9 +14,9 @@ fn context(name: &str, dockerfile: &str) -> PathBuf {
     dir
 }
 
-/// Reads `out` up to and including the first line that contains `text`; panics if it ends
-/// first.
-fn read_until_line_with(out: &mut impl BufRead, text: &str) {
+/// Reads `out` up to and including the first line that contains `text`, and returns that
+/// line; panics if it ends first.
+fn read_until_line_with(out: &mut impl BufRead, text: &str) -> String {
     let mut line = String::new();
     while !line.contains(text) {
         line.clear();
@@ -25,6 +25,7 @@ fn read_until_line_with(out: &mut impl BufRead, text: &str) {
             "bktrace ended before printing {text:?}"
         );
     }
+    line
 }
 
 /// `bktrace build … | head -1`: the build was not seen to succeed, so the status is not 0 but
@@ -93,20 +94,30 @@ async fn an_interrupted_build_leaves_its_recording() {
     // The step's first line is on stdout once it came in a chunk of the body, and so (written
     // through) in the recording.
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    read_until_line_with(&mut out, &format!("{marker}-start"));
+    let line = read_until_line_with(&mut out, &format!("{marker}-start"));
+    // The step's block number, from `#N 0.123 <marker>-start`.
+    let number = line.split(' ').next().unwrap().to_string();
     let recorded = std::fs::read(&record).unwrap();
     let interrupt = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(interrupt.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let output = child.wait_with_output().unwrap();
-    // Ctrl-C ends the build with its output complete: the running step shown interrupted, the
-    // reason on stderr, the status of a process SIGINT ended.
+    // Ctrl-C ends the build with its output complete: the running step canceled as BuildKit's
+    // printer shows a canceled vertex (issue 15, item 2), the reason on stderr as buildx ends
+    // it (`… context canceled`), the status of a process SIGINT ended.
+    assert!(
+        rest.lines().any(|l| l == format!("{number} CANCELED")),
+        "{rest}"
+    );
+    assert!(!rest.contains(&format!("{number} ...")), "{rest}");
     assert_eq!(output.status.code(), Some(130));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "error: interrupted by SIGINT: the build was canceled\n"
+        "error: interrupted by SIGINT: context canceled\n"
     );
     // Everything up to the step's line was in the file before the signal, and stays there.
     let after = std::fs::read(&record).unwrap();
@@ -156,18 +167,20 @@ async fn a_terminated_build_still_ends_its_json_with_build_finished() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    let interrupted = lines.iter().find(|v| {
+    // The running step is canceled, as BuildKit reports a step the client's cancellation
+    // stopped.
+    let canceled = lines.iter().find(|v| {
         v["type"] == "vertex_completed"
-            && v["outcome"] == "interrupted"
+            && v["outcome"] == "canceled"
             && v["name"].as_str().unwrap_or_default().contains(&marker)
     });
-    assert!(interrupted.is_some(), "{rest}");
+    assert!(canceled.is_some(), "{rest}");
     let last = lines.last().expect("lines after the signal");
     assert_eq!(last["type"], "build_finished", "{rest}");
     assert_eq!(last["success"], false);
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "error: interrupted by SIGTERM: the build was canceled\n"
+        "error: interrupted by SIGTERM: context canceled\n"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -531,6 +531,18 @@ impl Tracker {
     /// [`Summary`]. Poll the queued events afterwards. Calling it again queues nothing new
     /// and returns the same summary.
     pub fn finish(&mut self) -> Summary {
+        self.end(Outcome::Interrupted)
+    }
+
+    /// Ends the input because the client canceled the build (Ctrl-C): as [`Tracker::finish`],
+    /// but every running vertex completes [`Outcome::Canceled`], as BuildKit reports a vertex
+    /// whose build was canceled (its error `context canceled`), since the daemon's own records
+    /// of that no longer reach a client that left.
+    pub fn cancel(&mut self) -> Summary {
+        self.end(Outcome::Canceled)
+    }
+
+    fn end(&mut self, outcome: Outcome) -> Summary {
         let end = self.latest.unwrap_or_default();
         for pos in 0..self.start_order.len() {
             let idx = self.start_order[pos];
@@ -554,7 +566,7 @@ impl Tracker {
             let event = VertexCompleted {
                 digest: vx.digest.clone(),
                 name: vx.name.clone(),
-                outcome: Outcome::Interrupted,
+                outcome: outcome.clone(),
                 started: Time(rep.start),
                 completed: Time(completed),
                 duration: vx.duration(),

@@ -324,7 +324,7 @@ impl<W: Write> Render for Json<W> {
                 time: time(u.at),
             },
             // Not part of our schema (see `--progress rawjson`).
-            BuildEvent::Record(_) => return Ok(()),
+            BuildEvent::Record(_) | BuildEvent::RecordApplied => return Ok(()),
             BuildEvent::Message(text) => Out::Message { text },
             BuildEvent::BadLine(e) => Out::BadLine {
                 error: error_chain(e),

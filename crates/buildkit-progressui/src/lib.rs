@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use buildkit_events::Time;
-use docker_build::decode::BuildEvent;
+use docker_build::decode::{BuildEvent, DecoderConfig};
 
 mod escape;
 pub mod format;
@@ -58,11 +58,33 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Whether the renderer shows [`BuildEvent::Record`]s, which a decoder emits only when
-    /// asked (`docker_build::DecoderConfig::records`, also in `BuildOptions::decoder`):
-    /// true for [`Mode::RawJson`].
+    /// Whether the renderer uses [`BuildEvent::Record`]s, which a decoder emits only when
+    /// asked (`docker_build::DecoderConfig::records`, also in `BuildOptions::decoder`): true
+    /// for [`Mode::RawJson`], which prints them, and [`Mode::Tty`], which counts the vertices
+    /// they describe, started or not, and shows a running step's raw output (a `\r` progress
+    /// bar as it moves). Without them the tty view counts started vertices and shows whole
+    /// lines.
     pub fn wants_records(self) -> bool {
-        matches!(self, Mode::RawJson)
+        matches!(self, Mode::RawJson | Mode::Tty)
+    }
+
+    /// Whether the renderer uses [`BuildEvent::RecordApplied`], which a decoder emits only
+    /// when asked (`docker_build::DecoderConfig::boundaries`): true for [`Mode::Plain`] and
+    /// [`Mode::Github`], which apply a whole record before a printing pass, as BuildKit's
+    /// printer does. Without them (or [`BuildEvent::Record`]s) each event counts as a record
+    /// of its own.
+    pub fn wants_boundaries(self) -> bool {
+        matches!(self, Mode::Plain | Mode::Github)
+    }
+
+    /// The decoder configuration this mode's renderer wants: the default one with
+    /// [`Mode::wants_records`] and [`Mode::wants_boundaries`].
+    pub fn decoder_config(self) -> DecoderConfig {
+        DecoderConfig {
+            records: self.wants_records(),
+            boundaries: self.wants_boundaries(),
+            ..DecoderConfig::default()
+        }
     }
 }
 

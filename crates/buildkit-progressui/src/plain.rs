@@ -36,9 +36,14 @@
 //! records carry (the latest seen so far), so a replay prints the same text whatever the
 //! chunking of the body, and close to what buildx printed while the build ran.
 //!
+//! Like BuildKit, a pass comes only once a whole record is applied: given record boundaries
+//! ([`BuildEvent::RecordApplied`], `DecoderConfig::boundaries`, or [`BuildEvent::Record`]s),
+//! a record ends at its `RecordApplied` (or the next record, any other event, a live build's
+//! quiet). Before the first boundary (the first record, with `RecordApplied`) and without
+//! any (the classic builder, or a decoder not asked for them) every event counts as a record
+//! of its own.
+//!
 //! Where this printer differs from BuildKit's:
-//! - a pass can fall between two events decoded from one record (BuildKit applies a whole
-//!   record before printing);
 //! - output of a vertex no record has started is not shown (BuildKit shows it if an earlier
 //!   record described the vertex as pending);
 //! - stdout and stderr of a step are split into lines separately (BuildKit mixes them);
@@ -123,6 +128,12 @@ pub struct Plain<W> {
     pending_built: Option<String>,
     /// The context upload's block (`upload.rs`).
     upload: upload::UploadBlock,
+    /// Record boundaries come ([`BuildEvent::RecordApplied`] after a record's events, or
+    /// [`BuildEvent::Record`] before them): a pass waits for the end of a record (BuildKit
+    /// applies a whole record, then prints).
+    records: bool,
+    /// Events of a record were applied and its pass is still to come.
+    in_record: bool,
 }
 
 #[derive(Debug, Default)]
@@ -188,6 +199,8 @@ impl<W: Write> Plain<W> {
             last_update: None,
             pending_built: None,
             upload: upload::UploadBlock::default(),
+            records: false,
+            in_record: false,
         }
     }
 
@@ -236,11 +249,14 @@ impl<W: Write> Plain<W> {
     }
 
     /// Moves the clock to `t` (running the ticker's pass if 150 ms passed since the last
-    /// update), applies the vertex event, and runs a pass if the display limiter allows.
+    /// update, before the first event of a record), applies the vertex event, and at the end
+    /// of its record runs a pass if the display limiter allows. With records, the end of a
+    /// record is the next record or any other event ([`Plain::end_record`]); without, every
+    /// event is a record of its own.
     fn step(&mut self, t: Option<Time>, event: &BuildEvent) -> io::Result<()> {
         if let Some(t) = t {
             if let Some(last) = self.last_update {
-                if t.0 >= last.0 + TICK_INTERVAL {
+                if !self.in_record && t.0 >= last.0 + TICK_INTERVAL {
                     self.print()?;
                 }
             }
@@ -249,21 +265,35 @@ impl<W: Write> Plain<W> {
             }
         }
         let vertex = self.apply(event);
+        self.last_update = Some(self.now());
+        if let Some(i) = vertex {
+            if self.vertices[i].held > HELD_MAX {
+                // Ours: a vertex holding too much output is printed now, whatever BuildKit's
+                // delays say (and inside a record), so that memory does not grow with the
+                // output of a vertex left waiting.
+                self.print_vtx(i)?;
+            }
+        }
+        self.in_record = true;
+        if !self.records {
+            self.end_record()?;
+        }
+        Ok(())
+    }
+
+    /// The record whose events were applied is whole: the display limiter's pass, if it
+    /// allows one (`update` then `print` in BuildKit's display loop).
+    fn end_record(&mut self) -> io::Result<()> {
+        if !std::mem::take(&mut self.in_record) {
+            return Ok(());
+        }
         let now = self.now();
-        self.last_update = Some(now);
         if self
             .last_allowed
             .is_none_or(|l| now.0 >= l.0 + DISPLAY_INTERVAL)
         {
             self.last_allowed = Some(now);
             self.print()?;
-        }
-        // Ours: a vertex holding too much output is printed now, whatever BuildKit's delays
-        // say, so that memory does not grow with the output of a vertex left waiting.
-        if let Some(i) = vertex {
-            if self.vertices[i].held > HELD_MAX {
-                self.print_vtx(i)?;
-            }
         }
         Ok(())
     }
@@ -654,7 +684,15 @@ impl<W: Write> Plain<W> {
 impl<W: Write> Render for Plain<W> {
     /// Plain output depends only on the times inside the events: `now` is not used.
     fn event(&mut self, event: &BuildEvent, _now: Time) -> io::Result<()> {
+        if !matches!(event, BuildEvent::Vertex(_)) {
+            // Whatever is not a vertex event comes between records.
+            self.end_record()?;
+        }
         match event {
+            BuildEvent::Record(_) | BuildEvent::RecordApplied => {
+                self.records = true;
+                Ok(())
+            }
             BuildEvent::Vertex(Event::Started(s)) => self.step(Some(s.started), event),
             BuildEvent::Vertex(Event::Completed(c)) => self.step(Some(c.completed), event),
             BuildEvent::Vertex(Event::Log(l)) => self.step(Some(l.timestamp), event),
@@ -676,6 +714,8 @@ impl<W: Write> Render for Plain<W> {
     /// BuildKit's ticker: a pass once `quiet` reaches 150 ms without an update.
     fn idle(&mut self, _now: Time, quiet: std::time::Duration) -> io::Result<()> {
         if quiet.as_nanos() >= TICK_INTERVAL as u128 {
+            // No event for a while: the last record is whole.
+            self.end_record()?;
             self.refresh()?;
         }
         Ok(())
@@ -900,6 +940,48 @@ mod tests {
         }
         plain.event(&finished(), Time(0)).unwrap();
         String::from_utf8(plain.into_inner()).unwrap()
+    }
+
+    /// Issue 15, item 8: BuildKit applies a whole record, then prints. A record holding a log
+    /// line and an unfinished status prints both in one pass, the status first (`printVtx`
+    /// writes statuses, warnings, then logs); a pass inside the record would print the log
+    /// alone, and the status only once done: its unfinished line never shown, the two lines
+    /// swapped.
+    #[test]
+    fn a_whole_record_is_applied_before_a_pass() {
+        use buildkit_proto::{StatusResponse, VertexStatus};
+        let layer = |t, completed| VertexStatus {
+            current: 50,
+            total: 100,
+            ..vertex_status("a", "extracting sha256:1", t, Some(1_050), completed)
+        };
+        let events = decode_records_for(
+            crate::Mode::Plain,
+            [
+                StatusResponse {
+                    vertexes: vec![vertex("a", "[1/1] FROM base", Some(0), None, "")],
+                    ..Default::default()
+                },
+                StatusResponse {
+                    logs: vec![vertex_log("a", b"hello\n", 1_000)],
+                    statuses: vec![layer(1_050, None)],
+                    ..Default::default()
+                },
+                StatusResponse {
+                    vertexes: vec![vertex("a", "[1/1] FROM base", Some(0), Some(1_100), "")],
+                    statuses: vec![layer(1_080, Some(1_080))],
+                    ..Default::default()
+                },
+            ],
+        );
+        assert_eq!(
+            render(&events),
+            "#1 [1/1] FROM base\n\
+             #1 extracting sha256:1 50B / 100B\n\
+             #1 1.000 hello\n\
+             #1 extracting sha256:1 50B / 100B 0.0s done\n\
+             #1 DONE 1.1s\n"
+        );
     }
 
     #[test]

@@ -160,6 +160,7 @@ pub(crate) fn repeat_corpus(
         .collect();
     let mut decoder = BuildDecoder::with_config(DecoderConfig {
         records: true,
+        boundaries: true,
         ..DecoderConfig::default()
     });
     for pass in 0..passes {
@@ -175,4 +176,80 @@ pub(crate) fn repeat_corpus(
     while let Some(event) = decoder.poll_event() {
         render(&event);
     }
+}
+
+/// A record's vertex: `started` and `completed` in milliseconds, `error` empty for none.
+pub(crate) fn vertex(
+    digest: &str,
+    name: &str,
+    started: Option<i64>,
+    completed: Option<i64>,
+    error: &str,
+) -> buildkit_proto::Vertex {
+    buildkit_proto::Vertex {
+        digest: digest.into(),
+        name: name.into(),
+        started: started.map(timestamp),
+        completed: completed.map(timestamp),
+        error: error.into(),
+        ..Default::default()
+    }
+}
+
+/// A record's log chunk of `digest` on stdout at `t` milliseconds.
+pub(crate) fn vertex_log(digest: &str, data: &[u8], t: i64) -> buildkit_proto::VertexLog {
+    buildkit_proto::VertexLog {
+        vertex: digest.into(),
+        timestamp: Some(timestamp(t)),
+        stream: 1,
+        msg: Bytes::copy_from_slice(data),
+    }
+}
+
+/// A record's status (sub-task) of `digest`.
+pub(crate) fn vertex_status(
+    digest: &str,
+    id: &str,
+    t: i64,
+    started: Option<i64>,
+    completed: Option<i64>,
+) -> buildkit_proto::VertexStatus {
+    buildkit_proto::VertexStatus {
+        id: id.into(),
+        vertex: digest.into(),
+        timestamp: Some(timestamp(t)),
+        started: started.map(timestamp),
+        completed: completed.map(timestamp),
+        ..Default::default()
+    }
+}
+
+fn timestamp(t: i64) -> buildkit_proto::Timestamp {
+    buildkit_proto::Timestamp {
+        seconds: t.div_euclid(1000),
+        nanos: (t.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// The events a decoder configured for the tty view gives for `records`, in order, without
+/// finishing the build.
+pub(crate) fn decode_records(
+    records: impl IntoIterator<Item = buildkit_proto::StatusResponse>,
+) -> Vec<BuildEvent> {
+    decode_records_for(crate::Mode::Tty, records)
+}
+
+/// [`decode_records`] with the decoder configured for `mode` (as bktrace configures it).
+pub(crate) fn decode_records_for(
+    mode: crate::Mode,
+    records: impl IntoIterator<Item = buildkit_proto::StatusResponse>,
+) -> Vec<BuildEvent> {
+    use docker_build::decode::BuildDecoder;
+    let mut decoder = BuildDecoder::with_config(mode.decoder_config());
+    let mut events = Vec::new();
+    for record in records {
+        decoder.push_record(record);
+        events.extend(std::iter::from_fn(|| decoder.poll_event()));
+    }
+    events
 }

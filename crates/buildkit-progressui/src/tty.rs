@@ -16,24 +16,37 @@
 //! frame and clears it (`ESC [ n A`, `ESC [ J`), at most every 100 ms of wall time for a live
 //! build, and only once (the final frame) for a replay.
 //!
-//! Differences from BuildKit's display: the `(done/total)` count covers vertices that have
-//! started (BuildKit also counts described ones that never ran); the last lines of a running
-//! step are shown by keeping its last 6 lines (a `\r` keeps what follows it, escape sequences
-//! are dropped) instead of emulating a terminal; a step still running when the body ended is
-//! shown as `INTERRUPTED`. So that memory does not grow with the output: lines are kept cut to
-//! 4 KiB (those under a running step and a failed step's closing block), a step shows at most
-//! 64 statuses (the oldest completed ones make room) and 64 distinct warnings (then
+//! As BuildKit's display, given [`BuildEvent::Record`]s (see
+//! [`Mode::wants_records`](crate::Mode::wants_records)): the `(done/total)` count covers every
+//! vertex the records described, started or not; the header's time counts from the start of
+//! the first vertex seen started (mapped onto the caller's clock when it is seen), so a vertex
+//! kept from an earlier build, with an old start, does not inflate it; the output under a
+//! running step comes from the records' raw bytes, the line being written shown as its latest
+//! `\r` segment (a progress bar moves before its newline). After the final frame, each failed
+//! step's whole output (buildx's `printErrorLogs`). Without records (the classic builder), the
+//! count covers the started vertices (and, once the build finished, those never started), and
+//! only whole lines show.
+//!
+//! Differences from BuildKit's display: the last lines of a running step are shown by keeping
+//! its last 6 lines (a `\r` keeps what follows it, escape sequences are dropped) instead of
+//! emulating a terminal; a step still running when the body ended is shown as `INTERRUPTED`.
+//! So that memory does not grow with the output: lines are kept cut to 4 KiB (those under a
+//! running step and a failed step's closing block), a failed step's closing block keeps its
+//! last [`FAILED_LOG_LINES`] lines and at most [`FAILED_LOG_BYTES`] (then says how many earlier
+//! lines it dropped), a step that succeeded lets its output go, a step shows at most 64
+//! statuses (the oldest completed ones make room) and 64 distinct warnings (then
 //! `WARN: N more`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 
 use buildkit_events::{Event, LineEnd, LogLine, Outcome, Time};
+use buildkit_proto::StatusResponse;
 use docker_build::decode::BuildEvent;
 
 use crate::Render;
 use crate::format::{bytes, log_elapsed, seconds, seconds_between};
-use crate::view::{FAILED_TAIL_LINE_BYTES, FAILED_TAIL_LINES, VertexView, Vertices};
+use crate::view::{FAILED_TAIL_LINE_BYTES, VertexView, Vertices};
 
 /// Lines of output shown under a running step.
 pub const LOG_LINES: usize = 6;
@@ -46,6 +59,11 @@ const STATUSES_MAX: usize = 64;
 const WARNINGS_MAX: usize = 64;
 /// Shortest wall time between two live frames, in nanoseconds.
 const FRAME_INTERVAL: i128 = 100_000_000;
+/// Lines of a failed step kept for the block after the view (buildx prints its whole output;
+/// beyond this the oldest lines are dropped and counted).
+pub const FAILED_LOG_LINES: usize = 10_000;
+/// Bytes the lines of [`FAILED_LOG_LINES`] may take per step (each line is cut to 4 KiB).
+pub const FAILED_LOG_BYTES: usize = 4 * 1024 * 1024;
 
 /// Everything a frame shows, folded from events.
 #[derive(Debug, Clone)]
@@ -61,19 +79,98 @@ pub struct TtyState {
     image_id: Option<String>,
     /// The context upload's latest state (shown above the vertices, `upload.rs`).
     upload: Option<docker_build::ContextUpload>,
+    /// [`BuildEvent::Record`]s come: the count and the output under running steps are taken
+    /// from them.
+    records: bool,
+    /// Every vertex the records described (started or not), with the output shown under it
+    /// while it runs, from the records' raw bytes.
+    described: HashMap<String, LiveLog>,
+    /// Start of the first vertex seen started: the header's elapsed time counts from it.
+    header_start: Option<Time>,
 }
 
 impl Default for TtyState {
     fn default() -> Self {
         Self {
-            view: Vertices::new(FAILED_TAIL_LINES, FAILED_TAIL_LINE_BYTES),
+            view: Vertices::new(FAILED_LOG_LINES, FAILED_TAIL_LINE_BYTES)
+                .with_tail_budget(FAILED_LOG_BYTES)
+                .forgetting_settled_tails(),
             extra: Vec::new(),
             latest: None,
             finished: false,
             pending: 0,
             image_id: None,
             upload: None,
+            records: false,
+            described: HashMap::new(),
+            header_start: None,
         }
+    }
+}
+
+/// The last lines of a vertex's raw output as a terminal shows them: complete lines, then the
+/// line being written as its latest `\r` segment (a progress bar shows as it moves).
+#[derive(Debug, Clone, Default)]
+struct LiveLog {
+    /// The last complete lines, sanitized, each cut to [`LOG_LINE_MAX`].
+    lines: VecDeque<String>,
+    /// The line being written, raw: what follows its last `\r` (that has text after it), cut
+    /// to [`LOG_LINE_MAX`].
+    partial: Vec<u8>,
+}
+
+impl LiveLog {
+    fn push(&mut self, mut data: &[u8]) {
+        while let Some(end) = data.iter().position(|&b| b == b'\n') {
+            self.extend_partial(&data[..end]);
+            let mut line = sanitize(&String::from_utf8_lossy(&self.partial));
+            truncate(&mut line, LOG_LINE_MAX);
+            if self.lines.len() == LOG_LINES {
+                self.lines.pop_front();
+            }
+            self.lines.push_back(line);
+            self.partial.clear();
+            data = &data[end + 1..];
+        }
+        self.extend_partial(data);
+        if self.partial.capacity() > 2 * LOG_LINE_MAX {
+            self.partial.shrink_to(LOG_LINE_MAX);
+        }
+    }
+
+    /// Appends a piece without `\n`, keeping only what a terminal would still show.
+    fn extend_partial(&mut self, piece: &[u8]) {
+        // What follows the last `\r` that has text after it overwrites what came before.
+        let text_end = piece.iter().rposition(|&b| b != b'\r').map_or(0, |i| i + 1);
+        match piece[..text_end].iter().rposition(|&b| b == b'\r') {
+            Some(cr) => {
+                self.partial.clear();
+                self.partial.extend_from_slice(&piece[cr + 1..]);
+            }
+            None => {
+                // A `\r` ending what is held is overwritten by the text that follows it.
+                if text_end > 0 && self.partial.last() == Some(&b'\r') {
+                    self.partial.clear();
+                }
+                self.partial.extend_from_slice(piece);
+            }
+        }
+        if self.partial.len() > LOG_LINE_MAX {
+            // Keep a trailing `\r`: it still decides what the next piece overwrites.
+            let cr = self.partial.last() == Some(&b'\r');
+            self.partial.truncate(LOG_LINE_MAX);
+            if cr {
+                self.partial.push(b'\r');
+            }
+        }
+    }
+
+    /// The lines shown, oldest first (at most [`LOG_LINES`]).
+    fn shown(&self) -> Vec<String> {
+        let partial =
+            (!self.partial.is_empty()).then(|| sanitize(&String::from_utf8_lossy(&self.partial)));
+        let all: Vec<String> = self.lines.iter().cloned().chain(partial).collect();
+        all[all.len().saturating_sub(LOG_LINES)..].to_vec()
     }
 }
 
@@ -115,9 +212,43 @@ impl TtyState {
         self.latest
     }
 
-    /// Start of the first vertex.
+    /// Start of the first vertex seen started (in the order of the records' vertices when
+    /// [`BuildEvent::Record`]s come, else of the events): the header's elapsed time counts
+    /// from it, as buildx's does. Not the earliest start: a vertex kept from an earlier,
+    /// canceled build carries its old start.
     pub fn first_start(&self) -> Option<Time> {
-        self.view.first_start()
+        self.header_start
+    }
+
+    /// The header's `(done/total)`: vertices completed, and every vertex known — with
+    /// records, every vertex they described, started or not (buildx's count); without, the
+    /// started ones and, once the build finished, those it never started.
+    pub fn counts(&self) -> (usize, usize) {
+        let completed = self.view.iter().filter(|v| !v.is_running()).count();
+        let total = if self.records {
+            self.described.len().max(self.view.len())
+        } else {
+            self.view.len() + self.pending
+        };
+        (completed, total)
+    }
+
+    fn record(&mut self, record: &StatusResponse) {
+        self.records = true;
+        for v in &record.vertexes {
+            if self.header_start.is_none() {
+                self.header_start = v.started.as_ref().map(Time::from);
+            }
+            if !self.described.contains_key(&v.digest) {
+                self.described.insert(v.digest.clone(), LiveLog::default());
+            }
+        }
+        for l in &record.logs {
+            // Like buildx, output of a vertex no record described is not shown.
+            if let Some(live) = self.described.get_mut(&l.vertex) {
+                live.push(&l.msg);
+            }
+        }
     }
 
     /// The vertices shown.
@@ -134,7 +265,11 @@ impl TtyState {
     /// Folds one event into the state.
     pub fn apply(&mut self, event: &BuildEvent) {
         match event {
-            BuildEvent::Vertex(Event::Started(s)) => self.observe(s.started),
+            BuildEvent::Record(record) => return self.record(record),
+            BuildEvent::Vertex(Event::Started(s)) => {
+                self.header_start.get_or_insert(s.started);
+                self.observe(s.started)
+            }
             BuildEvent::Vertex(Event::Completed(c)) => self.observe(c.completed),
             BuildEvent::Vertex(Event::Log(l)) => self.observe(l.timestamp),
             BuildEvent::Vertex(Event::Progress(p)) => self.observe(p.timestamp),
@@ -145,7 +280,8 @@ impl TtyState {
             self.extra.resize_with(self.view.len(), TtyVertex::default);
         }
         match event {
-            BuildEvent::Vertex(Event::Log(l)) => {
+            // With records, the output shown comes from their raw bytes (see `record`).
+            BuildEvent::Vertex(Event::Log(l)) if !self.records => {
                 if let Some(i) = vertex {
                     self.extra[i].log(l);
                 }
@@ -208,8 +344,11 @@ impl TtyState {
         }
     }
 
-    /// Writes BuildKit's closing block (`------`, ` > name:`, last lines, `------`) for every
-    /// failed step, and our `Successfully built <id>` line.
+    /// Writes buildx's closing block (`------`, ` > name:`, the step's output, `------`) for
+    /// every failed step, and our `Successfully built <id>` line. The output is the step's
+    /// whole output as buildx prints it, up to [`FAILED_LOG_LINES`] lines of at most 4 KiB and
+    /// [`FAILED_LOG_BYTES`]; beyond that the block starts with how many earlier lines were not
+    /// kept.
     pub fn write_summary(&self, out: &mut impl Write) -> io::Result<()> {
         for v in &self.view {
             if !matches!(v.outcome(), Some(Outcome::Failed(_))) {
@@ -217,6 +356,9 @@ impl TtyState {
             }
             writeln!(out, "------")?;
             writeln!(out, " > {}:", v.name())?;
+            if v.dropped() > 0 {
+                writeln!(out, "[... {} earlier lines not kept ...]", v.dropped())?;
+            }
             for line in v.tail() {
                 write!(out, "{} ", log_elapsed(line.elapsed()))?;
                 out.write_all(line.bytes())?;
@@ -404,8 +546,7 @@ pub fn frame(
     now: Time,
     color: bool,
 ) -> Vec<String> {
-    let completed = state.view.iter().filter(|v| !v.is_running()).count();
-    let total = state.view.len() + state.pending;
+    let (completed, total) = state.counts();
     let elapsed = state
         .first_start()
         .map_or(0.0, |f| seconds_between(f, now).max(0.0));
@@ -470,7 +611,16 @@ pub fn frame(
             }
         }
         if running {
-            for line in &extra.logs {
+            let live = if state.records {
+                state
+                    .described
+                    .get(&**v.digest())
+                    .map(LiveLog::shown)
+                    .unwrap_or_default()
+            } else {
+                extra.logs.iter().cloned().collect()
+            };
+            for line in &live {
                 let text: String = format!(" => => # {line}")
                     .chars()
                     .take(width.saturating_sub(1))
@@ -628,18 +778,26 @@ impl<W: Write> Tty<W> {
 
 impl<W: Write> Render for Tty<W> {
     fn event(&mut self, event: &BuildEvent, now: Time) -> io::Result<()> {
-        if let BuildEvent::Vertex(Event::Started(s)) = event {
-            if self.clock_offset.is_none() {
-                self.clock_offset = Some(now.0 - s.started.0);
-            }
+        // With records, a live frame is drawn between two of them, as buildx applies a whole
+        // record and then draws: as the next one comes, not inside one.
+        let inside = self.state.records && matches!(event, BuildEvent::Vertex(_));
+        if matches!(event, BuildEvent::Record(_)) && self.state.records && self.frame_due(now) {
+            self.draw(false, now)?;
         }
         self.state.apply(event);
+        if self.clock_offset.is_none() {
+            // Like buildx, the record clock is mapped onto ours when the first vertex is seen
+            // started.
+            if let Some(start) = self.state.header_start {
+                self.clock_offset = Some(now.0 - start.0);
+            }
+        }
         if let BuildEvent::Finished(_) = event {
             self.draw(true, now)?;
             self.state.write_summary(&mut self.out)?;
             return self.out.flush();
         }
-        if self.frame_due(now) {
+        if !inside && !matches!(event, BuildEvent::Record(_)) && self.frame_due(now) {
             self.draw(false, now)?;
         }
         Ok(())
@@ -660,15 +818,22 @@ struct Footprint {
     vertices: usize,
     statuses: usize,
     warnings: usize,
-    /// Bytes of the kept output lines (shown lines and closing-block tails).
+    /// Bytes of the output lines kept to show under running steps.
     log_bytes: usize,
+    /// Bytes of the output kept for the closing blocks (tails of running and failed steps;
+    /// the others let theirs go), each bounded by [`FAILED_LOG_BYTES`].
+    tail_bytes: usize,
 }
 
 #[cfg(test)]
 impl TtyState {
     fn footprint(&self) -> Footprint {
         Footprint {
-            vertices: self.view.len().max(self.extra.len()),
+            vertices: self
+                .view
+                .len()
+                .max(self.extra.len())
+                .max(self.described.len()),
             statuses: self.extra.iter().map(|v| v.statuses.len()).sum(),
             warnings: self.extra.iter().map(|v| v.warnings.len()).sum(),
             log_bytes: self
@@ -677,11 +842,16 @@ impl TtyState {
                 .flat_map(|v| &v.logs)
                 .map(String::len)
                 .chain(
-                    self.view
-                        .iter()
-                        .flat_map(|v| v.tail())
-                        .map(|l| l.bytes().len()),
+                    self.described
+                        .values()
+                        .flat_map(|l| l.lines.iter().map(String::len).chain([l.partial.len()])),
                 )
+                .sum(),
+            tail_bytes: self
+                .view
+                .iter()
+                .flat_map(|v| v.tail())
+                .map(|l| l.bytes().len())
                 .sum(),
         }
     }
@@ -689,6 +859,8 @@ impl TtyState {
 
 #[cfg(test)]
 mod tests {
+    use buildkit_proto::StatusResponse;
+
     use super::*;
     use crate::testing::*;
 
@@ -703,12 +875,48 @@ mod tests {
             |e| tty.borrow_mut().event(e, Time(0)).unwrap(),
             |_| seen.push(tty.borrow().state().footprint()),
         );
-        // The tails of vertices that print a line or two per build fill up to their 10 lines
-        // over the first passes; then nothing changes.
+        // The lines shown under vertices that print a line or two per build fill up over the
+        // first passes; then nothing changes, but for the closing-block tails of the steps the
+        // recordings leave running or failed: their output adds up (the same snapshots again
+        // start no new run), within each tail's budget.
         assert!(seen[10].vertices > 100, "{:?}", seen[10]);
+        let state = tty.borrow();
+        let view = state.state().vertices();
+        let unsettled = view
+            .iter()
+            .filter(|v| matches!(v.outcome(), None | Some(Outcome::Failed(_))))
+            .count();
         for f in &seen[11..] {
-            assert_eq!(*f, seen[10], "{seen:#?}");
+            let shown = Footprint {
+                tail_bytes: seen[10].tail_bytes,
+                ..*f
+            };
+            assert_eq!(shown, seen[10], "{seen:#?}");
+            assert!(f.tail_bytes <= unsettled * FAILED_LOG_BYTES, "{f:?}");
         }
+        // Steps that succeeded keep no tail.
+        assert!(
+            view.iter()
+                .filter(|v| matches!(v.outcome(), Some(Outcome::Done | Outcome::Cached)))
+                .all(|v| v.tail().next().is_none())
+        );
+    }
+
+    /// Endless whole lines under a running step: its tail (kept for a closing block) stays
+    /// within its budget, and counts what it let go.
+    #[test]
+    fn endless_lines_of_a_running_step_are_bounded() {
+        let mut state = TtyState::new();
+        state.apply(&started("a", "A", 0));
+        let line = "y".repeat(1000);
+        for i in 0..20_000 {
+            state.apply(&log("a", &line, i));
+        }
+        let f = state.footprint();
+        assert!(f.tail_bytes <= FAILED_LOG_BYTES, "{f:?}");
+        let a = &state.vertices()[0];
+        assert_eq!(a.dropped() + a.tail().count() as u64, 20_000);
+        assert!(f.log_bytes <= LOG_LINES * 1000, "{f:?}");
     }
 
     /// Endless lines, statuses and warnings: what the view keeps of them is bounded.
@@ -728,7 +936,7 @@ mod tests {
             }
             let f = state.footprint();
             assert!(
-                f.log_bytes <= 2 * LOG_LINE_MAX + 1000
+                f.log_bytes + f.tail_bytes <= 2 * LOG_LINE_MAX + 1000
                     && f.statuses <= STATUSES_MAX
                     && f.warnings <= WARNINGS_MAX,
                 "{f:?}"
@@ -742,7 +950,8 @@ mod tests {
             5_001,
             5_001,
         ));
-        assert!(state.footprint().log_bytes <= 2 * LOG_LINE_MAX + 1000);
+        let f = state.footprint();
+        assert!(f.log_bytes + f.tail_bytes <= 2 * LOG_LINE_MAX + 1000);
         let lines = frame(&state, 80, None, ms(5_001), false);
         assert_eq!(
             lines.iter().filter(|l| l.contains("=> layer ")).count(),
@@ -863,6 +1072,213 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "------\n > [2/3] RUN make:\n0.500 cc: error\n------\n"
+        );
+    }
+
+    fn summary(state: &TtyState) -> String {
+        let mut out = Vec::new();
+        state.write_summary(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn record() -> StatusResponse {
+        StatusResponse::default()
+    }
+
+    /// Issue 15, item 7: after the view, buildx prints the whole output of a failed step (not
+    /// its last 10 lines as the plain printer does).
+    #[test]
+    fn a_failed_step_shows_its_whole_output_after_the_view() {
+        let mut events = vec![started("a", "[2/2] RUN make", 0)];
+        for i in 0..25 {
+            events.push(log("a", &format!("line {i}"), 100 + i));
+        }
+        events.push(completed(
+            "a",
+            Outcome::Failed("exit code: 2".into()),
+            0,
+            200,
+            200,
+        ));
+        let mut expected = String::from("------\n > [2/2] RUN make:\n");
+        for i in 0..25 {
+            expected.push_str(&format!("0.{:03} line {i}\n", 100 + i));
+        }
+        expected.push_str("------\n");
+        assert_eq!(summary(&state(&events)), expected);
+    }
+
+    /// The output kept for that block is bounded: beyond it the oldest lines are dropped, and
+    /// the block says how many.
+    #[test]
+    fn a_failed_step_beyond_the_kept_output_says_how_many_lines_were_dropped() {
+        let mut state = TtyState::new();
+        state.apply(&started("a", "[2/2] RUN make", 0));
+        for i in 0..10_007 {
+            state.apply(&log("a", &format!("line {i}"), 1));
+        }
+        state.apply(&completed(
+            "a",
+            Outcome::Failed("exit code: 2".into()),
+            0,
+            2,
+            2,
+        ));
+        let text = summary(&state);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..4],
+            [
+                "------",
+                " > [2/2] RUN make:",
+                "[... 7 earlier lines not kept ...]",
+                "0.001 line 7"
+            ]
+        );
+        assert_eq!(lines[lines.len() - 2..], ["0.001 line 10006", "------"]);
+        assert_eq!(lines.len(), 10_000 + 4);
+    }
+
+    /// Issue 15, item 7: a line rewritten with `\r` (a progress bar) shows its latest state
+    /// live, before its newline arrives, as buildx's terminal shows it.
+    #[test]
+    fn a_carriage_return_progress_bar_shows_live_before_its_newline() {
+        let running = StatusResponse {
+            vertexes: vec![vertex("a", "[1/1] RUN fetch", Some(0), None, "")],
+            ..record()
+        };
+        let chunk = |data: &[u8], t| StatusResponse {
+            logs: vec![vertex_log("a", data, t)],
+            ..record()
+        };
+        let mut state = TtyState::new();
+        let mut shown = Vec::new();
+        for r in [
+            running,
+            chunk(b"fetching\n10%\r", 100),
+            chunk(b"20%\r30", 200),
+            chunk(b"%\r", 300),
+            chunk(b"100%\ndone\n", 400),
+        ] {
+            for e in decode_records([r]) {
+                state.apply(&e);
+            }
+            let lines = frame(&state, 40, None, ms(500), false);
+            shown.push(lines[2..].join(" | "));
+        }
+        assert_eq!(
+            shown,
+            [
+                "",
+                " => => # fetching |  => => # 10%",
+                " => => # fetching |  => => # 30",
+                " => => # fetching |  => => # 30%",
+                " => => # fetching |  => => # 100% |  => => # done",
+            ]
+        );
+    }
+
+    /// Issue 15, item 7: `(done/total)` counts every vertex the records described, started or
+    /// not, as buildx does.
+    #[test]
+    fn the_header_counts_every_vertex_described_started_or_not() {
+        let events = decode_records([StatusResponse {
+            vertexes: vec![
+                vertex("a", "A", Some(0), Some(10), ""),
+                vertex("b", "B", Some(10), None, ""),
+                vertex("c", "C", None, None, ""),
+                vertex("d", "D", None, None, ""),
+            ],
+            ..record()
+        }]);
+        let lines = frame(&state(&events), 40, None, ms(10), false);
+        assert_eq!(lines[0], "[+] Building 0.0s (1/4)");
+    }
+
+    /// Issue 15, item 7: a vertex kept from an earlier, canceled build carries its old start.
+    /// buildx times the header from the start of the first vertex it saw started, so such a
+    /// vertex arriving later does not push the header back.
+    #[test]
+    fn an_old_start_of_a_reused_vertex_does_not_inflate_the_header() {
+        let events = decode_records([
+            StatusResponse {
+                vertexes: vec![
+                    vertex("c", "C", None, None, ""),
+                    vertex(
+                        "a",
+                        "[internal] load build definition",
+                        Some(100_000),
+                        None,
+                        "",
+                    ),
+                ],
+                ..record()
+            },
+            StatusResponse {
+                vertexes: vec![vertex(
+                    "b",
+                    "[1/2] FROM base",
+                    Some(91_100),
+                    Some(100_500),
+                    "",
+                )],
+                ..record()
+            },
+        ]);
+        let lines = frame(&state(&events), 40, None, ms(103_000), false);
+        assert_eq!(lines[0], "[+] Building 3.0s (1/3)");
+        // The same from events alone (no records: a decoder not asked for them).
+        let events = [
+            started("a", "A", 100_000),
+            started("b", "B", 91_100),
+            completed("b", Outcome::Cached, 91_100, 100_500, 0),
+        ];
+        let lines = frame(&state(&events), 40, None, ms(103_000), false);
+        assert_eq!(lines[0], "[+] Building 3.0s (1/2)");
+    }
+
+    /// Like buildx (apply a record, then draw), a live frame shows whole records: the one
+    /// drawn as the next record comes shows every event of the records before and nothing of
+    /// the next.
+    #[test]
+    fn live_frames_show_whole_records() {
+        let events = decode_records([
+            StatusResponse {
+                vertexes: vec![
+                    vertex("a", "A", Some(0), None, ""),
+                    vertex("b", "B", None, None, ""),
+                ],
+                logs: vec![vertex_log("a", b"one\n", 10)],
+                ..record()
+            },
+            StatusResponse {
+                vertexes: vec![vertex("b", "B", Some(300), None, "")],
+                logs: vec![vertex_log("a", b"two\n", 300)],
+                ..record()
+            },
+        ]);
+        let second = events
+            .iter()
+            .rposition(|e| matches!(e, BuildEvent::Record(_)))
+            .unwrap();
+        let mut tty = Tty::new(Vec::new(), true, false, || (40, None));
+        let wall = |t: i64| Time(ms(t).0 + 1_000_000_000_000);
+        for (i, e) in events.iter().enumerate() {
+            tty.event(e, wall(if i < second { 0 } else { 300 }))
+                .unwrap();
+        }
+        let out = String::from_utf8(tty.into_inner()).unwrap();
+        // No frame before the first record is whole; the one as the second comes.
+        assert_eq!(out.matches("[+] Building").count(), 1, "{out:?}");
+        let last = &out[out.rfind("[+]").unwrap()..];
+        assert_eq!(
+            last.lines().collect::<Vec<_>>(),
+            [
+                "[+] Building 0.3s (0/2)",
+                " => A                              0.3s",
+                " => => # one",
+            ],
+            "{out:?}"
         );
     }
 

@@ -50,6 +50,9 @@ use crate::format::seconds_between;
 pub const FAILED_TAIL_LINES: usize = 10;
 /// Longest line of a failed step kept for the closing block, in bytes, in plain and tty alike.
 pub const FAILED_TAIL_LINE_BYTES: usize = 4096;
+/// What a kept tail line costs besides its bytes (its `Vec` and times), counted in a tail's
+/// byte budget ([`Vertices::with_tail_budget`]).
+const TAIL_LINE_OVERHEAD: usize = 64;
 
 /// Every vertex an event started (or completed), in the order they first did.
 #[derive(Debug, Clone)]
@@ -58,6 +61,10 @@ pub struct Vertices {
     by_digest: HashMap<Arc<str>, usize>,
     tail_lines: usize,
     tail_line_bytes: usize,
+    /// Bytes a vertex's tail may hold (lines and their overhead).
+    tail_budget: usize,
+    /// Tails of vertices that completed successfully are let go.
+    forget_settled: bool,
     first_start: Option<Time>,
     /// The vertex of the latest log line, progress or warning and its position: such events
     /// come in runs of one vertex, and comparing the digest beats hashing it.
@@ -78,6 +85,10 @@ pub struct VertexView {
     duration: Elapsed,
     tail: VecDeque<TailLine>,
     open: Option<TailLine>,
+    /// What `tail` costs against the budget.
+    tail_cost: usize,
+    /// Complete lines pushed out of `tail`.
+    dropped: u64,
 }
 
 /// One line of a vertex's output, kept for its closing block.
@@ -97,9 +108,26 @@ impl Vertices {
             by_digest: HashMap::new(),
             tail_lines,
             tail_line_bytes,
+            tail_budget: usize::MAX,
+            forget_settled: false,
             first_start: None,
             last: None,
         }
+    }
+
+    /// Also bounds each vertex's tail to `bytes` (its lines' allocations plus a small overhead
+    /// per line): the oldest lines make room, and are counted ([`VertexView::dropped`]).
+    pub fn with_tail_budget(mut self, bytes: usize) -> Self {
+        self.tail_budget = bytes;
+        self
+    }
+
+    /// Lets go of a vertex's tail when it completes successfully (done or cached) and when it
+    /// starts again, so that only running and failed vertices hold output (the tty's closing
+    /// block shows a failed step's output, which can be long).
+    pub fn forgetting_settled_tails(mut self) -> Self {
+        self.forget_settled = true;
+        self
     }
 
     /// Folds one event into the view. Returns the position of the vertex the event is about
@@ -117,6 +145,9 @@ impl Vertices {
                 }
                 let i = self.vertex(&s.digest);
                 let v = &mut self.list[i];
+                if self.forget_settled && v.outcome.is_some() {
+                    v.forget_tail();
+                }
                 v.name.clone_from(&s.name);
                 v.intervals += 1;
                 v.interval_start = Some(s.started);
@@ -134,12 +165,18 @@ impl Vertices {
                 v.stop = Some(c.completed);
                 v.duration = c.duration;
                 v.outcome = Some(c.outcome.clone());
+                if self.forget_settled && v.settled() {
+                    v.forget_tail();
+                }
                 Some(i)
             }
             Event::Log(l) => {
                 let i = self.find(&l.digest)?;
-                let (lines, bytes) = (self.tail_lines, self.tail_line_bytes);
-                self.list[i].log(l, lines, bytes);
+                let limits = (self.tail_lines, self.tail_line_bytes, self.tail_budget);
+                let v = &mut self.list[i];
+                if !(self.forget_settled && v.settled()) {
+                    v.log(l, limits);
+                }
                 Some(i)
             }
             Event::Progress(p) => self.find(&p.digest),
@@ -166,6 +203,8 @@ impl Vertices {
             duration: Elapsed(0),
             tail: VecDeque::new(),
             open: None,
+            tail_cost: 0,
+            dropped: 0,
         });
         i
     }
@@ -232,7 +271,9 @@ impl<'a> IntoIterator for &'a Vertices {
 }
 
 impl VertexView {
-    fn log(&mut self, l: &LogLine, tail_lines: usize, tail_line_bytes: usize) {
+    /// `limits`: lines kept, bytes kept of each, bytes the whole tail may cost.
+    fn log(&mut self, l: &LogLine, limits: (usize, usize, usize)) {
+        let (tail_lines, tail_line_bytes, budget) = limits;
         if tail_lines == 0 {
             return;
         }
@@ -241,7 +282,7 @@ impl VertexView {
         // afterwards, one allocation fewer per line).
         let reused =
             if self.open.is_none() && l.end != LineEnd::Split && self.tail.len() == tail_lines {
-                self.tail.pop_front().map(|old| {
+                self.pop_tail().map(|old| {
                     let mut bytes = old.bytes;
                     bytes.clear();
                     bytes
@@ -261,11 +302,38 @@ impl VertexView {
             .extend_from_slice(&l.bytes[..l.bytes.len().min(room)]);
         if l.end != LineEnd::Split {
             let line = self.open.take().expect("opened above");
-            if self.tail.len() == tail_lines {
-                self.tail.pop_front();
-            }
+            self.tail_cost += line_cost(&line);
             self.tail.push_back(line);
+            while self.tail.len() > tail_lines || (self.tail_cost > budget && self.tail.len() > 1) {
+                self.pop_tail();
+            }
         }
+    }
+
+    /// Whether it completed successfully (done or cached) and has not started again.
+    fn settled(&self) -> bool {
+        matches!(self.outcome, Some(Outcome::Done | Outcome::Cached))
+    }
+
+    /// Lets the oldest kept line go (counted in `dropped`).
+    fn pop_tail(&mut self) -> Option<TailLine> {
+        let old = self.tail.pop_front()?;
+        self.tail_cost -= line_cost(&old);
+        self.dropped += 1;
+        Some(old)
+    }
+
+    fn forget_tail(&mut self) {
+        self.tail = VecDeque::new();
+        self.open = None;
+        self.tail_cost = 0;
+        self.dropped = 0;
+    }
+
+    /// How many complete lines the tail let go to stay within its bounds (since the tail was
+    /// last let go of, see [`Vertices::forgetting_settled_tails`]).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// The vertex digest.
@@ -323,6 +391,11 @@ impl VertexView {
     pub fn tail(&self) -> impl Iterator<Item = &TailLine> + '_ {
         self.tail.iter().chain(self.open.as_ref())
     }
+}
+
+/// What a kept line costs against a tail's byte budget.
+fn line_cost(line: &TailLine) -> usize {
+    line.bytes.capacity() + TAIL_LINE_OVERHEAD
 }
 
 impl TailLine {
@@ -469,6 +542,44 @@ mod tests {
         assert_eq!(view.apply(&started("x", "X", 10)), Some(0));
         assert_eq!(view.apply(&warning("x", "w")), Some(0));
         assert_eq!(view[0].tail().count(), 0);
+    }
+
+    #[test]
+    fn a_tail_budget_drops_the_oldest_lines_and_counts_them() {
+        let mut view = Vertices::new(100, 4096).with_tail_budget(3 * (16 + TAIL_LINE_OVERHEAD));
+        view.apply(&started("a", "A", 0));
+        for i in 0..10 {
+            view.apply(&log("a", &format!("line {i:02}"), i));
+        }
+        let kept: Vec<_> = tail(&view[0]).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(kept, ["line 07", "line 08", "line 09"]);
+        assert_eq!(view[0].dropped(), 7);
+    }
+
+    #[test]
+    fn settled_tails_can_be_let_go() {
+        let events = [
+            started("a", "A", 0),
+            log("a", "kept while running", 1),
+            completed("a", Outcome::Done, 0, 2, 2),
+            log("a", "after its end", 3),
+            started("b", "B", 0),
+            log("b", "kept: it failed", 1),
+            completed("b", Outcome::Failed("x".into()), 0, 2, 2),
+        ];
+        let mut view = Vertices::new(10, 4096).forgetting_settled_tails();
+        for e in &events[..2] {
+            view.apply(e);
+        }
+        assert_eq!(view[0].tail().count(), 1);
+        for e in &events[2..] {
+            view.apply(e);
+        }
+        assert_eq!(view[0].tail().count(), 0);
+        assert_eq!(view[1].tail().count(), 1);
+        // A restart begins a new tail.
+        view.apply(&started("b", "B", 5));
+        assert_eq!(view[1].tail().count(), 0);
     }
 
     #[test]

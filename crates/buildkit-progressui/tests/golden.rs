@@ -69,6 +69,7 @@ struct Rendered {
 fn render(body: &[u8], mode: Mode, chunk: usize) -> Rendered {
     let mut decoder = BuildDecoder::with_config(DecoderConfig {
         records: mode.wants_records(),
+        boundaries: mode.wants_boundaries(),
         ..DecoderConfig::default()
     });
     let mut renderer = Renderer::new(mode, Vec::new(), Options::default());

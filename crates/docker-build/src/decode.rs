@@ -26,6 +26,10 @@ pub enum BuildEvent {
     /// Classic-builder text gives none: the records the decoder makes up for it are not
     /// BuildKit's. A record that does not decode gives a [`BuildEvent::BadLine`] instead.
     Record(Arc<StatusResponse>),
+    /// Every vertex event of one BuildKit trace record is out: the record is applied. Only
+    /// with [`DecoderConfig::boundaries`] (e.g. for a printer that, as BuildKit's, prints
+    /// between records, never inside one). Classic-builder text gives none.
+    RecordApplied,
     /// The daemon reported the id of the image it built.
     ImageBuilt {
         /// `sha256:…`.
@@ -180,6 +184,9 @@ pub struct DecoderConfig {
     /// Also emit every decoded BuildKit trace record as a [`BuildEvent::Record`] (default
     /// `false`: a record is then only turned into vertex events).
     pub records: bool,
+    /// Also emit [`BuildEvent::RecordApplied`] after the vertex events of every decoded
+    /// BuildKit trace record (default `false`).
+    pub boundaries: bool,
 }
 
 impl Default for DecoderConfig {
@@ -188,6 +195,7 @@ impl Default for DecoderConfig {
             max_line: DEFAULT_MAX_LINE,
             tracker: Default::default(),
             records: false,
+            boundaries: false,
         }
     }
 }
@@ -229,6 +237,8 @@ pub struct BuildDecoder {
     finished: bool,
     /// Emit [`BuildEvent::Record`]s.
     records: bool,
+    /// Emit [`BuildEvent::RecordApplied`]s.
+    boundaries: bool,
 }
 
 impl Default for BuildDecoder {
@@ -259,6 +269,7 @@ impl BuildDecoder {
             error: None,
             finished: false,
             records: config.records,
+            boundaries: config.boundaries,
         }
     }
 
@@ -313,11 +324,32 @@ impl BuildDecoder {
         } else {
             self.tracker.handle_response(record);
         }
+        self.record_applied();
+    }
+
+    /// After a record's vertex events, [`BuildEvent::RecordApplied`] when asked for.
+    fn record_applied(&mut self) {
+        if self.boundaries {
+            self.drain_tracker();
+            self.queue.push_back(BuildEvent::RecordApplied);
+        }
     }
 
     /// The end of the body: flushes partial lines, reports unfinished vertices as interrupted,
     /// the failure if any, and [`BuildEvent::Finished`]. Later calls do nothing.
     pub fn finish(&mut self, now: Time) {
+        self.end(now, false);
+    }
+
+    /// The end of the body because the client canceled the build (Ctrl-C, see
+    /// `BuildStream::cancel`): as [`BuildDecoder::finish`], but unfinished vertices complete
+    /// [`Outcome::Canceled`], as BuildKit reports the steps of a canceled build
+    /// (`Tracker::cancel`). Later calls, and calls after `finish`, do nothing.
+    pub fn cancel(&mut self, now: Time) {
+        self.end(now, true);
+    }
+
+    fn end(&mut self, now: Time, canceled: bool) {
         if self.finished {
             return;
         }
@@ -330,7 +362,11 @@ impl BuildDecoder {
         if self.error.is_none() {
             self.stage_image_built();
         }
-        let summary = self.tracker.finish();
+        let summary = if canceled {
+            self.tracker.cancel()
+        } else {
+            self.tracker.finish()
+        };
         self.drain_tracker();
         let failure = self.error.take().map(|(message, code)| BuildFailure {
             message,
@@ -522,14 +558,16 @@ impl BuildDecoder {
                 self.queue
                     .push_back(BuildEvent::Record(Arc::clone(&record)));
                 self.tracker.handle_response(StatusResponse::clone(&record));
+                self.record_applied();
                 return;
             }
         }
-        if let Err(source) = self.tracker.handle_protobuf(wire) {
-            self.bad(LineError::Trace {
+        match self.tracker.handle_protobuf(wire) {
+            Ok(()) => self.record_applied(),
+            Err(source) => self.bad(LineError::Trace {
                 line: line_no,
                 source,
-            });
+            }),
         }
     }
 
@@ -692,6 +730,61 @@ mod tests {
         assert!(summary.succeeded());
     }
 
+    /// Issue 15, item 2: a build the client canceled (Ctrl-C) shows its running steps
+    /// canceled, as BuildKit reports them, where a body that just ended shows them
+    /// interrupted; either way `Finished` is last and no success.
+    #[test]
+    fn a_canceled_body_completes_its_running_steps_canceled() {
+        let record = StatusResponse {
+            vertexes: vec![
+                Vertex {
+                    digest: "sha256:a".into(),
+                    name: "[1/2] FROM base".into(),
+                    started: at(1),
+                    completed: at(2),
+                    ..Default::default()
+                },
+                Vertex {
+                    digest: "sha256:b".into(),
+                    name: "[2/2] RUN sleep 120".into(),
+                    started: at(2),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        for (canceled, outcome) in [(true, Outcome::Canceled), (false, Outcome::Interrupted)] {
+            let mut decoder = BuildDecoder::new();
+            decoder.push(trace_line(&record), Time(0));
+            if canceled {
+                decoder.cancel(Time(0));
+            } else {
+                decoder.finish(Time(0));
+            }
+            let events: Vec<_> = std::iter::from_fn(|| decoder.poll_event()).collect();
+            let ends: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    BuildEvent::Vertex(Event::Completed(c)) => {
+                        Some((c.digest.to_string(), c.outcome.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                ends,
+                [
+                    ("sha256:a".to_string(), Outcome::Done),
+                    ("sha256:b".to_string(), outcome)
+                ]
+            );
+            let Some(BuildEvent::Finished(summary)) = events.last() else {
+                panic!("{events:?}");
+            };
+            assert!(!summary.succeeded());
+        }
+    }
+
     #[test]
     fn records_come_before_the_events_made_from_them_and_only_when_asked_for() {
         let first = StatusResponse {
@@ -760,6 +853,28 @@ mod tests {
             .filter(|e| !matches!(e, BuildEvent::Record(_)))
             .collect();
         assert_eq!(without, filtered);
+
+        // Boundaries: `RecordApplied` after each record's events, the rest unchanged.
+        let mut decoder = BuildDecoder::with_config(DecoderConfig {
+            boundaries: true,
+            ..DecoderConfig::default()
+        });
+        decoder.push(body, Time(0));
+        decoder.finish(Time(0));
+        let bounded: Vec<_> = std::iter::from_fn(|| decoder.poll_event()).collect();
+        let ends: Vec<usize> = bounded
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, BuildEvent::RecordApplied))
+            .map(|(i, _)| i)
+            .collect();
+        // After `started`, and after `log, completed`; none for the undecodable record.
+        assert_eq!(ends, [1, 4]);
+        let unbounded: Vec<_> = bounded
+            .into_iter()
+            .filter(|e| !matches!(e, BuildEvent::RecordApplied))
+            .collect();
+        assert_eq!(unbounded, without);
     }
 
     #[test]

@@ -466,7 +466,9 @@ impl BuildStream {
 
     /// Ends the build here, as on Ctrl-C: closes its session and the connection (the daemon
     /// cancels the build when the client goes away) and finishes decoding what was received,
-    /// so every step still running comes out [`Outcome::Interrupted`](crate::Outcome) and
+    /// so every step still running comes out [`Outcome::Canceled`](crate::Outcome), as BuildKit
+    /// reports the steps of a canceled build
+    /// ([`BuildDecoder::cancel`](crate::decode::BuildDecoder::cancel)), and
     /// [`BuildEvent::Finished`] (not a success) is last. Returns the events not yet taken,
     /// in order; nothing more comes from the daemon (it tells a client that left nothing).
     pub fn cancel(mut self) -> Vec<BuildEvent> {
@@ -477,7 +479,7 @@ impl BuildStream {
                 // Best effort: the chunks were flushed as they came.
                 let _ = w.flush();
             }
-            self.decoder.finish(now());
+            self.decoder.cancel(now());
             self.state = State::Done;
         }
         events.extend(std::iter::from_fn(|| self.decoder.poll_event()));

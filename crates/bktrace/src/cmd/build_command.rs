@@ -11,8 +11,7 @@ use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
 use docker_build::decode::BuildEvent;
 use docker_build::{
-    BuildOptions, Builder, ContextTransport, DecoderConfig, SessionMode, UploadProgress,
-    build_with_progress,
+    BuildOptions, Builder, ContextTransport, SessionMode, UploadProgress, build_with_progress,
 };
 use docker_context::Context;
 
@@ -50,15 +49,12 @@ pub(crate) fn run(args: BuildArgs) -> Result<ExitCode, CliError> {
         } else {
             Builder::BuildKit
         },
-        decoder: DecoderConfig {
-            records: if output_to_stdout {
-                stderr_mode(args.progress.progress)
-            } else {
-                progress_mode(args.progress.progress)
-            }
-            .wants_records(),
-            ..DecoderConfig::default()
-        },
+        decoder: if output_to_stdout {
+            stderr_mode(args.progress.progress)
+        } else {
+            progress_mode(args.progress.progress)
+        }
+        .decoder_config(),
         build_name: (!args.classic)
             .then(|| args.name.clone().unwrap_or_else(|| default_name(&args.dir))),
         secrets: args.secrets.clone(),
@@ -221,7 +217,8 @@ async fn build_and_render(
     }
     if let Some(signal) = interrupted {
         // The build is canceled as the connection closes; what was received is shown to its
-        // end: the running steps interrupted, the closing summary, the reports.
+        // end: the running steps canceled (as BuildKit reports them), the closing summary, the
+        // reports.
         for event in stream.cancel() {
             outcome.note(&event);
             if let Some(report) = &mut report {
@@ -233,10 +230,7 @@ async fn build_and_render(
         }
         let report = report.map(ReportBuilder::finish);
         write_reports(report.as_ref(), reports, &title)?;
-        eprintln!(
-            "error: interrupted by {}: the build was canceled",
-            signal.name
-        );
+        eprintln!("error: interrupted by {}: context canceled", signal.name);
         return Ok(ExitCode::from(signal.status));
     }
     let report = report.map(ReportBuilder::finish);

@@ -11,7 +11,7 @@ use buildkit_proto::control::BuildHistoryRecord;
 use docker_build::Time;
 use docker_build::connection::Daemon;
 use docker_build::control::{BuildState, BuildkitHost, Control, HistoryRequest, build_name};
-use docker_build::decode::{BuildDecoder, BuildEvent, DecoderConfig};
+use docker_build::decode::{BuildDecoder, BuildEvent};
 
 use super::{BuildOutcome, after_output, conclude, renderer, source_location, wall_clock};
 use crate::error::CliError;
@@ -272,10 +272,7 @@ pub(crate) fn logs(args: HistoryLogsArgs) -> Result<ExitCode, CliError> {
             });
         }
         let mut renderer = renderer(args.progress.progress, running, Box::new(io::stdout()));
-        let mut decoder = BuildDecoder::with_config(DecoderConfig {
-            records: renderer.wants_records(),
-            ..DecoderConfig::default()
-        });
+        let mut decoder = BuildDecoder::with_config(renderer.mode().decoder_config());
         let mut stream = control
             .status(&args.build_ref)
             .await

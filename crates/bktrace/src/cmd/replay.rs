@@ -50,25 +50,20 @@ pub(crate) fn replay<R: Read, W: Write>(
     renderer: &mut Renderer<W>,
     chunk: usize,
 ) -> Result<BuildOutcome, ReplayError> {
-    let records = renderer.wants_records();
-    replay_with(input, records, chunk, |event| {
-        renderer.event(event, Time(0))
-    })
+    let config = renderer.mode().decoder_config();
+    replay_with(input, config, chunk, |event| renderer.event(event, Time(0)))
 }
 
-/// [`replay`] into any `sink` of events (`records`: whether the decoder emits
+/// [`replay`] into any `sink` of events, decoded with `config` (e.g. whether the decoder emits
 /// [`BuildEvent::Record`]s). An error of the sink stops the replay as
 /// [`ReplayError::Write`].
 pub(crate) fn replay_with<R: Read>(
     mut input: R,
-    records: bool,
+    config: DecoderConfig,
     chunk: usize,
     mut sink: impl FnMut(&BuildEvent) -> io::Result<()>,
 ) -> Result<BuildOutcome, ReplayError> {
-    let mut decoder = RecordingDecoder::with_config(DecoderConfig {
-        records,
-        ..DecoderConfig::default()
-    });
+    let mut decoder = RecordingDecoder::with_config(config);
     let mut outcome = BuildOutcome::default();
     let mut buf = vec![0u8; chunk.max(1)];
     let mut stopped = Ok(());

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use buildkit_progressui::report::{self, Format, Report, ReportBuilder};
+use docker_build::DecoderConfig;
 
 use super::replay::{REPLAY_CHUNK, open_recording, replay_with, require_build, warn_bad_lines};
 use crate::error::CliError;
@@ -63,7 +64,7 @@ pub(crate) fn write_report(
 pub(crate) fn run(args: ReportArgs) -> Result<ExitCode, CliError> {
     let input = open_recording(&args.file)?;
     let mut builder = ReportBuilder::new();
-    let replayed = replay_with(input, false, REPLAY_CHUNK, |event| {
+    let replayed = replay_with(input, DecoderConfig::default(), REPLAY_CHUNK, |event| {
         builder.apply(event);
         Ok(())
     });

@@ -25,7 +25,7 @@ use buildkit_proto::StatusResponse;
 use buildkit_proto::control::{BuildHistoryEventType, BuildHistoryRecord};
 use docker_build::Time;
 use docker_build::control::{BuildState, Control, HistoryRequest, RequestError, build_name};
-use docker_build::decode::{BuildDecoder, BuildEvent, DecoderConfig};
+use docker_build::decode::{BuildDecoder, BuildEvent};
 use tokio::sync::mpsc;
 
 use super::history::{Filter, Row, control, runtime};
@@ -239,10 +239,7 @@ impl Build {
             build_ref: record.r#ref.clone(),
             name: build_name(&record.frontend_attrs),
             created: record.created_at.map(|t| Time(t.unix_nanos())),
-            decoder: BuildDecoder::with_config(DecoderConfig {
-                records: mode.wants_records(),
-                ..DecoderConfig::default()
-            }),
+            decoder: BuildDecoder::with_config(mode.decoder_config()),
             show,
             buffer,
             state: BuildState::Running,
