@@ -184,3 +184,55 @@ async fn a_terminated_build_still_ends_its_json_with_build_finished() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// SIGINT while the context still uploads (the classic daemon answers only once the whole tar
+/// is in, so the build has not started): the output still ends with `build_finished`, not a
+/// success, and the status is 130. A sparse 512 MiB file makes the upload last; if it ended
+/// before the signal, the build is interrupted as any other, with the same output.
+#[tokio::test]
+async fn an_interrupt_during_the_upload_still_ends_the_output() {
+    let Some(daemon) = daemon().await else { return };
+    let base = base_image(&daemon).await;
+    let marker = unique_marker("upload");
+    let dir = context(
+        "upload",
+        &format!("FROM {base}\nCOPY big.bin /\nRUN echo {marker} && sleep 120\n"),
+    );
+    std::fs::File::create(dir.join("big.bin"))
+        .unwrap()
+        .set_len(512 << 20)
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bktrace"))
+        .args(["build", "--classic", "--progress", "json", "--no-cache"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bktrace");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let first = read_until_line_with(&mut out, "\"context_upload\"");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{rest}");
+    let lines: Vec<serde_json::Value> = rest
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let last = lines.last().expect("lines after the signal");
+    assert_eq!(last["type"], "build_finished", "{rest}");
+    assert_eq!(last["success"], false);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: interrupted by SIGINT: context canceled\n"
+    );
+    // The upload was under way when the first line was read.
+    assert_eq!(first["done"], false, "{first} then {rest}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -141,6 +141,7 @@ fn finished_with(failure: Option<BuildFailure>) -> BuildEvent {
         failure,
         input: docker_build::InputKind::Records,
         exported: false,
+        canceled: false,
     }))
 }
 

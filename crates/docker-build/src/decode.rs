@@ -98,6 +98,9 @@ pub struct BuildSummary {
     /// [`BuildStream`](crate::BuildStream) of a build with an output; a decoder alone (a
     /// replay) never sets it.
     pub exported: bool,
+    /// The client canceled the build ([`BuildDecoder::cancel`]: Ctrl-C, or the build's
+    /// stream canceled before the daemon ended it): never a success, whatever came before.
+    pub canceled: bool,
 }
 
 /// What a [`BuildDecoder`] was fed.
@@ -122,6 +125,7 @@ impl BuildSummary {
     /// image). A body that ends without the image id — while steps run, or between them, the
     /// client having gone away or the connection or recording being cut — is not a success.
     /// For bare records ([`InputKind::Records`]): no step failed and none was left running.
+    /// A build the client canceled ([`BuildSummary::canceled`]) never succeeded.
     /// A build with an output ([`BuildOptions::outputs`](crate::BuildOptions)) builds no image:
     /// its body without an error succeeded when the output was written in full
     /// ([`BuildSummary::exported`]).
@@ -150,6 +154,7 @@ impl BuildSummary {
     /// ```
     pub fn succeeded(&self) -> bool {
         self.failure.is_none()
+            && !self.canceled
             && match self.input {
                 InputKind::Body | InputKind::ClassicBody => {
                     self.image_id.is_some() || self.exported
@@ -393,6 +398,7 @@ impl BuildDecoder {
                     InputKind::Records
                 },
                 exported: false,
+                canceled,
             })));
     }
 
@@ -728,6 +734,46 @@ mod tests {
             .expect("finished");
         assert_eq!(summary.input, InputKind::Records);
         assert!(summary.succeeded());
+    }
+
+    /// A build the client canceled is no success, also when nothing came yet (Ctrl-C while
+    /// the context uploads) and for bare records whose steps all completed.
+    #[test]
+    fn a_canceled_build_never_succeeded() {
+        let mut empty = BuildDecoder::new();
+        empty.cancel(Time(0));
+        let Some(BuildEvent::Finished(summary)) = std::iter::from_fn(|| empty.poll_event()).last()
+        else {
+            panic!("no Finished");
+        };
+        assert!(summary.canceled && !summary.succeeded());
+
+        let done = StatusResponse {
+            vertexes: vec![Vertex {
+                digest: "sha256:a".into(),
+                name: "[1/1] FROM base".into(),
+                started: at(1),
+                completed: at(2),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        for canceled in [false, true] {
+            let mut decoder = BuildDecoder::new();
+            decoder.push_record(done.clone());
+            if canceled {
+                decoder.cancel(Time(0));
+            } else {
+                decoder.finish(Time(0));
+            }
+            let Some(BuildEvent::Finished(summary)) =
+                std::iter::from_fn(|| decoder.poll_event()).last()
+            else {
+                panic!("no Finished");
+            };
+            assert_eq!(summary.input, InputKind::Records);
+            assert_eq!(summary.succeeded(), !canceled);
+        }
     }
 
     /// Issue 15, item 2: a build the client canceled (Ctrl-C) shows its running steps

@@ -9,7 +9,7 @@ use buildkit_progressui::Render;
 use buildkit_progressui::report::{Report, ReportBuilder, write_markdown};
 use docker_build::connection::Daemon;
 use docker_build::control::source_snippet;
-use docker_build::decode::BuildEvent;
+use docker_build::decode::{BuildDecoder, BuildEvent};
 use docker_build::{
     BuildOptions, Builder, ContextTransport, SessionMode, UploadProgress, build_with_progress,
 };
@@ -132,6 +132,7 @@ async fn build_and_render(
     // The context's upload is shown while the request starts (the classic builder answers
     // only once the whole context is in) and while the build runs.
     let upload = UploadProgress::new();
+    let mut signals = Signals::new()?;
     let mut stream = {
         let starting = build_with_progress(&daemon, context, &options, upload.clone());
         tokio::pin!(starting);
@@ -140,6 +141,19 @@ async fn build_and_render(
             tokio::select! {
                 started = &mut starting => break started?,
                 _ = tick.tick() => show_upload(&upload, &mut renderer, false)?,
+                signal = signals.next() => {
+                    // Interrupted while the context uploads (the classic daemon answers only
+                    // once all of it is in): the request is dropped on return, and the output
+                    // ends as for any interrupted build, with the build's end.
+                    show_upload(&upload, &mut renderer, false)?;
+                    let mut decoder = BuildDecoder::with_config(options.decoder.clone());
+                    decoder.cancel(wall_clock());
+                    while let Some(event) = decoder.poll_event() {
+                        renderer.event(&event, wall_clock()).map_err(CliError::Output)?;
+                    }
+                    eprintln!("error: interrupted by {}: context canceled", signal.name);
+                    return Ok(ExitCode::from(signal.status));
+                }
             }
         }
     };
@@ -174,7 +188,6 @@ async fn build_and_render(
     let mut last_event = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut signals = Signals::new()?;
     let mut interrupted = None;
     loop {
         tokio::select! {
