@@ -28,6 +28,28 @@ fn read_until_line_with(out: &mut impl BufRead, text: &str) -> String {
     line
 }
 
+/// Sends `signal` (`-INT`, `-TERM`) to `child` with kill(1).
+fn send(child: &std::process::Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// The JSON lines of `--progress json` output after a signal, which must end with a
+/// `build_finished` that is no success.
+fn json_ending_unsuccessfully(rest: &str) -> Vec<serde_json::Value> {
+    let lines: Vec<serde_json::Value> = rest
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let last = lines.last().expect("lines after the signal");
+    assert_eq!(last["type"], "build_finished", "{rest}");
+    assert_eq!(last["success"], false, "{rest}");
+    lines
+}
+
 /// `bktrace build … | head -1`: the build was not seen to succeed, so the status is not 0 but
 /// 141, as for a process killed by SIGPIPE, and nothing is printed on stderr.
 #[tokio::test]
@@ -98,11 +120,7 @@ async fn an_interrupted_build_leaves_its_recording() {
     // The step's block number, from `#N 0.123 <marker>-start`.
     let number = line.split(' ').next().unwrap().to_string();
     let recorded = std::fs::read(&record).unwrap();
-    let interrupt = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupt.success());
+    send(&child, "-INT");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let output = child.wait_with_output().unwrap();
@@ -154,19 +172,12 @@ async fn a_terminated_build_still_ends_its_json_with_build_finished() {
         .expect("run bktrace");
     let mut out = BufReader::new(child.stdout.take().unwrap());
     read_until_line_with(&mut out, &format!("{marker}-start\""));
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    send(&child, "-TERM");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(143));
-    let lines: Vec<serde_json::Value> = rest
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines = json_ending_unsuccessfully(&rest);
     // The running step is canceled, as BuildKit reports a step the client's cancellation
     // stopped.
     let canceled = lines.iter().find(|v| {
@@ -175,9 +186,6 @@ async fn a_terminated_build_still_ends_its_json_with_build_finished() {
             && v["name"].as_str().unwrap_or_default().contains(&marker)
     });
     assert!(canceled.is_some(), "{rest}");
-    let last = lines.last().expect("lines after the signal");
-    assert_eq!(last["type"], "build_finished", "{rest}");
-    assert_eq!(last["success"], false);
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "error: interrupted by SIGTERM: context canceled\n"
@@ -212,22 +220,12 @@ async fn an_interrupt_during_the_upload_still_ends_the_output() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let first = read_until_line_with(&mut out, "\"context_upload\"");
     let first: serde_json::Value = serde_json::from_str(&first).unwrap();
-    let interrupt = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupt.success());
+    send(&child, "-INT");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130), "{rest}");
-    let lines: Vec<serde_json::Value> = rest
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    let last = lines.last().expect("lines after the signal");
-    assert_eq!(last["type"], "build_finished", "{rest}");
-    assert_eq!(last["success"], false);
+    json_ending_unsuccessfully(&rest);
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "error: interrupted by SIGINT: context canceled\n"
