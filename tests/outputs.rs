@@ -7,8 +7,9 @@ use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-/// A Dockerfile on `base` (a busybox image) whose last stage holds what [`check_dir`] and
-/// [`check_tar`] expect; `marker` goes into a file so that each test checks its own build.
+/// A Dockerfile on `base` (a busybox image) whose last stage holds what [`expected`] lists
+/// (read back with [`read_dir`] or [`read_tar`]); `marker` goes into a file so that each test
+/// checks its own build.
 pub fn dockerfile(base: &str, marker: &str) -> String {
     format!(
         "FROM {base} AS files\n\

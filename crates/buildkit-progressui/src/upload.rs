@@ -26,7 +26,7 @@ pub fn elapsed(upload: &ContextUpload) -> f64 {
 }
 
 /// BuildKit's status line of the transfer, without the `#N `: `transferring context:
-/// 120.00MB 1.0s`, then `… done` (bytes as [`bytes`], the time only above 0.01 s, as the
+/// 120.00MB 1.0s`, then `… done` (bytes as [`bytes()`](crate::format::bytes), the time only above 0.01 s, as the
 /// plain printer writes a status).
 ///
 /// ```

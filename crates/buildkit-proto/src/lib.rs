@@ -285,10 +285,10 @@ pub mod session {
     }
     /// The build context and the Dockerfile's folder sent to the daemon
     /// (`moby.filesync.v1.FileSync/DiffCopy`), as fsutil's packets: the sender lists every entry
-    /// ([`PacketType::PacketStat`], then one without a stat), the daemon asks for contents by
-    /// entry number ([`PacketType::PacketReq`]), the sender answers with
-    /// [`PacketType::PacketData`] chunks (an empty one ends a file), and
-    /// [`PacketType::PacketFin`] closes each direction.
+    /// ([`PacketType::PacketStat`](filesync::PacketType::PacketStat), then one without a stat), the daemon asks for contents by
+    /// entry number ([`PacketType::PacketReq`](filesync::PacketType::PacketReq)), the sender answers with
+    /// [`PacketType::PacketData`](filesync::PacketType::PacketData) chunks (an empty one ends a file), and
+    /// [`PacketType::PacketFin`](filesync::PacketType::PacketFin) closes each direction.
     ///
     /// ```
     /// use buildkit_proto::Message;

@@ -95,7 +95,7 @@ pub struct BuildSummary {
     pub input: InputKind,
     /// The build's output ([`BuildOptions::outputs`](crate::BuildOptions)) was written in
     /// full: the session's receiver finished the export before the body ended. Set by the live
-    /// [`BuildStream`](crate::BuildStream) of a build with an output; a decoder alone (a
+    /// `BuildStream` of a build with an output; a decoder alone (a
     /// replay) never sets it.
     pub exported: bool,
     /// The client canceled the build ([`BuildDecoder::cancel`]: Ctrl-C, or the build's
