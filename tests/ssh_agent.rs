@@ -65,3 +65,25 @@ impl Drop for Agent {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `ssh-keygen -t ed25519 -N PASSPHRASE -C COMMENT -f PATH`: a new private key file at `path`
+/// (and `path.pub`); `None` (after a `SKIPPED` line; a panic under `CI=true`) without
+/// `ssh-keygen`.
+pub fn keygen(path: &std::path::Path, passphrase: &str, comment: &str) -> Option<()> {
+    let status = match Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", passphrase, "-C", comment, "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+    {
+        Ok(status) => status,
+        Err(e) => {
+            let reason = format!("cannot run ssh-keygen ({e}); .ci/run installs openssh-client");
+            assert!(!ci(), "{reason}; CI=true makes this a failure");
+            skipped(&reason);
+            return None;
+        }
+    };
+    assert!(status.success(), "ssh-keygen failed: {status}");
+    Some(())
+}

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use docker_build::connection::Daemon;
 use workspace_tests::daemon::{base_image, daemon, daemon28, unique_marker};
-use workspace_tests::ssh_agent::Agent;
+use workspace_tests::ssh_agent::{Agent, keygen};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -137,13 +137,67 @@ async fn docker28_ssh_default_forwards_the_agent_at_ssh_auth_sock() {
     ssh_default_forwards_the_agent_at_ssh_auth_sock(daemon).await;
 }
 
+/// `--ssh default=KEY_FILE`: an `ssh-keygen` key served by the session's own agent. (The step
+/// can only see the socket: busybox's `nc` has no `-U`, so the agent protocol itself is tested
+/// through `ForwardAgent` in docker-build's `key_files_are_served_by_an_in_process_agent`.)
+async fn ssh_key_files_are_served_by_an_agent_of_our_own(daemon: Daemon) {
+    let base = base_image(&daemon).await;
+    let dir = temp_dir("bktrace-ssh-keys");
+    let key = dir.join("id_ed25519");
+    let Some(()) = keygen(&key, "", "bktrace-test") else {
+        return;
+    };
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {base}\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo key-agent-socket-present\n"),
+    )
+    .unwrap();
+    let ssh = format!("default={}", key.display());
+    let output = bktrace_build(&daemon, &dir, &["--no-cache", "--ssh", &ssh], &[]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("key-agent-socket-present"), "{stdout}");
+    let private = std::fs::read_to_string(&key).unwrap();
+    let body = private.lines().nth(1).unwrap();
+    assert!(!stdout.contains(body) && !stderr.contains(body));
+
+    // A key with a passphrase is refused before the build, in one line.
+    let encrypted = dir.join("id_encrypted");
+    keygen(&encrypted, "a passphrase", "bktrace-test").unwrap();
+    let ssh = format!("default={}", encrypted.display());
+    let output = bktrace_build(&daemon, &dir, &["--ssh", &ssh], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "error: cannot serve the build's BuildKit session: SSH agent \"default\": {} is encrypted; load it into an ssh-agent (ssh-add) and give its socket\n",
+            encrypted.display()
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker20_ssh_key_files_are_served_by_an_agent_of_our_own() {
+    let Some(daemon) = daemon().await else { return };
+    ssh_key_files_are_served_by_an_agent_of_our_own(daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker28_ssh_key_files_are_served_by_an_agent_of_our_own() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    ssh_key_files_are_served_by_an_agent_of_our_own(daemon).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_errors_are_one_line() {
     let Some(daemon) = daemon().await else { return };
     let dir = temp_dir("bktrace-session-errors");
     std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
     let key = dir.join("id_ed25519");
-    std::fs::write(&key, "not a socket").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
     let key_arg = format!("github={}", key.display());
     let cases: [(&[&str], String); 2] = [
         (
@@ -153,7 +207,7 @@ async fn session_errors_are_one_line() {
         (
             &["--ssh", &key_arg],
             format!(
-                "error: cannot serve the build's BuildKit session: SSH agent \"github\": {} is not an agent socket; key files are not supported, load the key into an ssh-agent (ssh-add) and give its socket\n",
+                "error: cannot serve the build's BuildKit session: SSH agent \"github\": {} is not an OpenSSH private key\n",
                 key.display()
             ),
         ),
