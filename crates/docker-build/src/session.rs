@@ -13,7 +13,7 @@
 //! | `grpc.health.v1.Health/Check` | every 5 s; two failures end the session |
 //! | `moby.buildkit.secrets.v1.Secrets/GetSecret` | a secret's value by id; unknown ids are `NotFound` |
 //! | `moby.sshforward.v1.SSH/CheckAgent` | whether an agent id is forwarded |
-//! | `moby.sshforward.v1.SSH/ForwardAgent` | one connection to the agent's socket, as a byte stream |
+//! | `moby.sshforward.v1.SSH/ForwardAgent` | one connection to the agent's socket (or to the session's own agent serving key files, `session/agent.rs`), as a byte stream |
 //! | `moby.filesync.v1.Auth/Credentials` (and the rest of `Auth`) | registry credentials, from the docker CLI's configuration ([`AuthService`]) |
 //! | `moby.filesync.v1.FileSync/DiffCopy` | the build context and the Dockerfile's folder ([`Session::with_context`]; `session/filesync.rs`) |
 //! | `moby.filesync.v1.FileSend/DiffCopy` | the build's output ([`Output`](crate::Output)): a tar archive, or files under a folder (`filesend.rs`) |
@@ -35,7 +35,9 @@
 //!
 //! A secret's value is read when BuildKit asks for it and goes only into the `GetSecret`
 //! answer: no `Debug` of this crate prints it ([`Secret`],
-//! `GetSecretResponse`), no error message holds it, and nothing here logs.
+//! `GetSecretResponse`), no error message holds it, and nothing here logs. The same holds for
+//! SSH private key files: their keys stay in the in-process agent, whose `Debug` shows only
+//! fingerprints, and errors name the file, never its contents.
 //!
 //! ```no_run
 //! use docker_build::connection::Daemon;
@@ -300,7 +302,8 @@ impl Session {
     ///
     /// Checks what can be checked before the build: every secret file exists and is at most
     /// [`MAX_SECRET_SIZE`], every secret variable is set, every SSH agent is one Unix socket
-    /// (`$SSH_AUTH_SOCK` for an agent without a path). Values are read only when BuildKit asks.
+    /// (`$SSH_AUTH_SOCK` for an agent without a path) or private key files, which are parsed
+    /// here (unencrypted Ed25519 OpenSSH keys). Secret values are read only when BuildKit asks.
     pub fn new(secrets: &[Secret], ssh: &[SshAgent]) -> Result<Self, SessionError> {
         Self::with_env(secrets, ssh, |var| std::env::var_os(var))
     }
