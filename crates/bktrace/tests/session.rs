@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use docker_build::connection::Daemon;
 use workspace_tests::daemon::{base_image, daemon, daemon28, unique_marker};
-use workspace_tests::ssh_agent::{Agent, keygen};
+use workspace_tests::ssh_agent::{Agent, keygen, openssh_client_tools};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -137,26 +137,81 @@ async fn docker28_ssh_default_forwards_the_agent_at_ssh_auth_sock() {
     ssh_default_forwards_the_agent_at_ssh_auth_sock(daemon).await;
 }
 
-/// `--ssh default=KEY_FILE`: an `ssh-keygen` key served by the session's own agent. (The step
-/// can only see the socket: busybox's `nc` has no `-U`, so the agent protocol itself is tested
-/// through `ForwardAgent` in docker-build's `key_files_are_served_by_an_in_process_agent`.)
+/// `--ssh default=KEY_FILE`: an `ssh-keygen` key served by the session's own agent, used by the
+/// host's OpenSSH client inside the step (busybox has none: `openssh_client_tools` brings
+/// `ssh-add` and `ssh-keygen` with their libraries in a bind mount). `ssh-add -l` lists the key
+/// and `ssh-keygen -Y sign` signs through the agent; the host verifies that signature.
 async fn ssh_key_files_are_served_by_an_agent_of_our_own(daemon: Daemon) {
     let base = base_image(&daemon).await;
     let dir = temp_dir("bktrace-ssh-keys");
     let key = dir.join("id_ed25519");
-    let Some(()) = keygen(&key, "", "bktrace-test") else {
+    let Some(()) = keygen(&key, "", "bktrace-key@test") else {
         return;
     };
+    let Some(loader) = openssh_client_tools(&dir.join("tools")) else {
+        return;
+    };
+    std::fs::copy(dir.join("id_ed25519.pub"), dir.join("tools/id.pub")).unwrap();
+    let run = format!("/tools/{loader} --library-path /tools");
     std::fs::write(
         dir.join("Dockerfile"),
-        format!("FROM {base}\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo key-agent-socket-present\n"),
+        format!(
+            "FROM {base}\n\
+             RUN --mount=type=bind,source=tools,target=/tools --mount=type=ssh \\\n\
+             \x20 echo root:x:0:0::/root:/bin/sh > /etc/passwd && {run} /tools/ssh-add -l \\\n\
+             \x20 && echo signed-by-the-agent > /tmp/m \\\n\
+             \x20 && {run} /tools/ssh-keygen -Y sign -n bktrace -f /tools/id.pub /tmp/m && cat /tmp/m.sig\n"
+        ),
     )
     .unwrap();
     let ssh = format!("default={}", key.display());
     let output = bktrace_build(&daemon, &dir, &["--no-cache", "--ssh", &ssh], &[]);
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("key-agent-socket-present"), "{stdout}");
+    // `ssh-add -l` in the step: the key's fingerprint and comment.
+    let fingerprint = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(dir.join("id_ed25519.pub"))
+        .output()
+        .unwrap();
+    let fingerprint = text(&fingerprint.stdout);
+    assert!(fingerprint.contains("bktrace-key@test"), "{fingerprint}");
+    assert!(
+        stdout.contains(fingerprint.trim()),
+        "{fingerprint}\n{stdout}"
+    );
+    // `ssh-keygen -Y sign` in the step: a signature the host verifies with the public key.
+    let signature: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.splitn(3, ' ').nth(2))
+        .skip_while(|line| *line != "-----BEGIN SSH SIGNATURE-----")
+        .take_while(|line| *line != "-----END SSH SIGNATURE-----")
+        .chain(["-----END SSH SIGNATURE-----"])
+        .collect();
+    assert!(signature.len() > 2, "{stdout}");
+    std::fs::write(dir.join("m.sig"), signature.join("\n") + "\n").unwrap();
+    let mut check = Command::new("ssh-keygen")
+        .args(["-Y", "check-novalidate", "-n", "bktrace", "-s"])
+        .arg(dir.join("m.sig"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"signed-by-the-agent\n")
+        .unwrap();
+    let check = check.wait_with_output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
     let private = std::fs::read_to_string(&key).unwrap();
     let body = private.lines().nth(1).unwrap();
     assert!(!stdout.contains(body) && !stderr.contains(body));
