@@ -281,6 +281,23 @@ mod tests {
         }
     }
 
+    /// The in-process SSH agent's crypto (ssh-key, ed25519-dalek) is paid for only by those who
+    /// serve a session, and only Ed25519: no RSA or ECDSA stack.
+    #[test]
+    fn docker_build_signs_ssh_keys_only_with_its_session_feature() {
+        for without in [&["--no-default-features"][..], &[][..], &["control"][..]] {
+            let deps = normal_deps("docker-build", without);
+            for name in ["ssh-key", "ed25519-dalek"] {
+                assert!(!deps.iter().any(|d| d == name), "{without:?}: {name}");
+            }
+        }
+        let deps = normal_deps("docker-build", &["session"]);
+        assert!(deps.iter().any(|d| d == "ssh-key"), "{deps:?}");
+        for name in ["rsa", "p256", "p384", "p521"] {
+            assert!(!deps.iter().any(|d| d == name), "{name}: {deps:?}");
+        }
+    }
+
     #[test]
     fn buildkit_events_does_not_decode_base64() {
         // Undoing the daemon's base64 is docker-build's job; the tracker takes protobuf.

@@ -198,8 +198,10 @@ struct BuildArgs {
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     secrets: Vec<docker_build::Secret>,
     /// An SSH agent for `RUN --mount=type=ssh` (repeatable): `default` (the agent at
-    /// $SSH_AUTH_SOCK) or `ID=SOCKET`, forwarded through a BuildKit session.
-    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    /// $SSH_AUTH_SOCK), `ID=SOCKET`, or `ID=KEY_FILE[,KEY_FILE…]` (unencrypted Ed25519
+    /// OpenSSH private keys, served by an agent of bktrace's own), forwarded through a BuildKit
+    /// session.
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET|ID=KEY_FILE")]
     ssh: Vec<docker_build::SshAgent>,
     /// Write the result instead of building an image, as buildx takes it: `type=local,dest=DIR`
     /// (its files under DIR), `type=tar,dest=FILE` (one archive; `dest=-` for standard output,

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use docker_build::connection::Daemon;
 use workspace_tests::daemon::{base_image, daemon, daemon28, unique_marker};
-use workspace_tests::ssh_agent::Agent;
+use workspace_tests::ssh_agent::{Agent, keygen, openssh_client_tools};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -137,13 +137,122 @@ async fn docker28_ssh_default_forwards_the_agent_at_ssh_auth_sock() {
     ssh_default_forwards_the_agent_at_ssh_auth_sock(daemon).await;
 }
 
+/// `--ssh default=KEY_FILE`: an `ssh-keygen` key served by the session's own agent, used by the
+/// host's OpenSSH client inside the step (busybox has none: `openssh_client_tools` brings
+/// `ssh-add` and `ssh-keygen` with their libraries in a bind mount). `ssh-add -l` lists the key
+/// and `ssh-keygen -Y sign` signs through the agent; the host verifies that signature.
+async fn ssh_key_files_are_served_by_an_agent_of_our_own(daemon: Daemon) {
+    let base = base_image(&daemon).await;
+    let dir = temp_dir("bktrace-ssh-keys");
+    let key = dir.join("id_ed25519");
+    let Some(()) = keygen(&key, "", "bktrace-key@test") else {
+        return;
+    };
+    let Some(loader) = openssh_client_tools(&dir.join("tools")) else {
+        return;
+    };
+    std::fs::copy(dir.join("id_ed25519.pub"), dir.join("tools/id.pub")).unwrap();
+    let run = format!("/tools/{loader} --library-path /tools");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM {base}\n\
+             RUN --mount=type=bind,source=tools,target=/tools --mount=type=ssh \\\n\
+             \x20 echo root:x:0:0::/root:/bin/sh > /etc/passwd && {run} /tools/ssh-add -l \\\n\
+             \x20 && echo signed-by-the-agent > /tmp/m \\\n\
+             \x20 && {run} /tools/ssh-keygen -Y sign -n bktrace -f /tools/id.pub /tmp/m && cat /tmp/m.sig\n"
+        ),
+    )
+    .unwrap();
+    let ssh = format!("default={}", key.display());
+    let output = bktrace_build(&daemon, &dir, &["--no-cache", "--ssh", &ssh], &[]);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // `ssh-add -l` in the step: the key's fingerprint and comment.
+    let fingerprint = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(dir.join("id_ed25519.pub"))
+        .output()
+        .unwrap();
+    let fingerprint = text(&fingerprint.stdout);
+    assert!(fingerprint.contains("bktrace-key@test"), "{fingerprint}");
+    assert!(
+        stdout.contains(fingerprint.trim()),
+        "{fingerprint}\n{stdout}"
+    );
+    // `ssh-keygen -Y sign` in the step: a signature the host verifies with the public key.
+    let signature: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.splitn(3, ' ').nth(2))
+        .skip_while(|line| *line != "-----BEGIN SSH SIGNATURE-----")
+        .take_while(|line| *line != "-----END SSH SIGNATURE-----")
+        .chain(["-----END SSH SIGNATURE-----"])
+        .collect();
+    assert!(signature.len() > 2, "{stdout}");
+    std::fs::write(dir.join("m.sig"), signature.join("\n") + "\n").unwrap();
+    let mut check = Command::new("ssh-keygen")
+        .args(["-Y", "check-novalidate", "-n", "bktrace", "-s"])
+        .arg(dir.join("m.sig"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"signed-by-the-agent\n")
+        .unwrap();
+    let check = check.wait_with_output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+    let private = std::fs::read_to_string(&key).unwrap();
+    let body = private.lines().nth(1).unwrap();
+    assert!(!stdout.contains(body) && !stderr.contains(body));
+
+    // A key with a passphrase is refused before the build, in one line.
+    let encrypted = dir.join("id_encrypted");
+    keygen(&encrypted, "a passphrase", "bktrace-test").unwrap();
+    let ssh = format!("default={}", encrypted.display());
+    let output = bktrace_build(&daemon, &dir, &["--ssh", &ssh], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "error: cannot serve the build's BuildKit session: SSH agent \"default\": {} is encrypted; load it into an ssh-agent (ssh-add) and give its socket\n",
+            encrypted.display()
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker20_ssh_key_files_are_served_by_an_agent_of_our_own() {
+    let Some(daemon) = daemon().await else { return };
+    ssh_key_files_are_served_by_an_agent_of_our_own(daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker28_ssh_key_files_are_served_by_an_agent_of_our_own() {
+    let Some(daemon) = daemon28().await else {
+        return;
+    };
+    ssh_key_files_are_served_by_an_agent_of_our_own(daemon).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_errors_are_one_line() {
     let Some(daemon) = daemon().await else { return };
     let dir = temp_dir("bktrace-session-errors");
     std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
     let key = dir.join("id_ed25519");
-    std::fs::write(&key, "not a socket").unwrap();
+    std::fs::write(&key, "not a key").unwrap();
     let key_arg = format!("github={}", key.display());
     let cases: [(&[&str], String); 2] = [
         (
@@ -153,7 +262,7 @@ async fn session_errors_are_one_line() {
         (
             &["--ssh", &key_arg],
             format!(
-                "error: cannot serve the build's BuildKit session: SSH agent \"github\": {} is not an agent socket; key files are not supported, load the key into an ssh-agent (ssh-add) and give its socket\n",
+                "error: cannot serve the build's BuildKit session: SSH agent \"github\": {} is not an OpenSSH private key\n",
                 key.display()
             ),
         ),

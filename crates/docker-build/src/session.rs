@@ -13,7 +13,7 @@
 //! | `grpc.health.v1.Health/Check` | every 5 s; two failures end the session |
 //! | `moby.buildkit.secrets.v1.Secrets/GetSecret` | a secret's value by id; unknown ids are `NotFound` |
 //! | `moby.sshforward.v1.SSH/CheckAgent` | whether an agent id is forwarded |
-//! | `moby.sshforward.v1.SSH/ForwardAgent` | one connection to the agent's socket, as a byte stream |
+//! | `moby.sshforward.v1.SSH/ForwardAgent` | one connection to the agent's socket (or to the session's own agent serving key files, `session/agent.rs`), as a byte stream |
 //! | `moby.filesync.v1.Auth/Credentials` (and the rest of `Auth`) | registry credentials, from the docker CLI's configuration ([`AuthService`]) |
 //! | `moby.filesync.v1.FileSync/DiffCopy` | the build context and the Dockerfile's folder ([`Session::with_context`]; `session/filesync.rs`) |
 //! | `moby.filesync.v1.FileSend/DiffCopy` | the build's output ([`Output`](crate::Output)): a tar archive, or files under a folder (`filesend.rs`) |
@@ -35,7 +35,9 @@
 //!
 //! A secret's value is read when BuildKit asks for it and goes only into the `GetSecret`
 //! answer: no `Debug` of this crate prints it ([`Secret`],
-//! `GetSecretResponse`), no error message holds it, and nothing here logs.
+//! `GetSecretResponse`), no error message holds it, and nothing here logs. The same holds for
+//! SSH private key files: their keys stay in the in-process agent, whose `Debug` shows only
+//! fingerprints, and errors name the file, never its contents.
 //!
 //! ```no_run
 //! use docker_build::connection::Daemon;
@@ -95,6 +97,7 @@ use crate::connection::{BoxError, Daemon, DockerHost, daemon_message};
 use crate::options::{MAX_SECRET_SIZE, Secret, SecretSource, SshAgent};
 use crate::registry_auth::{AuthService, DockerConfig};
 
+mod agent;
 mod filesync;
 
 use buildkit_proto::session::filesync::file_sync_server::{self, FileSyncServer};
@@ -139,7 +142,7 @@ pub struct Session {
     name: String,
     shared_key: String,
     secrets: HashMap<String, SecretSource>,
-    ssh: HashMap<String, PathBuf>,
+    ssh: HashMap<String, AgentSource>,
     /// Where registry credentials come from; `None`: the docker CLI's configuration, read when
     /// the daemon first asks.
     registry_auth: Option<DockerConfig>,
@@ -203,25 +206,62 @@ pub enum SessionError {
         #[source]
         source: std::io::Error,
     },
-    /// An SSH agent path is not a socket: buildx loads private key files into an agent of its
-    /// own, which this crate does not do.
-    #[error(
-        "SSH agent {id:?}: {} is not an agent socket; key files are not supported, load the key into an ssh-agent (ssh-add) and give its socket",
-        path.display()
-    )]
-    SshKeyFile {
+    /// An SSH agent's private key file cannot be read.
+    #[error("SSH agent {id:?}: cannot read the key file {}", path.display())]
+    SshKeyRead {
         /// The agent's id.
         id: String,
-        /// The path.
+        /// The key file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An SSH agent's key file is not an OpenSSH private key (the message never holds the
+    /// file's contents). The parser's reason is not kept: for a file that is no key at all it
+    /// describes PEM details (e.g. "PEM preamble contains invalid data") that mislead.
+    #[error("SSH agent {id:?}: {} is not an OpenSSH private key", path.display())]
+    SshKeyNotAKey {
+        /// The agent's id.
+        id: String,
+        /// The file.
         path: PathBuf,
     },
-    /// An SSH agent with more than one path.
-    #[error("SSH agent {id:?}: give one agent socket, not {count} paths")]
-    SshPaths {
+    /// An SSH agent's key file is protected by a passphrase: nothing here prompts for it.
+    #[error(
+        "SSH agent {id:?}: {} is encrypted; load it into an ssh-agent (ssh-add) and give its socket",
+        path.display()
+    )]
+    SshKeyEncrypted {
         /// The agent's id.
         id: String,
-        /// How many paths were given.
-        count: usize,
+        /// The key file.
+        path: PathBuf,
+    },
+    /// An SSH agent's key file holds a key other than Ed25519 (the only kind served from a
+    /// file).
+    #[error(
+        "SSH agent {id:?}: {} is an {algorithm} key; key files must be Ed25519, load other keys into an ssh-agent (ssh-add) and give its socket",
+        path.display()
+    )]
+    SshKeyAlgorithm {
+        /// The agent's id.
+        id: String,
+        /// The key file.
+        path: PathBuf,
+        /// The key's algorithm (`ssh-rsa`, `ecdsa-sha2-nistp256`, …).
+        algorithm: String,
+    },
+    /// An agent socket among several paths: one id is one agent socket, or key files only.
+    #[error(
+        "SSH agent {id:?}: {} is an agent socket; give one socket or only private key files",
+        path.display()
+    )]
+    SshSocketAndKeys {
+        /// The agent's id.
+        id: String,
+        /// The socket.
+        path: PathBuf,
     },
     /// The connection to the daemon could not be opened.
     #[error("cannot connect to the Docker daemon at {host}")]
@@ -262,7 +302,8 @@ impl Session {
     ///
     /// Checks what can be checked before the build: every secret file exists and is at most
     /// [`MAX_SECRET_SIZE`], every secret variable is set, every SSH agent is one Unix socket
-    /// (`$SSH_AUTH_SOCK` for an agent without a path). Values are read only when BuildKit asks.
+    /// (`$SSH_AUTH_SOCK` for an agent without a path) or private key files, which are parsed
+    /// here (unencrypted Ed25519 OpenSSH keys). Secret values are read only when BuildKit asks.
     pub fn new(secrets: &[Secret], ssh: &[SshAgent]) -> Result<Self, SessionError> {
         Self::with_env(secrets, ssh, |var| std::env::var_os(var))
     }
@@ -309,28 +350,37 @@ impl Session {
         let mut agents = HashMap::new();
         for agent in ssh {
             let id = agent.id().to_string();
-            let path = match agent.paths() {
+            let paths = match agent.paths() {
                 [] => match env("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) {
-                    Some(path) => PathBuf::from(path),
+                    Some(path) => vec![PathBuf::from(path)],
                     None => return Err(SessionError::NoSshAuthSock { id }),
                 },
-                [path] => path.clone(),
-                paths => {
-                    return Err(SessionError::SshPaths {
+                paths => paths.to_vec(),
+            };
+            let mut sockets = Vec::new();
+            for path in &paths {
+                let metadata = std::fs::metadata(path).map_err(|source| SessionError::SshPath {
+                    id: id.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+                if metadata.file_type().is_socket() {
+                    sockets.push(path.clone());
+                }
+            }
+            let source = match (sockets.as_slice(), paths.len()) {
+                ([socket], 1) => AgentSource::Socket(socket.clone()),
+                ([], _) => AgentSource::Keys(Arc::new(
+                    agent::Keyring::load(&paths).map_err(|e| key_file_error(&id, e))?,
+                )),
+                ([socket, ..], _) => {
+                    return Err(SessionError::SshSocketAndKeys {
                         id,
-                        count: paths.len(),
+                        path: socket.clone(),
                     });
                 }
             };
-            let metadata = std::fs::metadata(&path).map_err(|source| SessionError::SshPath {
-                id: id.clone(),
-                path: path.clone(),
-                source,
-            })?;
-            if !metadata.file_type().is_socket() {
-                return Err(SessionError::SshKeyFile { id, path });
-            }
-            agents.insert(id, path);
+            agents.insert(id, source);
         }
         Ok(Session {
             id: new_id(),
@@ -764,15 +814,40 @@ impl Secrets for SecretStore {
     }
 }
 
+/// The session's error for a key file `agent::Keyring::load` refused.
+fn key_file_error(id: &str, error: agent::KeyFileError) -> SessionError {
+    let id = id.to_string();
+    match error {
+        agent::KeyFileError::Read { path, source } => SessionError::SshKeyRead { id, path, source },
+        agent::KeyFileError::NotAKey { path } => SessionError::SshKeyNotAKey { id, path },
+        agent::KeyFileError::Encrypted { path } => SessionError::SshKeyEncrypted { id, path },
+        agent::KeyFileError::Algorithm { path, algorithm } => SessionError::SshKeyAlgorithm {
+            id,
+            path,
+            algorithm,
+        },
+    }
+}
+
+/// Where an SSH agent id's answers come from.
+#[derive(Debug, Clone)]
+enum AgentSource {
+    /// An agent listening on this Unix socket (`ssh-agent`).
+    Socket(PathBuf),
+    /// The session's own agent serving these private keys (`--ssh ID=KEY_FILE`).
+    Keys(Arc<agent::Keyring>),
+}
+
 /// `moby.sshforward.v1.SSH`: each `ForwardAgent` call is one new connection to the agent's
-/// socket, its bytes copied both ways until either side ends or the session closes.
+/// socket (or to the in-process agent, through a socket pair), its bytes copied both ways until
+/// either side ends or the session closes.
 struct SshForwarder {
-    agents: HashMap<String, PathBuf>,
+    agents: HashMap<String, AgentSource>,
     tasks: Tasks,
 }
 
 impl SshForwarder {
-    fn agent(&self, id: &str) -> Result<&PathBuf, tonic::Status> {
+    fn agent(&self, id: &str) -> Result<&AgentSource, tonic::Status> {
         let id = if id.is_empty() { DEFAULT_ID } else { id };
         self.agents
             .get(id)
@@ -802,13 +877,21 @@ impl Ssh for SshForwarder {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let path = self.agent(&id)?;
-        let socket = UnixStream::connect(path).await.map_err(|e| {
-            tonic::Status::unavailable(format!(
-                "cannot connect to the SSH agent at {}: {e}",
-                path.display()
-            ))
-        })?;
+        let socket = match self.agent(&id)? {
+            AgentSource::Socket(path) => UnixStream::connect(path).await.map_err(|e| {
+                tonic::Status::unavailable(format!(
+                    "cannot connect to the SSH agent at {}: {e}",
+                    path.display()
+                ))
+            })?,
+            AgentSource::Keys(keyring) => {
+                let (ours, agent_end) = UnixStream::pair().map_err(|e| {
+                    tonic::Status::unavailable(format!("cannot start the SSH agent: {e}"))
+                })?;
+                self.tasks.spawn(agent::serve(keyring.clone(), agent_end));
+                ours
+            }
+        };
         let (read, mut write) = socket.into_split();
         let mut incoming = request.into_inner();
         self.tasks.spawn(async move {

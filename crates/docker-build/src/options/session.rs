@@ -264,7 +264,8 @@ pub(super) fn csv_fields(record: &str) -> Option<Vec<String>> {
 }
 
 /// An SSH agent a build can use with `RUN --mount=type=ssh[,id=ID]`: the agent's socket is
-/// forwarded through the build's BuildKit session.
+/// forwarded through the build's BuildKit session, or, given private key files (as buildx
+/// takes them), the session serves those keys with an SSH agent of its own.
 ///
 /// [`SshAgent::default()`] is buildx's `--ssh default`: the agent at `$SSH_AUTH_SOCK`, looked up
 /// when the session starts.
@@ -316,9 +317,19 @@ impl SshAgent {
         &self.id
     }
 
-    /// The paths given (empty: `$SSH_AUTH_SOCK`). The session accepts exactly one agent
-    /// socket; buildx also takes private key files here, which this crate refuses when the
-    /// session starts.
+    /// The agent `id` serving the (unencrypted, Ed25519) OpenSSH private key files `paths`.
+    pub fn keys(
+        id: impl Into<String>,
+        paths: impl IntoIterator<Item = impl Into<PathBuf>>,
+    ) -> Self {
+        SshAgent {
+            id: id.into(),
+            paths: paths.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The paths given (empty: `$SSH_AUTH_SOCK`): one agent socket, or private key files (an
+    /// in-process agent serves all their keys). The session checks them when it is set up.
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
     }

@@ -453,6 +453,73 @@ async fn an_ssh_agent_is_forwarded_and_dropping_the_session_ends_every_task() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test]
+async fn key_files_are_served_by_an_in_process_agent() {
+    use ssh_key::private::{Ed25519Keypair, KeypairData};
+    let dir = temp_dir("ssh-keys");
+    let mut paths = Vec::new();
+    let mut keys = Vec::new();
+    for (seed, comment) in [(3u8, "first@test"), (4, "second@test")] {
+        let key = ssh_key::PrivateKey::new(
+            KeypairData::Ed25519(Ed25519Keypair::from_seed(&[seed; 32])),
+            comment,
+        )
+        .unwrap();
+        let path = dir.join(format!("id_{seed}"));
+        std::fs::write(
+            &path,
+            key.to_openssh(ssh_key::LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        paths.push(path.display().to_string());
+        keys.push(key);
+    }
+    let spec: SshAgent = format!("keys={}", paths.join(",")).parse().unwrap();
+    let session = session(&[], &[spec]);
+    // The session's Debug shows fingerprints, never key material.
+    let debug = format!("{session:?}");
+    assert!(
+        debug.contains(&keys[0].fingerprint(ssh_key::HashAlg::Sha256).to_string()),
+        "{debug}"
+    );
+    let (active, fake) = start(session).await;
+    let mut client = SshClient::with_origin(fake.channel.unwrap(), origin());
+    client
+        .check_agent(CheckAgentRequest { id: "keys".into() })
+        .await
+        .unwrap();
+
+    // SSH_AGENTC_REQUEST_IDENTITIES, split over two messages as a stream may be.
+    let (_keep_open, requests) = open_stream(vec![b"\0\0\0", b"\x01\x0b"]);
+    let mut request = tonic::Request::new(requests);
+    request
+        .metadata_mut()
+        .insert(KEY_SSH_ID, "keys".parse().unwrap());
+    let mut answers = within("ForwardAgent", client.forward_agent(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answer = Vec::new();
+    let mut expected = vec![agent::IDENTITIES_ANSWER];
+    agent::put_u32(&mut expected, 2);
+    for key in &keys {
+        agent::put_string(&mut expected, &key.public_key().to_bytes().unwrap());
+        agent::put_string(&mut expected, key.comment().as_bytes());
+    }
+    while answer.len() < expected.len() + 4 {
+        let message = within("the agent's answer", answers.message())
+            .await
+            .unwrap()
+            .expect("the stream stays open");
+        answer.extend_from_slice(&message.data);
+    }
+    let mut framed = Vec::new();
+    agent::put_string(&mut framed, &expected);
+    assert_eq!(answer, framed);
+    drop(active);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn setup_errors_name_the_secret_or_agent_and_never_a_value() {
     let dir = temp_dir("setup");
@@ -461,6 +528,8 @@ fn setup_errors_name_the_secret_or_agent_and_never_a_value() {
     std::fs::write(&big, vec![b'x'; MAX_SECRET_SIZE as usize + 1]).unwrap();
     let key = dir.join("id_ed25519");
     std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+    let socket = dir.join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     let env = |var: &str| (var == "SET").then(|| OsString::from("s3cr3t-value"));
 
     let cases: Vec<(Vec<Secret>, Vec<SshAgent>, String)> = vec![
@@ -497,8 +566,20 @@ fn setup_errors_name_the_secret_or_agent_and_never_a_value() {
             vec![],
             vec![SshAgent::socket("k", &key)],
             format!(
-                "SSH agent \"k\": {} is not an agent socket; key files are not supported, load the key into an ssh-agent (ssh-add) and give its socket",
+                "SSH agent \"k\": {} is not an OpenSSH private key",
                 key.display()
+            ),
+        ),
+        (
+            vec![],
+            vec![
+                format!("mixed={},{}", key.display(), socket.display())
+                    .parse()
+                    .unwrap(),
+            ],
+            format!(
+                "SSH agent \"mixed\": {} is an agent socket; give one socket or only private key files",
+                socket.display()
             ),
         ),
         (
@@ -508,8 +589,12 @@ fn setup_errors_name_the_secret_or_agent_and_never_a_value() {
         ),
         (
             vec![],
-            vec!["two=/a,/b".parse().unwrap()],
-            "SSH agent \"two\": give one agent socket, not 2 paths".into(),
+            vec![
+                format!("two={},{}", key.display(), missing.display())
+                    .parse()
+                    .unwrap(),
+            ],
+            format!("SSH agent \"two\": cannot use {}", missing.display()),
         ),
         (
             vec![],
